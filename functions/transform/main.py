@@ -1,0 +1,16 @@
+"""Cloud Function `transform`: raw responses into typed Parquet datasets.
+
+Triggered by every `google.cloud.storage.object.v1.finalized` event of the data bucket (Eventarc
+cannot filter by prefix); acts only on `extract/snapshot_date=.../_manifest.json` and ignores every
+other object by name, without reading it.
+"""
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from spotify_pipeline.entrypoints import handle_object
+
+
+@functions_framework.cloud_event
+def transform(cloud_event: CloudEvent) -> None:
+    handle_object("transform", cloud_event)

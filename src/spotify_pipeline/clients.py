@@ -1,0 +1,49 @@
+"""Official Google clients, configured exactly as in production.
+
+The standard emulator variables (``STORAGE_EMULATOR_HOST``, ``BIGQUERY_EMULATOR_HOST``,
+``PUBSUB_EMULATOR_HOST``) are the only switch between the cloud and the local stack.
+The storage and Pub/Sub clients read theirs themselves; BigQuery needs its endpoint and
+anonymous credentials passed in, which is done here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery, pubsub_v1, storage
+
+
+def storage_client(project: str, env: Mapping[str, str]) -> storage.Client:
+    from google.cloud import storage
+
+    if env.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project=project, credentials=AnonymousCredentials())
+    return storage.Client(project=project)
+
+
+def bigquery_client(project: str, location: str, env: Mapping[str, str]) -> bigquery.Client:
+    from google.cloud import bigquery
+
+    host = env.get("BIGQUERY_EMULATOR_HOST", "").strip()
+    if host:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        endpoint = host if host.startswith("http") else f"http://{host}"
+        return bigquery.Client(
+            project=project,
+            location=location,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=endpoint),
+        )
+    return bigquery.Client(project=project, location=location)
+
+
+def publisher_client() -> pubsub_v1.PublisherClient:
+    from google.cloud import pubsub_v1
+
+    return pubsub_v1.PublisherClient()

@@ -1,0 +1,154 @@
+"""Settings, read once at the edge (entry points, CLI) and injected everywhere else.
+
+Precedence, highest first: a field of the run's Pub/Sub message (markets, snapshot date,
+playlist ids), then an environment variable, then the default below. Nothing under
+``spotify_pipeline`` reads ``os.environ`` except :meth:`Settings.from_env`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_MARKETS: tuple[str, ...] = ("GLOBAL", "BR", "KR")
+
+# The editorial "Top 50" playlists the seed used. Spotify answers 404 for these to apps
+# created after Nov 2024 without extended quota; any playlist id can replace them.
+DEFAULT_PLAYLISTS: dict[str, str] = {
+    "GLOBAL": "37i9dQZEVXbNG2KDcFcKOF",
+    "BR": "37i9dQZEVXbMXbN3EUUhlg",
+    "KR": "37i9dQZEVXbNxXF4SkHj9F",
+}
+
+MARKET_RE = re.compile(r"^(GLOBAL|[A-Z]{2})$")
+
+
+class ConfigError(ValueError):
+    """A configuration value is unusable; the message names the variable and what to do."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise ConfigError(f"environment variable {name}={value} must be >= {minimum}")
+    return value
+
+
+def parse_markets(raw: str | list[str] | tuple[str, ...], origin: str) -> tuple[str, ...]:
+    """Normalise ``GLOBAL, br`` to ``("GLOBAL", "BR")``; ``origin`` names the field for errors."""
+    items = [m.strip() for m in raw.split(",")] if isinstance(raw, str) else list(raw)
+    markets: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigError(f"{origin}: market {item!r} is not a string")
+        code = item.strip().upper()
+        if not MARKET_RE.match(code):
+            raise ConfigError(
+                f"{origin}: market {item!r} is neither GLOBAL nor an ISO 3166-1 alpha-2 code (e.g. BR, KR)"
+            )
+        if code not in markets:
+            markets.append(code)
+    if not markets:
+        raise ConfigError(f"{origin}: at least one market is required")
+    return tuple(markets)
+
+
+def parse_playlists(raw: str, origin: str) -> dict[str, str]:
+    """``GLOBAL=id,BR=id`` or a JSON object ``{"GLOBAL": "id"}``."""
+    raw = raw.strip()
+    if not raw:
+        return {}
+    pairs: dict[str, str]
+    if raw.startswith("{"):
+        try:
+            loaded = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{origin}: not valid JSON ({exc})") from None
+        if not isinstance(loaded, dict) or not all(isinstance(v, str) for v in loaded.values()):
+            raise ConfigError(f"{origin}: expected a JSON object of market to playlist id")
+        pairs = {str(k): v for k, v in loaded.items()}
+    else:
+        pairs = {}
+        for part in raw.split(","):
+            market, sep, pid = part.partition("=")
+            if not sep or not pid.strip():
+                raise ConfigError(f"{origin}: {part!r} is not MARKET=PLAYLIST_ID")
+            pairs[market] = pid.strip()
+    return {parse_markets([m], origin)[0]: pid for m, pid in pairs.items()}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a stage needs to know about its environment."""
+
+    project: str = "local-project"
+    bucket: str = "spotify-pipeline-local"
+    dataset: str = "spotify_charts"
+    bq_location: str = "US"
+    markets: tuple[str, ...] = DEFAULT_MARKETS
+    playlists: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PLAYLISTS))
+    spotify_client_id: str = ""
+    spotify_client_secret: str = field(default="", repr=False)
+    spotify_api_base: str = "https://api.spotify.com/v1/"
+    spotify_token_url: str = "https://accounts.spotify.com/api/token"
+    spotify_timeout_seconds: int = 10
+    max_event_age_seconds: int = 6 * 3600
+    n_clusters: int = 5
+    random_state: int = 42
+    top_k: int = 100
+    all_pairs_max_tracks: int = 2000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        playlists = dict(DEFAULT_PLAYLISTS)
+        playlists.update(parse_playlists(env.get("PIPELINE_PLAYLISTS", ""), "PIPELINE_PLAYLISTS"))
+        api_base = env.get("SPOTIFY_API_BASE", "").strip() or cls.spotify_api_base
+        return cls(
+            project=env.get("GOOGLE_CLOUD_PROJECT", "").strip() or cls.project,
+            bucket=env.get("PIPELINE_BUCKET", "").strip() or cls.bucket,
+            dataset=env.get("PIPELINE_DATASET", "").strip() or cls.dataset,
+            bq_location=env.get("PIPELINE_BQ_LOCATION", "").strip() or cls.bq_location,
+            markets=parse_markets(env["PIPELINE_MARKETS"], "PIPELINE_MARKETS")
+            if env.get("PIPELINE_MARKETS", "").strip()
+            else DEFAULT_MARKETS,
+            playlists=playlists,
+            spotify_client_id=env.get("SPOTIFY_CLIENT_ID", "").strip(),
+            spotify_client_secret=env.get("SPOTIFY_CLIENT_SECRET", "").strip(),
+            spotify_api_base=api_base if api_base.endswith("/") else api_base + "/",
+            spotify_token_url=env.get("SPOTIFY_TOKEN_URL", "").strip() or cls.spotify_token_url,
+            spotify_timeout_seconds=_int(env, "SPOTIFY_TIMEOUT_SECONDS", cls.spotify_timeout_seconds, 1),
+            max_event_age_seconds=_int(env, "PIPELINE_MAX_EVENT_AGE_SECONDS", cls.max_event_age_seconds, 60),
+            n_clusters=_int(env, "PIPELINE_CLUSTERS", cls.n_clusters, 1),
+            random_state=_int(env, "PIPELINE_RANDOM_STATE", cls.random_state),
+            top_k=_int(env, "PIPELINE_TOP_K", cls.top_k, 1),
+            all_pairs_max_tracks=_int(env, "PIPELINE_ALL_PAIRS_MAX_TRACKS", cls.all_pairs_max_tracks, 2),
+        )
+
+
+# Documented in README's configuration table; infra/ and a test cross-check these names.
+ENVIRONMENT_VARIABLES: dict[str, str] = {
+    "GOOGLE_CLOUD_PROJECT": "Project of the bucket, dataset and topic.",
+    "PIPELINE_BUCKET": "Data bucket (raw, clean and model objects).",
+    "PIPELINE_DATASET": "BigQuery dataset of the tables and views.",
+    "PIPELINE_BQ_LOCATION": "BigQuery location for load and query jobs.",
+    "PIPELINE_MARKETS": "Default markets, comma separated (GLOBAL or ISO 3166-1 alpha-2).",
+    "PIPELINE_PLAYLISTS": "Chart playlist per market, MARKET=ID,... or JSON; overrides the Top 50 ids.",
+    "SPOTIFY_CLIENT_ID": "Spotify app client id (Secret Manager in the cloud).",
+    "SPOTIFY_CLIENT_SECRET": "Spotify app client secret (Secret Manager in the cloud).",
+    "SPOTIFY_API_BASE": "Web API base URL; the local stack points it at the stand-in.",
+    "SPOTIFY_TOKEN_URL": "Client-credentials token endpoint.",
+    "SPOTIFY_TIMEOUT_SECONDS": "Per-request timeout for Spotify calls.",
+    "PIPELINE_MAX_EVENT_AGE_SECONDS": "Events older than this are acknowledged and dropped, ending retries.",
+    "PIPELINE_CLUSTERS": "KMeans clusters.",
+    "PIPELINE_RANDOM_STATE": "KMeans seed.",
+    "PIPELINE_TOP_K": "Neighbours per track when a snapshot has more tracks than the all-pairs limit.",
+    "PIPELINE_ALL_PAIRS_MAX_TRACKS": "Up to this many tracks, every pair is written (the seed's output).",
+}

@@ -1,0 +1,193 @@
+"""Parsing of the two kinds of events the functions receive.
+
+* the run request: a Pub/Sub message (JSON) published by Cloud Scheduler, an operator or
+  ``spotify-pipeline run``, delivered to extract as a ``messagePublished`` CloudEvent;
+* a Cloud Storage ``object.v1.finalized`` CloudEvent, delivered to transform, recommend and load.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from spotify_pipeline.config import ConfigError, Settings, parse_markets, parse_playlists
+
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+PLAYLIST_ID_RE = re.compile(r"^[A-Za-z0-9]{22}$")
+CHART_SOURCES = ("spotify-playlist",)
+FEATURE_PROVIDERS = ("spotify",)
+RUN_REQUEST_FIELDS = ("snapshot_date", "markets", "run_id", "playlists", "chart_source", "feature_providers")
+
+
+class InvalidEvent(ValueError):
+    """A permanent problem with an event: retrying cannot fix it, so it is acknowledged.
+
+    The message always names the object, the field and the value at fault.
+    """
+
+    def __init__(self, where: str, field_name: str, value: object, reason: str) -> None:
+        self.where, self.field, self.value, self.reason = where, field_name, value, reason
+        super().__init__(f"{where}: field {field_name!r} = {value!r}: {reason}")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What one run should do. Every field of the message is optional."""
+
+    snapshot_date: date
+    markets: tuple[str, ...]
+    run_id: str
+    playlists: Mapping[str, str] = field(default_factory=dict)
+    chart_source: str = "spotify-playlist"
+    feature_providers: tuple[str, ...] = ("spotify",)
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "snapshot_date": self.snapshot_date.isoformat(),
+            "markets": list(self.markets),
+            "run_id": self.run_id,
+            "playlists": dict(self.playlists),
+            "chart_source": self.chart_source,
+            "feature_providers": list(self.feature_providers),
+        }
+
+
+def parse_iso_date(value: object, where: str, field_name: str) -> date:
+    if not isinstance(value, str):
+        raise InvalidEvent(where, field_name, value, "expected an ISO date string YYYY-MM-DD")
+    try:
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or len(value) != 10:
+        raise InvalidEvent(where, field_name, value, "expected an ISO date YYYY-MM-DD, e.g. 2026-11-23")
+    return parsed
+
+
+def parse_run_request(
+    payload: Mapping[str, Any],
+    settings: Settings,
+    *,
+    default_run_id: str,
+    today: date | None = None,
+    where: str = "run request",
+) -> RunRequest:
+    """Validate a run request; defaults come from ``settings`` (message > env > default)."""
+    unknown = sorted(set(payload) - set(RUN_REQUEST_FIELDS))
+    if unknown:
+        raise InvalidEvent(where, unknown[0], payload[unknown[0]], f"unknown field; allowed: {', '.join(RUN_REQUEST_FIELDS)}")
+
+    snapshot = (
+        parse_iso_date(payload["snapshot_date"], where, "snapshot_date")
+        if payload.get("snapshot_date") is not None
+        else (today or datetime.now(UTC).date())
+    )
+
+    markets = settings.markets
+    if payload.get("markets") is not None:
+        raw_markets = payload["markets"]
+        if not isinstance(raw_markets, str | list):
+            raise InvalidEvent(where, "markets", raw_markets, "expected a list such as [\"GLOBAL\", \"BR\"]")
+        try:
+            markets = parse_markets(raw_markets, f"{where}: markets")
+        except ConfigError as exc:
+            raise InvalidEvent(where, "markets", raw_markets, str(exc).split(": ", 2)[-1]) from None
+
+    run_id = payload.get("run_id") or default_run_id
+    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+        raise InvalidEvent(where, "run_id", run_id, "expected 1-64 characters of A-Z a-z 0-9 _ -")
+
+    playlists: dict[str, str] = dict(settings.playlists)
+    if payload.get("playlists") is not None:
+        raw_pl = payload["playlists"]
+        if not isinstance(raw_pl, dict):
+            raise InvalidEvent(where, "playlists", raw_pl, "expected an object of market to playlist id")
+        try:
+            playlists.update(parse_playlists(json.dumps(raw_pl), f"{where}: playlists"))
+        except ConfigError as exc:
+            raise InvalidEvent(where, "playlists", raw_pl, str(exc)) from None
+    for market in markets:
+        pid = playlists.get(market)
+        if pid is None:
+            raise InvalidEvent(where, "markets", market, "no chart playlist configured for this market; "
+                               "add it to the message's `playlists` or PIPELINE_PLAYLISTS")
+        if not PLAYLIST_ID_RE.match(pid):
+            raise InvalidEvent(where, f"playlists.{market}", pid, "expected a 22-character Spotify playlist id")
+
+    chart_source = payload.get("chart_source") or "spotify-playlist"
+    if chart_source not in CHART_SOURCES:
+        raise InvalidEvent(where, "chart_source", chart_source, f"supported: {', '.join(CHART_SOURCES)}")
+    providers_raw = payload.get("feature_providers") or ["spotify"]
+    if not isinstance(providers_raw, list) or not all(p in FEATURE_PROVIDERS for p in providers_raw):
+        raise InvalidEvent(where, "feature_providers", providers_raw, f"supported: {', '.join(FEATURE_PROVIDERS)}")
+
+    return RunRequest(
+        snapshot_date=snapshot,
+        markets=markets,
+        run_id=run_id,
+        playlists={m: playlists[m] for m in markets},
+        chart_source=chart_source,
+        feature_providers=tuple(providers_raw),
+    )
+
+
+def decode_pubsub_payload(data: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
+    """The JSON object inside a ``messagePublished`` CloudEvent's ``message.data``."""
+    message = (data or {}).get("message")
+    if not isinstance(message, Mapping):
+        raise InvalidEvent(where, "message", message, "not a Pub/Sub messagePublished event")
+    encoded = message.get("data") or ""
+    try:
+        text = base64.b64decode(encoded, validate=True).decode("utf-8") if encoded else ""
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidEvent(where, "message.data", str(encoded)[:80], "not base64-encoded UTF-8") from None
+    if not text.strip():
+        return {}
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidEvent(where, "message.data", text[:200], f"not JSON ({exc.msg})") from None
+    if not isinstance(payload, dict):
+        raise InvalidEvent(where, "message.data", text[:200], "expected a JSON object")
+    return payload
+
+
+@dataclass(frozen=True)
+class StorageObject:
+    """The object a ``google.cloud.storage.object.v1.finalized`` event is about."""
+
+    bucket: str
+    name: str
+    generation: int
+    event_time: datetime | None
+
+    @property
+    def uri(self) -> str:
+        return f"gs://{self.bucket}/{self.name}#{self.generation}"
+
+
+def parse_storage_event(data: Mapping[str, Any] | None, event_time: str | None) -> StorageObject:
+    where = "storage event"
+    data = data or {}
+    bucket, name, generation = data.get("bucket"), data.get("name"), data.get("generation")
+    if not isinstance(bucket, str) or not bucket:
+        raise InvalidEvent(where, "bucket", bucket, "missing")
+    if not isinstance(name, str) or not name:
+        raise InvalidEvent(where, "name", name, "missing")
+    try:
+        gen = int(str(generation))
+    except ValueError:
+        raise InvalidEvent(f"gs://{bucket}/{name}", "generation", generation, "not an integer") from None
+    when: datetime | None = None
+    if event_time:
+        try:
+            when = datetime.fromisoformat(event_time.replace("Z", "+00:00"))
+        except ValueError:
+            when = None
+    return StorageObject(bucket=bucket, name=name, generation=gen, event_time=when)

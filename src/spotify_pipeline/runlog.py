@@ -1,0 +1,60 @@
+"""``pipeline_runs``: one row per stage execution, streamed into BigQuery."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+log = logging.getLogger(__name__)
+Status = Literal["succeeded", "failed", "skipped"]
+
+
+@dataclass
+class StageRun:
+    run_id: str
+    stage: str
+    started_at: datetime
+    snapshot_date: date | None = None
+    trigger: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def row(self, status: Status, finished_at: datetime, row_counts: dict[str, int] | None = None,
+            error: str | None = None) -> dict[str, object]:
+        counts = row_counts or {}
+        return {
+            "run_id": self.run_id,
+            "snapshot_date": self.snapshot_date.isoformat() if self.snapshot_date else None,
+            "stage": self.stage,
+            "status": status,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": finished_at.isoformat(),
+            "duration_seconds": round((finished_at - self.started_at).total_seconds(), 3),
+            "rows": sum(counts.values()) if counts else None,
+            "row_counts": json.dumps(counts, sort_keys=True) if counts else None,
+            "chart_source": self.sources.get("chart_source"),
+            "feature_source": self.sources.get("feature_source"),
+            "trigger": self.trigger,
+            "error": error,
+        }
+
+
+class RunLog:
+    def __init__(self, client: bigquery.Client, table_id: str) -> None:
+        self._client = client
+        self.table_id = table_id
+
+    def record(self, row: dict[str, object]) -> None:
+        # The record must not turn a finished stage into a retried one: failures to write it are logged only.
+        try:
+            errors = self._client.insert_rows_json(self.table_id, [row])
+        except Exception as exc:
+            log.error("could not record stage run in %s: %s", self.table_id, exc)
+            return
+        if errors:
+            log.error("could not record stage run in %s: %s", self.table_id, errors)

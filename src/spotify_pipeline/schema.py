@@ -1,0 +1,112 @@
+"""The one source of truth for table schemas: ``schemas/tables.json``.
+
+Terraform reads the same file (``jsondecode(file(...))``), the loader builds its
+BigQuery schemas from it, and transform/recommend build their Parquet schemas from it,
+so a column can only be added in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # heavy imports stay out of extract's cold start
+    import pyarrow as pa
+    from google.cloud import bigquery
+
+LoadMode = Literal["replace_partition", "append"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    mode: str
+    description: str
+
+    @property
+    def required(self) -> bool:
+        return self.mode == "REQUIRED"
+
+    @property
+    def repeated(self) -> bool:
+        return self.mode == "REPEATED"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    description: str
+    partition_field: str
+    clustering: tuple[str, ...]
+    load: LoadMode
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def bigquery_schema(self) -> list[bigquery.SchemaField]:
+        from google.cloud import bigquery
+
+        return [
+            bigquery.SchemaField(c.name, c.type, mode=c.mode, description=c.description or None)
+            for c in self.columns
+        ]
+
+    def arrow_schema(self) -> pa.Schema:
+        import pyarrow as pa
+
+        fields = []
+        for c in self.columns:
+            typ = _arrow_type(c.type)
+            if c.repeated:
+                # BigQuery's list inference reads `list<element>`; the element is never null.
+                typ = pa.list_(pa.field("element", typ, nullable=False))
+            fields.append(pa.field(c.name, typ, nullable=not c.required))
+        return pa.schema(fields)
+
+
+def _arrow_type(bq_type: str) -> pa.DataType:
+    import pyarrow as pa
+
+    mapping: dict[str, pa.DataType] = {
+        "STRING": pa.string(),
+        "INT64": pa.int64(),
+        "FLOAT64": pa.float64(),
+        "BOOL": pa.bool_(),
+        "DATE": pa.date32(),
+        "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+    }
+    try:
+        return mapping[bq_type]
+    except KeyError:
+        raise ValueError(f"schemas/tables.json: unsupported column type {bq_type!r}") from None
+
+
+@cache
+def tables() -> dict[str, TableSpec]:
+    raw: dict[str, Any] = json.loads(
+        resources.files("spotify_pipeline").joinpath("schemas/tables.json").read_text("utf-8")
+    )
+    out: dict[str, TableSpec] = {}
+    for name, t in raw["tables"].items():
+        out[name] = TableSpec(
+            name=name,
+            description=t["description"],
+            partition_field=t["partition_field"],
+            clustering=tuple(t["clustering"]),
+            load=t["load"],
+            columns=tuple(Column(c["name"], c["type"], c["mode"], c.get("description", "")) for c in t["columns"]),
+        )
+    return out
+
+
+def table(name: str) -> TableSpec:
+    try:
+        return tables()[name]
+    except KeyError:
+        raise KeyError(f"unknown table {name!r}; known: {', '.join(sorted(tables()))}") from None
