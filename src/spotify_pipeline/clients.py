@@ -18,10 +18,13 @@ if TYPE_CHECKING:
 def storage_client(project: str, env: Mapping[str, str]) -> storage.Client:
     from google.cloud import storage
 
-    if env.get("STORAGE_EMULATOR_HOST"):
+    host = env.get("STORAGE_EMULATOR_HOST", "").strip()
+    if host:
         from google.auth.credentials import AnonymousCredentials
 
-        return storage.Client(project=project, credentials=AnonymousCredentials())
+        # Passed explicitly too, so a mapping other than os.environ (the CLI's target) is honoured.
+        return storage.Client(project=project, credentials=AnonymousCredentials(),
+                              client_options={"api_endpoint": host})
     return storage.Client(project=project)
 
 

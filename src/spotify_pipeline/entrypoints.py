@@ -108,7 +108,7 @@ def _finish(rt: Runtime, run: StageRun, fn: Callable[[], dict[str, int]]) -> Non
         return
     except Exception as exc:
         log.exception("%s failed; the event will be redelivered: %s", run.stage, exc, extra={"fields": fields})
-        rt.runlog.record(run.row("failed", rt.now(), error=f"{type(exc).__name__}: {exc}"))
+        rt.runlog.record(run.row("retrying", rt.now(), error=f"{type(exc).__name__}: {exc}"))
         raise
     log.info("%s succeeded: %s", run.stage, counts, extra={"fields": {**fields, "row_counts": counts}})
     rt.runlog.record(run.row("succeeded", rt.now(), counts))

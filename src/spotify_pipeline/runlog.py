@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from google.cloud import bigquery
 
 log = logging.getLogger(__name__)
-Status = Literal["succeeded", "failed", "skipped"]
+Status = Literal["succeeded", "failed", "retrying"]
 
 
 @dataclass

@@ -48,8 +48,10 @@ class SpotifyApi:
             cache_handler=MemoryCacheHandler(),
             requests_timeout=settings.spotify_timeout_seconds,
         )
+        # A plain Session has no urllib3 Retry adapter: every status reaches _call with its headers.
         self._sp = spotipy.Spotify(
-            auth_manager=auth, retries=0, status_retries=0, requests_timeout=settings.spotify_timeout_seconds
+            auth_manager=auth, requests_session=requests.Session(), retries=0, status_retries=0,
+            requests_timeout=settings.spotify_timeout_seconds,
         )
         self._sp.prefix = settings.spotify_api_base
         self._max_attempts = max_attempts

@@ -108,6 +108,12 @@ def create_app(catalogue: Catalogue, client_id: str, client_secret: str, *,
     def bad_method(_: Exception) -> Response:
         return api_error(405, "Method not allowed")
 
+    def oauth_error(error: str, description: str) -> Response:
+        # The accounts service uses the flat OAuth 2.0 error shape, not the Web API's nested one.
+        resp = jsonify({"error": error, "error_description": description})
+        resp.status_code = 400
+        return resp
+
     @app.post("/api/token", endpoint="token")
     def token() -> Response:
         # The accounts service accepts credentials as HTTP Basic auth or as form fields.
@@ -115,12 +121,10 @@ def create_app(catalogue: Catalogue, client_id: str, client_secret: str, *,
         cid = basic.username if basic and basic.type == "basic" else request.form.get("client_id")
         secret = basic.password if basic and basic.type == "basic" else request.form.get("client_secret")
         if request.form.get("grant_type") != "client_credentials":
-            body = {"error": "unsupported_grant_type", "error_description": "grant_type parameter is missing"}
-            return Response(app.json.dumps(body), 400, mimetype="application/json")
+            return oauth_error("unsupported_grant_type", "grant_type parameter is missing")
         given, expected = f"{cid}:{secret}".encode(), f"{client_id}:{client_secret}".encode()
         if cid is None or secret is None or not secrets.compare_digest(given, expected):
-            body = {"error": "invalid_client", "error_description": "Invalid client"}
-            return Response(app.json.dumps(body), 400, mimetype="application/json")
+            return oauth_error("invalid_client", "Invalid client")
         access = "BQ" + secrets.token_urlsafe(48)
         with state.lock:
             state.tokens[access] = time.monotonic() + TOKEN_TTL_S

@@ -1,0 +1,256 @@
+"""``spotify-pipeline``: run, query and package the pipeline; bring the local stack up and down.
+
+Target selection for ``run`` and ``query``: the local stack when its state folder says it is
+(or was) up; otherwise Google Cloud, configured by the environment (GOOGLE_CLOUD_PROJECT,
+PIPELINE_DATASET, PIPELINE_TICKS_TOPIC), exactly as the functions are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from spotify_pipeline.config import ConfigError, Settings
+
+
+def _stack_root(args: argparse.Namespace) -> Path:
+    from spotify_pipeline.stack.local import default_root
+
+    return Path(args.stack_dir).resolve() if args.stack_dir else default_root()
+
+
+def _use_env(env: Mapping[str, str]) -> None:
+    # The Google clients read the emulator variables from the process environment.
+    os.environ.update(env)
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from spotify_pipeline.stack import local
+
+    root = _stack_root(args)
+    if args.action == "up":
+        print("starting the local stack:", flush=True)
+        local.up(root, Path.cwd(), use_pubsub=not args.no_pubsub)
+    elif args.action == "down":
+        local.down(root, wipe=args.wipe)
+    else:
+        state = local.StackState.load(root)
+        if state is None:
+            print(f"no stack in {root}")
+            return 1
+        for name, pid in state.pids.items():
+            from spotify_pipeline.stack.processes import alive
+
+            print(f"{name:<12} pid {pid:<8} {'running' if alive(pid) else 'STOPPED'}  port {state.ports.get(name)}")
+    return 0
+
+
+def _target_env(args: argparse.Namespace) -> tuple[dict[str, str], Any]:
+    """Environment of the target (stack or cloud) and the stack state, if local."""
+    from spotify_pipeline.stack.local import StackState
+
+    state = StackState.load(_stack_root(args))
+    if state is not None and state.running():
+        return {**os.environ, **state.env()}, state
+    if os.environ.get("PIPELINE_TICKS_TOPIC") and os.environ.get("GOOGLE_CLOUD_PROJECT"):
+        return dict(os.environ), None
+    raise SystemExit("the local stack is not up: run `spotify-pipeline stack up` (or `make demo`), "
+                     "or set GOOGLE_CLOUD_PROJECT and PIPELINE_TICKS_TOPIC to run in Google Cloud")
+
+
+def publish_tick(env: Mapping[str, str], state: Any, message: dict[str, Any]) -> str:
+    """Publish a run request as Cloud Scheduler would; without Pub/Sub, post the CloudEvent to extract."""
+    data = json.dumps(message).encode()
+    if state is None or state.pubsub:
+        from google.cloud import pubsub_v1
+
+        publisher = pubsub_v1.PublisherClient()
+        topic = publisher.topic_path(env["GOOGLE_CLOUD_PROJECT"], env.get("PIPELINE_TICKS_TOPIC", "spotify-pipeline-ticks"))
+        return str(publisher.publish(topic, data).result(timeout=30))
+    import requests
+    from cloudevents.conversion import to_binary
+    from cloudevents.http import CloudEvent
+
+    message_id = str(int(time.time() * 1000))
+    event = CloudEvent({"type": "google.cloud.pubsub.topic.v1.messagePublished",
+                        "source": f"//pubsub.googleapis.com/projects/{env['GOOGLE_CLOUD_PROJECT']}/topics/ticks",
+                        "id": message_id},
+                       {"message": {"data": base64.b64encode(data).decode(), "messageId": message_id,
+                                    "publishTime": datetime.now(UTC).isoformat()},
+                        "subscription": "direct"})
+    headers, body = to_binary(event)
+    requests.post(state.url("extract") + "/", headers=headers, data=body, timeout=600)
+    return message_id
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from spotify_pipeline.clients import bigquery_client
+    from spotify_pipeline.events import InvalidEvent, parse_run_request
+
+    env, state = _target_env(args)
+    _use_env(env)
+    settings = Settings.from_env(env)
+    run_id = "cli-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+    payload: dict[str, Any] = {"run_id": run_id}
+    if args.snapshot_date:
+        payload["snapshot_date"] = args.snapshot_date
+    if args.markets:
+        payload["markets"] = args.markets.split(",")
+    try:  # the same validation extract applies, so a bad request fails here, before publishing
+        request = parse_run_request(payload, settings, default_run_id=run_id)
+    except (InvalidEvent, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    message_id = publish_tick(env, state, payload)
+    print(f"published run {run_id} (snapshot {request.snapshot_date}, markets {', '.join(request.markets)}; "
+          f"message {message_id})", flush=True)
+    client = bigquery_client(settings.project, settings.bq_location, env)
+    return wait_for_run(client, settings, run_id, args.timeout)
+
+
+def wait_for_run(client: Any, settings: Settings, run_id: str, timeout: float) -> int:
+    from google.cloud import bigquery
+
+    table = f"`{settings.project}.{settings.dataset}.pipeline_runs`"
+    sql = f"SELECT stage, status, duration_seconds, row_counts, error FROM {table} WHERE run_id = @r ORDER BY finished_at"
+    cfg = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("r", "STRING", run_id)])
+    deadline = time.monotonic() + timeout
+    seen = 0
+    seconds: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        rows = list(client.query(sql, job_config=cfg).result())
+        for row in rows[seen:]:
+            counts = json.loads(row["row_counts"]) if row["row_counts"] else {}
+            detail = ", ".join(f"{k}={v}" for k, v in counts.items()) if row["status"] == "succeeded" else row["error"]
+            print(f"  {row['stage']:<10} {row['status']:<9} {row['duration_seconds']:6.2f} s  {detail}", flush=True)
+            seconds[row["stage"]] = seconds.get(row["stage"], 0.0) + float(row["duration_seconds"])
+            if row["status"] == "failed":
+                print(f"run {run_id} failed at {row['stage']}: {row['error']}", file=sys.stderr)
+                return 1
+            if row["stage"] == "load" and row["status"] == "succeeded":
+                print(f"\nrun {run_id} complete. Rows loaded per table:")
+                for name, n in sorted(counts.items()):
+                    print(f"  {name:<16} {n:>8}")
+                print("Seconds per stage: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
+                return 0
+        seen = len(rows)
+        time.sleep(0.5)
+    last = f"last stage reported: {rows[-1]['stage']}" if seen else "no stage reported yet"
+    print(f"run {run_id} did not finish within {timeout:.0f} s ({last}); see the function logs", file=sys.stderr)
+    return 1
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from google.cloud import bigquery
+
+    from spotify_pipeline.clients import bigquery_client
+    from spotify_pipeline.stack import local, processes
+
+    root = _stack_root(args)
+    state = local.StackState.load(root)
+    temp_pid = None
+    if state is not None and not args.project:
+        if not (state.running() or ("bigquery" in state.pids and processes.alive(state.pids["bigquery"]))):
+            state, temp_pid = local.start_bigquery_only(root)
+        env = {**os.environ, "BIGQUERY_EMULATOR_HOST": state.url("bigquery")}
+        project, dataset = local.PROJECT, local.DATASET
+    else:
+        env = dict(os.environ)
+        env.pop("BIGQUERY_EMULATOR_HOST", None) if args.project else None
+        settings = Settings.from_env(env)
+        project, dataset = args.project or settings.project, settings.dataset
+    try:
+        client = bigquery_client(project, "US", env)
+        cfg = bigquery.QueryJobConfig(default_dataset=f"{project}.{dataset}")
+        result = client.query(args.sql, job_config=cfg).result()
+        names = [f.name for f in result.schema]
+        rows = [[_fmt(v) for v in row.values()] for row in result]
+    finally:
+        if temp_pid is not None:
+            processes.stop(temp_pid)
+    if args.format == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows(rows)
+    else:
+        widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
+        print("  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)))
+        print("  ".join("-" * w for w in widths))
+        for r in rows:
+            print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+    return 0
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def cmd_package(args: argparse.Namespace) -> int:
+    from spotify_pipeline.packaging import build
+
+    for fn, (path, sha) in build(Path(args.functions), Path(args.out)).items():
+        print(f"{fn:<10} {path}  sha256 {sha[:16]}  {path.stat().st_size // 1024} KiB")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spotify-pipeline", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--stack-dir", help="local stack state folder (default: $SPOTIFY_PIPELINE_STACK_DIR or ./.stack)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("stack", help="bring the local stack up or down")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--wipe", action="store_true", help="with down: delete the persisted objects and tables too")
+    p.add_argument("--no-pubsub", action="store_true", help="with up: run without the Pub/Sub emulator")
+    p.set_defaults(func=cmd_stack)
+
+    p = sub.add_parser("run", help="publish a run request and follow it to the load")
+    p.add_argument("--snapshot-date", help="YYYY-MM-DD (default: today, UTC)")
+    p.add_argument("--markets", help="comma separated, e.g. GLOBAL,BR,KR")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for load (default 300)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("query", help="run SQL on the warehouse (local stack, or BigQuery with --project)")
+    p.add_argument("sql")
+    p.add_argument("--format", choices=["table", "csv"], default="table")
+    p.add_argument("--project", help="query this Google Cloud project's BigQuery instead of the local stack")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("package", help="build one deployable zip per function")
+    p.add_argument("--functions", default="functions")
+    p.add_argument("--out", default="build/functions")
+    p.set_defaults(func=cmd_package)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

