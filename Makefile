@@ -1,0 +1,44 @@
+# Quick start: `make demo` then `make test`. Everything installs into .venv/ and .venv-emulators/.
+PYTHON ?= python3
+VENV := .venv
+EMU := .venv-emulators
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint typecheck check package clean
+
+setup: $(VENV)/.installed $(EMU)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# The BigQuery and GCS emulators live in their own venv: bqemulator pins protobuf/duckdb
+# versions that must not leak into the functions' environment.
+$(EMU)/.installed: requirements/emulators.txt
+	$(PYTHON) -m venv $(EMU)
+	$(EMU)/bin/pip install -q --upgrade pip
+	$(EMU)/bin/pip install -q -r requirements/emulators.txt
+	touch $@
+
+demo: setup
+	$(BIN)/spotify-pipeline demo
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+lint: setup
+	$(BIN)/ruff check src functions tests
+
+typecheck: setup
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+package: setup
+	$(BIN)/spotify-pipeline package
+
+clean:
+	-[ -x $(BIN)/spotify-pipeline ] && $(BIN)/spotify-pipeline stack down --wipe
+	rm -rf build .stack test-artifacts
