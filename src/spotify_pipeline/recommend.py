@@ -85,7 +85,7 @@ def fit_clusters(z: np.ndarray, params: ModelParams) -> tuple[np.ndarray, np.nda
     return labels, distance
 
 
-def build_model_tables(features: pd.DataFrame, tracks: pd.DataFrame, snapshot: date, run_id: str,
+def build_model_tables(features: pd.DataFrame, tracks: pd.DataFrame, snapshot: date,
                        params: ModelParams) -> dict[str, pd.DataFrame]:
     """Pure: model_features + tracks -> recommendations, track_clusters, clusters."""
     features = features.sort_values("track_id", kind="stable").reset_index(drop=True)
@@ -99,13 +99,12 @@ def build_model_tables(features: pd.DataFrame, tracks: pd.DataFrame, snapshot: d
     labels, to_centroid = fit_clusters(z, params)
     track_clusters = pd.DataFrame({
         "snapshot_date": snapshot, "track_id": ids, "cluster": labels,
-        "distance_to_centroid": to_centroid, "run_id": run_id,
+        "distance_to_centroid": to_centroid,
     })
     grouped = features.assign(cluster=labels).groupby("cluster", sort=True)
     clusters = grouped[list(MODEL_FEATURES)].mean().reset_index()
     clusters.insert(1, "size", grouped.size().to_numpy().astype(np.int64))
     clusters.insert(0, "snapshot_date", snapshot)
-    clusters["run_id"] = run_id
 
     n = len(ids)
     k = n - 1 if n <= params.all_pairs_max_tracks else params.top_k
@@ -127,7 +126,6 @@ def build_model_tables(features: pd.DataFrame, tracks: pd.DataFrame, snapshot: d
         "neighbor_markets": [markets[j] for j in dst],
         "distance": dist.reshape(-1), "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), n),
         "cross_market": [bool(market_sets[j] - market_sets[i]) for i, j in zip(src, dst, strict=True)],
-        "run_id": run_id,
     })
     return {"recommendations": recommendations, "track_clusters": track_clusters, "clusters": clusters}
 
@@ -137,7 +135,7 @@ def run_recommend(clean: Manifest, upstream: UpstreamRef, store: BucketStore, pa
     started = now()
     features = read_parquet(store.read_verified(clean.file("model_features")))
     tracks = read_parquet(store.read_verified(clean.file("tracks")))
-    frames = build_model_tables(features, tracks, clean.snapshot_date, clean.run_id, params)
+    frames = build_model_tables(features, tracks, clean.snapshot_date, params)
     prefix = layout.prefix("recommend", clean.snapshot_date)
     files: list[FileEntry] = []
     for name, df in frames.items():

@@ -34,7 +34,7 @@ def _load_json(name: str, data: bytes) -> Any:
         raise DataError(f"{name}: not JSON ({exc.msg} at line {exc.lineno})") from None
 
 
-def build_tables(raw: list[tuple[str, Any]], snapshot: date, run_id: str, chart_source: str,
+def build_tables(raw: list[tuple[str, Any]], snapshot: date, chart_source: str,
                  feature_source: str) -> dict[str, pd.DataFrame]:
     """Pure: raw objects (name, parsed JSON), in manifest order, to the six clean tables."""
     entries: list[dict[str, Any]] = []
@@ -55,7 +55,7 @@ def build_tables(raw: list[tuple[str, Any]], snapshot: date, run_id: str, chart_
                     "snapshot_date": snapshot, "market": page["market"], "rank": offset + i + 1,
                     "track_id": track["id"], "playlist_id": page["playlist"],
                     "added_at": pd.Timestamp(row["added_at"]) if row.get("added_at") else None,
-                    "chart_source": chart_source, "run_id": run_id,
+                    "chart_source": chart_source,
                 })
         elif "/artists/" in name:
             for artist in body.get("artists") or []:
@@ -103,11 +103,10 @@ def build_tables(raw: list[tuple[str, Any]], snapshot: date, run_id: str, chart_
         row["has_features"] = all(row[c] is not None for c in MODEL_FEATURES)
         row["feature_source"] = feature_source if feat else None
         row["chart_source"] = chart_source
-        row["run_id"] = run_id
         track_rows.append(row)
         for pos, a in enumerate(credits):
             credit_rows.append({"snapshot_date": snapshot, "track_id": tid, "artist_id": a["id"],
-                                "artist_position": pos, "run_id": run_id})
+                                "artist_position": pos})
             # An artist missing from the artists response still gets a row, from the credit.
             artist_objs.setdefault(a["id"], {"id": a["id"], "name": a.get("name")})
 
@@ -122,11 +121,11 @@ def build_tables(raw: list[tuple[str, Any]], snapshot: date, run_id: str, chart_
         artist_rows.append({
             "snapshot_date": snapshot, "artist_id": aid, "artist_name": a.get("name"),
             "popularity": a.get("popularity"), "followers": (a.get("followers") or {}).get("total"),
-            "genres": genres, "main_genre": genres[0] if genres else None, "run_id": run_id,
+            "genres": genres, "main_genre": genres[0] if genres else None,
         })
         for pos, genre in enumerate(genres):
             genre_rows.append({"snapshot_date": snapshot, "artist_id": aid, "genre": genre,
-                               "genre_position": pos, "is_main": pos == 0, "run_id": run_id})
+                               "genre_position": pos, "is_main": pos == 0})
     artists = pd.DataFrame(artist_rows)
     for col in ("popularity", "followers"):
         artists[col] = artists[col].astype("Int64")
@@ -153,7 +152,6 @@ def model_features(tracks: pd.DataFrame) -> pd.DataFrame:
         std = values.std(ddof=0) if len(values) else 0.0
         out[f"{col}_z"] = (values - values.mean()) / std if std > 0 else np.zeros(len(values))
     out["feature_source"] = usable["feature_source"].to_numpy()
-    out["run_id"] = usable["run_id"].to_numpy()
     return out.reset_index(drop=True)[table("model_features").column_names]
 
 
@@ -163,7 +161,7 @@ def run_transform(raw_manifest: Manifest, upstream: UpstreamRef, store: BucketSt
     raw = [(f.name, _load_json(f.name, store.read_verified(f))) for f in raw_manifest.files]
     chart_source = raw_manifest.sources.get("chart_source", "spotify-playlist")
     feature_source = raw_manifest.sources.get("feature_source", "spotify")
-    frames = build_tables(raw, raw_manifest.snapshot_date, raw_manifest.run_id, chart_source, feature_source)
+    frames = build_tables(raw, raw_manifest.snapshot_date, chart_source, feature_source)
 
     prefix = layout.prefix("transform", raw_manifest.snapshot_date)
     blobs = [(name, parquet_bytes(to_arrow(df, table(name))), len(df)) for name, df in frames.items()]
