@@ -130,7 +130,8 @@ def handle_tick(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
         payload = decode_pubsub_payload(data, where)
         # A redelivered message keeps its id, so it keeps its run id.
         default_run_id = "ps-" + hashlib.sha256(message_id.encode()).hexdigest()[:16]
-        request = parse_run_request(payload, rt.settings, default_run_id=default_run_id, today=rt.now().date())
+        request = parse_run_request(payload, rt.settings, default_run_id=default_run_id, today=rt.now().date(),
+                                    where=where)
     except InvalidEvent as exc:
         log.error("rejected run request (acknowledged, nothing written): %s", exc,
                   extra={"fields": {"stage": "extract", "field": exc.field, "value": exc.value}})
