@@ -33,6 +33,7 @@ lint: setup
 
 typecheck: setup
 	$(BIN)/mypy
+	for f in functions/*/main.py; do $(BIN)/mypy --strict $$f || exit 1; done
 
 check: lint typecheck test
 

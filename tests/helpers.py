@@ -39,8 +39,9 @@ def query(state: StackState, sql: str, **params: Any) -> list[dict[str, Any]]:
 
     cfg = bigquery.QueryJobConfig(
         default_dataset="local-project.spotify_charts",
-        query_parameters=[bigquery.ScalarQueryParameter(k, "DATE" if isinstance(v, date) else "STRING", v)
-                          for k, v in params.items()],
+        query_parameters=[
+            bigquery.ScalarQueryParameter(k, "DATE" if isinstance(v, date) else "STRING", v) for k, v in params.items()
+        ],
     )
     return [dict(r.items()) for r in bq(state).query(sql, job_config=cfg).result()]
 
@@ -61,8 +62,9 @@ def bucket_objects(state: StackState) -> dict[str, int]:
 
 
 def runs(state: StackState, run_id: str) -> list[dict[str, Any]]:
-    return query(state, "SELECT stage, status, error FROM pipeline_runs WHERE run_id = @r ORDER BY finished_at",
-                 r=run_id)
+    return query(
+        state, "SELECT stage, status, error FROM pipeline_runs WHERE run_id = @r ORDER BY finished_at", r=run_id
+    )
 
 
 def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.2) -> Any:

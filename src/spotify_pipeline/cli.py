@@ -64,30 +64,43 @@ def _target_env(args: argparse.Namespace) -> tuple[dict[str, str], Any]:
         return {**os.environ, **state.env()}, state
     if os.environ.get("PIPELINE_TICKS_TOPIC") and os.environ.get("GOOGLE_CLOUD_PROJECT"):
         return dict(os.environ), None
-    raise SystemExit("the local stack is not up: run `spotify-pipeline stack up` (or `make demo`), "
-                     "or set GOOGLE_CLOUD_PROJECT and PIPELINE_TICKS_TOPIC to run in Google Cloud")
+    raise SystemExit(
+        "the local stack is not up: run `spotify-pipeline stack up` (or `make demo`), "
+        "or set GOOGLE_CLOUD_PROJECT and PIPELINE_TICKS_TOPIC to run in Google Cloud"
+    )
 
 
 def publish_tick(env: Mapping[str, str], state: Any, message: dict[str, Any]) -> str:
     """Publish a run request as Cloud Scheduler would; without Pub/Sub, post the CloudEvent to extract."""
     data = json.dumps(message).encode()
     if state is None or state.pubsub:
-        from google.cloud import pubsub_v1
+        import google.cloud.pubsub_v1 as pubsub_v1
 
         publisher = pubsub_v1.PublisherClient()
-        topic = publisher.topic_path(env["GOOGLE_CLOUD_PROJECT"], env.get("PIPELINE_TICKS_TOPIC", "spotify-pipeline-ticks"))
+        topic = publisher.topic_path(
+            env["GOOGLE_CLOUD_PROJECT"], env.get("PIPELINE_TICKS_TOPIC", "spotify-pipeline-ticks")
+        )
         return str(publisher.publish(topic, data).result(timeout=30))
     import requests
     from cloudevents.conversion import to_binary
     from cloudevents.http import CloudEvent
 
     message_id = str(int(time.time() * 1000))
-    event = CloudEvent({"type": "google.cloud.pubsub.topic.v1.messagePublished",
-                        "source": f"//pubsub.googleapis.com/projects/{env['GOOGLE_CLOUD_PROJECT']}/topics/ticks",
-                        "id": message_id},
-                       {"message": {"data": base64.b64encode(data).decode(), "messageId": message_id,
-                                    "publishTime": datetime.now(UTC).isoformat()},
-                        "subscription": "direct"})
+    event = CloudEvent(
+        {
+            "type": "google.cloud.pubsub.topic.v1.messagePublished",
+            "source": f"//pubsub.googleapis.com/projects/{env['GOOGLE_CLOUD_PROJECT']}/topics/ticks",
+            "id": message_id,
+        },
+        {
+            "message": {
+                "data": base64.b64encode(data).decode(),
+                "messageId": message_id,
+                "publishTime": datetime.now(UTC).isoformat(),
+            },
+            "subscription": "direct",
+        },
+    )
     headers, body = to_binary(event)
     requests.post(state.url("extract") + "/", headers=headers, data=body, timeout=600)
     return message_id
@@ -112,8 +125,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     message_id = publish_tick(env, state, payload)
-    print(f"published run {run_id} (snapshot {request.snapshot_date}, markets {', '.join(request.markets)}; "
-          f"message {message_id})", flush=True)
+    print(
+        f"published run {run_id} (snapshot {request.snapshot_date}, markets {', '.join(request.markets)}; "
+        f"message {message_id})",
+        flush=True,
+    )
     client = bigquery_client(settings.project, settings.bq_location, env)
     return wait_for_run(client, settings, run_id, args.timeout)
 
@@ -122,7 +138,9 @@ def wait_for_run(client: Any, settings: Settings, run_id: str, timeout: float) -
     from google.cloud import bigquery
 
     table = f"`{settings.project}.{settings.dataset}.pipeline_runs`"
-    sql = f"SELECT stage, status, duration_seconds, row_counts, error FROM {table} WHERE run_id = @r ORDER BY finished_at"
+    sql = (
+        f"SELECT stage, status, duration_seconds, row_counts, error FROM {table} WHERE run_id = @r ORDER BY finished_at"
+    )
     cfg = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("r", "STRING", run_id)])
     deadline = time.monotonic() + timeout
     seen = 0
@@ -212,8 +230,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         local.up(root, Path.cwd())
         up_seconds = time.monotonic() - began
         print("\n== 2/3  one weekly run: tick -> extract -> transform -> recommend -> load", flush=True)
-        run_args = argparse.Namespace(stack_dir=str(root), snapshot_date=args.snapshot_date, markets=None,
-                                      timeout=args.timeout)
+        run_args = argparse.Namespace(
+            stack_dir=str(root), snapshot_date=args.snapshot_date, markets=None, timeout=args.timeout
+        )
         code = cmd_run(run_args)
         run_seconds = time.monotonic() - began - up_seconds
     finally:
@@ -244,7 +263,9 @@ def cmd_package(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spotify-pipeline", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--stack-dir", help="local stack state folder (default: $SPOTIFY_PIPELINE_STACK_DIR or ./.stack)")
+    parser.add_argument(
+        "--stack-dir", help="local stack state folder (default: $SPOTIFY_PIPELINE_STACK_DIR or ./.stack)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("stack", help="bring the local stack up or down")

@@ -12,19 +12,24 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from google.cloud import bigquery, pubsub_v1, storage
+    import google.cloud.pubsub_v1 as pubsub_v1
+    import google.cloud.storage as storage
+    from google.cloud import bigquery
 
 
 def storage_client(project: str, env: Mapping[str, str]) -> storage.Client:
-    from google.cloud import storage
+    import google.cloud.storage as storage
 
     host = env.get("STORAGE_EMULATOR_HOST", "").strip()
     if host:
         from google.auth.credentials import AnonymousCredentials
 
         # Passed explicitly too, so a mapping other than os.environ (the CLI's target) is honoured.
-        return storage.Client(project=project, credentials=AnonymousCredentials(),
-                              client_options={"api_endpoint": host})
+        return storage.Client(
+            project=project,
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options={"api_endpoint": host},
+        )
     return storage.Client(project=project)
 
 
@@ -40,13 +45,13 @@ def bigquery_client(project: str, location: str, env: Mapping[str, str]) -> bigq
         return bigquery.Client(
             project=project,
             location=location,
-            credentials=AnonymousCredentials(),
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             client_options=ClientOptions(api_endpoint=endpoint),
         )
     return bigquery.Client(project=project, location=location)
 
 
 def publisher_client() -> pubsub_v1.PublisherClient:
-    from google.cloud import pubsub_v1
+    import google.cloud.pubsub_v1 as pubsub_v1
 
     return pubsub_v1.PublisherClient()

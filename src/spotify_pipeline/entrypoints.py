@@ -88,8 +88,12 @@ def _too_old(rt: Runtime, when: datetime | None, what: str) -> bool:
         return False
     age = (rt.now() - when).total_seconds()
     if age > rt.settings.max_event_age_seconds:
-        log.error("dropping %s: %.0f s old, older than PIPELINE_MAX_EVENT_AGE_SECONDS=%d; retries end here",
-                  what, age, rt.settings.max_event_age_seconds)
+        log.error(
+            "dropping %s: %.0f s old, older than PIPELINE_MAX_EVENT_AGE_SECONDS=%d; retries end here",
+            what,
+            age,
+            rt.settings.max_event_age_seconds,
+        )
         return True
     return False
 
@@ -130,15 +134,24 @@ def handle_tick(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
         payload = decode_pubsub_payload(data, where)
         # A redelivered message keeps its id, so it keeps its run id.
         default_run_id = "ps-" + hashlib.sha256(message_id.encode()).hexdigest()[:16]
-        request = parse_run_request(payload, rt.settings, default_run_id=default_run_id, today=rt.now().date(),
-                                    where=where)
+        request = parse_run_request(
+            payload, rt.settings, default_run_id=default_run_id, today=rt.now().date(), where=where
+        )
     except InvalidEvent as exc:
-        log.error("rejected run request (acknowledged, nothing written): %s", exc,
-                  extra={"fields": {"stage": "extract", "field": exc.field, "value": exc.value}})
+        log.error(
+            "rejected run request (acknowledged, nothing written): %s",
+            exc,
+            extra={"fields": {"stage": "extract", "field": exc.field, "value": exc.value}},
+        )
         return
-    run = StageRun(run_id=request.run_id, stage="extract", started_at=rt.now(),
-                   snapshot_date=request.snapshot_date, trigger=where,
-                   sources={"chart_source": request.chart_source, "feature_source": ",".join(request.feature_providers)})
+    run = StageRun(
+        run_id=request.run_id,
+        stage="extract",
+        started_at=rt.now(),
+        snapshot_date=request.snapshot_date,
+        trigger=where,
+        sources={"chart_source": request.chart_source, "feature_source": ",".join(request.feature_providers)},
+    )
 
     def body() -> dict[str, int]:
         manifest, _ = run_extract(request, SpotifyApi(rt.settings), rt.store, rt.now)
@@ -160,15 +173,16 @@ def handle_object(stage: layout.Stage, cloud_event: CloudEvent, rt: Runtime | No
         return  # not ours: decided by name alone, the object is never read
     if _too_old(rt, obj.event_time, obj.uri):
         return
-    run = StageRun(run_id="unknown", stage=stage, started_at=rt.now(), snapshot_date=ref.snapshot_date,
-                   trigger=obj.uri)
+    run = StageRun(run_id="unknown", stage=stage, started_at=rt.now(), snapshot_date=ref.snapshot_date, trigger=obj.uri)
 
     def body() -> dict[str, int]:
         manifest, generation, sha = rt.store.read_manifest(obj.name, obj.generation)
         run.run_id, run.sources = manifest.run_id, dict(manifest.sources)
         if manifest.stage != ref.stage or manifest.snapshot_date != ref.snapshot_date:
-            raise ManifestError(f"{obj.uri}: manifest says {manifest.stage}/{manifest.snapshot_date}, "
-                                f"its name says {ref.stage}/{ref.snapshot_date}")
+            raise ManifestError(
+                f"{obj.uri}: manifest says {manifest.stage}/{manifest.snapshot_date}, "
+                f"its name says {ref.stage}/{ref.snapshot_date}"
+            )
         upstream = UpstreamRef(obj.name, generation, sha)
         s = rt.settings
         if stage == "transform":

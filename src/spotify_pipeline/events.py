@@ -81,7 +81,9 @@ def parse_run_request(
     """Validate a run request; defaults come from ``settings`` (message > env > default)."""
     unknown = sorted(set(payload) - set(RUN_REQUEST_FIELDS))
     if unknown:
-        raise InvalidEvent(where, unknown[0], payload[unknown[0]], f"unknown field; allowed: {', '.join(RUN_REQUEST_FIELDS)}")
+        raise InvalidEvent(
+            where, unknown[0], payload[unknown[0]], f"unknown field; allowed: {', '.join(RUN_REQUEST_FIELDS)}"
+        )
 
     snapshot = (
         parse_iso_date(payload["snapshot_date"], where, "snapshot_date")
@@ -93,7 +95,7 @@ def parse_run_request(
     if payload.get("markets") is not None:
         raw_markets = payload["markets"]
         if not isinstance(raw_markets, str | list):
-            raise InvalidEvent(where, "markets", raw_markets, "expected a list such as [\"GLOBAL\", \"BR\"]")
+            raise InvalidEvent(where, "markets", raw_markets, 'expected a list such as ["GLOBAL", "BR"]')
         try:
             markets = parse_markets(raw_markets, f"{where}: markets")
         except ConfigError as exc:
@@ -115,8 +117,13 @@ def parse_run_request(
     for market in markets:
         pid = playlists.get(market)
         if pid is None:
-            raise InvalidEvent(where, "markets", market, "no chart playlist configured for this market; "
-                               "add it to the message's `playlists` or PIPELINE_PLAYLISTS")
+            raise InvalidEvent(
+                where,
+                "markets",
+                market,
+                "no chart playlist configured for this market; "
+                "add it to the message's `playlists` or PIPELINE_PLAYLISTS",
+            )
         if not PLAYLIST_ID_RE.match(pid):
             raise InvalidEvent(where, f"playlists.{market}", pid, "expected a 22-character Spotify playlist id")
 

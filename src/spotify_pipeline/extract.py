@@ -32,8 +32,9 @@ def track_of(row: dict[str, Any]) -> dict[str, Any] | None:
     return obj
 
 
-def run_extract(request: RunRequest, api: SpotifyApi, store: BucketStore,
-                now: Callable[[], datetime]) -> tuple[Manifest, int]:
+def run_extract(
+    request: RunRequest, api: SpotifyApi, store: BucketStore, now: Callable[[], datetime]
+) -> tuple[Manifest, int]:
     """Fetch everything for one snapshot, write raw objects, then the manifest; return it and its generation."""
     started = now()
     prefix = layout.prefix("extract", request.snapshot_date)
@@ -49,7 +50,9 @@ def run_extract(request: RunRequest, api: SpotifyApi, store: BucketStore,
         playlist_id = request.playlists[market]
         for page_no, page in enumerate(api.playlist_pages(playlist_id, market)):
             rows = page.get("items") or []
-            pending.append((f"{prefix}playlists/{market}/{playlist_id}/page-{page_no:03d}.json", _json_bytes(page), len(rows)))
+            pending.append(
+                (f"{prefix}playlists/{market}/{playlist_id}/page-{page_no:03d}.json", _json_bytes(page), len(rows))
+            )
             for row in rows:
                 track = track_of(row)
                 if track is None:
@@ -63,7 +66,9 @@ def run_extract(request: RunRequest, api: SpotifyApi, store: BucketStore,
         entries_per_market[market] = count
 
     for batch_no, body in enumerate(api.artists(artist_ids)):
-        pending.append((f"{prefix}artists/batch-{batch_no:03d}.json", _json_bytes(body), len(body.get("artists") or [])))
+        pending.append(
+            (f"{prefix}artists/batch-{batch_no:03d}.json", _json_bytes(body), len(body.get("artists") or []))
+        )
     missing_features = 0
     for batch_no, body in enumerate(api.audio_features(track_ids)):
         feats = body.get("audio_features") or []

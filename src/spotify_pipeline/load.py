@@ -29,8 +29,9 @@ TRANSFORM_TABLES = ("chart_entries", "tracks", "artists", "track_artists", "arti
 RECOMMEND_TABLES = ("recommendations", "track_clusters", "clusters")
 
 
-def replace_partition(client: bigquery.Client, dataset: str, spec: TableSpec, parquet: bytes,
-                      snapshot: str, run_id: str) -> int:
+def replace_partition(
+    client: bigquery.Client, dataset: str, spec: TableSpec, parquet: bytes, snapshot: str, run_id: str
+) -> int:
     """Load ``parquet`` into ``spec``'s table as the complete content of snapshot ``snapshot``."""
     from google.cloud import bigquery
 
@@ -41,7 +42,7 @@ def replace_partition(client: bigquery.Client, dataset: str, spec: TableSpec, pa
         write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
         schema=spec.bigquery_schema(),
     )
-    config.parquet_options = bigquery.ParquetOptions()
+    config.parquet_options = bigquery.ParquetOptions()  # type: ignore[no-untyped-call]
     config.parquet_options.enable_list_inference = True
     try:
         job = client.load_table_from_file(io.BytesIO(parquet), staging, job_config=config)
@@ -54,9 +55,11 @@ def replace_partition(client: bigquery.Client, dataset: str, spec: TableSpec, pa
             f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({cols})"
         )
         params = [bigquery.ScalarQueryParameter("snapshot", "DATE", snapshot)]
-        wrong = list(client.query(
+        check = client.query(
             f"SELECT COUNT(*) AS n FROM `{staging}` WHERE {spec.partition_field} != @snapshot",
-            job_config=bigquery.QueryJobConfig(query_parameters=params)).result())[0]["n"]
+            job_config=bigquery.QueryJobConfig(query_parameters=params),
+        )
+        wrong = next(iter(check.result()))["n"]
         if wrong:
             raise DataError(f"table {spec.name}: {wrong} rows are not of snapshot_date {snapshot}; nothing loaded")
         client.query(merge, job_config=bigquery.QueryJobConfig(query_parameters=params)).result()
@@ -65,8 +68,14 @@ def replace_partition(client: bigquery.Client, dataset: str, spec: TableSpec, pa
         client.delete_table(staging, not_found_ok=True)
 
 
-def run_load(model: Manifest, upstream: UpstreamRef, store: BucketStore, client: bigquery.Client,
-             dataset: str, now: Callable[[], datetime]) -> tuple[Manifest, dict[str, int]]:
+def run_load(
+    model: Manifest,
+    upstream: UpstreamRef,
+    store: BucketStore,
+    client: bigquery.Client,
+    dataset: str,
+    now: Callable[[], datetime],
+) -> tuple[Manifest, dict[str, int]]:
     started = now()
     if model.upstream is None:
         raise DataError(f"recommend manifest of {model.snapshot_date} names no upstream transform manifest")
@@ -83,8 +92,14 @@ def run_load(model: Manifest, upstream: UpstreamRef, store: BucketStore, client:
         counts[name] = replace_partition(client, dataset, table(name), data, snapshot, model.run_id)
         log.info("loaded %s rows into %s for %s", counts[name], name, snapshot)
     receipt = Manifest(
-        stage="load", snapshot_date=model.snapshot_date, run_id=model.run_id, started_at=started.isoformat(),
-        finished_at=now().isoformat(), files=(), upstream=upstream, sources=dict(model.sources),
+        stage="load",
+        snapshot_date=model.snapshot_date,
+        run_id=model.run_id,
+        started_at=started.isoformat(),
+        finished_at=now().isoformat(),
+        files=(),
+        upstream=upstream,
+        sources=dict(model.sources),
         summary={"row_counts": counts, "dataset": dataset},
     )
     store.write_manifest(receipt, layout.manifest_name("load", model.snapshot_date))

@@ -85,8 +85,9 @@ def fit_clusters(z: np.ndarray, params: ModelParams) -> tuple[np.ndarray, np.nda
     return labels, distance
 
 
-def build_model_tables(features: pd.DataFrame, tracks: pd.DataFrame, snapshot: date,
-                       params: ModelParams) -> dict[str, pd.DataFrame]:
+def build_model_tables(
+    features: pd.DataFrame, tracks: pd.DataFrame, snapshot: date, params: ModelParams
+) -> dict[str, pd.DataFrame]:
     """Pure: model_features + tracks -> recommendations, track_clusters, clusters."""
     features = features.sort_values("track_id", kind="stable").reset_index(drop=True)
     if features["track_id"].duplicated().any():
@@ -97,10 +98,14 @@ def build_model_tables(features: pd.DataFrame, tracks: pd.DataFrame, snapshot: d
     ids = features["track_id"].to_numpy()
 
     labels, to_centroid = fit_clusters(z, params)
-    track_clusters = pd.DataFrame({
-        "snapshot_date": snapshot, "track_id": ids, "cluster": labels,
-        "distance_to_centroid": to_centroid,
-    })
+    track_clusters = pd.DataFrame(
+        {
+            "snapshot_date": snapshot,
+            "track_id": ids,
+            "cluster": labels,
+            "distance_to_centroid": to_centroid,
+        }
+    )
     grouped = features.assign(cluster=labels).groupby("cluster", sort=True)
     clusters = grouped[list(MODEL_FEATURES)].mean().reset_index()
     clusters.insert(1, "size", grouped.size().to_numpy().astype(np.int64))
@@ -118,20 +123,28 @@ def build_model_tables(features: pd.DataFrame, tracks: pd.DataFrame, snapshot: d
     market_sets = [set(m) for m in markets]
     src = np.repeat(np.arange(n), k)
     dst = idx.reshape(-1)
-    recommendations = pd.DataFrame({
-        "snapshot_date": snapshot,
-        "track_id": ids[src], "track_name": names[src], "track_artists": artists[src],
-        "track_markets": [markets[i] for i in src],
-        "neighbor_track_id": ids[dst], "neighbor_track_name": names[dst], "neighbor_artists": artists[dst],
-        "neighbor_markets": [markets[j] for j in dst],
-        "distance": dist.reshape(-1), "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), n),
-        "cross_market": [bool(market_sets[j] - market_sets[i]) for i, j in zip(src, dst, strict=True)],
-    })
+    recommendations = pd.DataFrame(
+        {
+            "snapshot_date": snapshot,
+            "track_id": ids[src],
+            "track_name": names[src],
+            "track_artists": artists[src],
+            "track_markets": [markets[i] for i in src],
+            "neighbor_track_id": ids[dst],
+            "neighbor_track_name": names[dst],
+            "neighbor_artists": artists[dst],
+            "neighbor_markets": [markets[j] for j in dst],
+            "distance": dist.reshape(-1),
+            "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), n),
+            "cross_market": [bool(market_sets[j] - market_sets[i]) for i, j in zip(src, dst, strict=True)],
+        }
+    )
     return {"recommendations": recommendations, "track_clusters": track_clusters, "clusters": clusters}
 
 
-def run_recommend(clean: Manifest, upstream: UpstreamRef, store: BucketStore, params: ModelParams,
-                  now: Callable[[], datetime]) -> tuple[Manifest, int]:
+def run_recommend(
+    clean: Manifest, upstream: UpstreamRef, store: BucketStore, params: ModelParams, now: Callable[[], datetime]
+) -> tuple[Manifest, int]:
     started = now()
     features = read_parquet(store.read_verified(clean.file("model_features")))
     tracks = read_parquet(store.read_verified(clean.file("tracks")))
@@ -140,15 +153,24 @@ def run_recommend(clean: Manifest, upstream: UpstreamRef, store: BucketStore, pa
     files: list[FileEntry] = []
     for name, df in frames.items():
         data = parquet_bytes(to_arrow(df, table(name)))
-        files.append(store.write(f"{prefix}{name}.parquet", data, "application/vnd.apache.parquet",
-                                 rows=len(df), table=name))
+        files.append(
+            store.write(f"{prefix}{name}.parquet", data, "application/vnd.apache.parquet", rows=len(df), table=name)
+        )
     manifest = Manifest(
-        stage="recommend", snapshot_date=clean.snapshot_date, run_id=clean.run_id,
-        started_at=started.isoformat(), finished_at=now().isoformat(), files=tuple(files), upstream=upstream,
+        stage="recommend",
+        snapshot_date=clean.snapshot_date,
+        run_id=clean.run_id,
+        started_at=started.isoformat(),
+        finished_at=now().isoformat(),
+        files=tuple(files),
+        upstream=upstream,
         sources=dict(clean.sources),
-        summary={"modelled_tracks": len(features), "n_clusters": int(frames["clusters"].shape[0]),
-                 "neighbours_per_track": int(frames["recommendations"].shape[0] // max(len(features), 1)),
-                 "random_state": params.random_state},
+        summary={
+            "modelled_tracks": len(features),
+            "n_clusters": int(frames["clusters"].shape[0]),
+            "neighbours_per_track": int(frames["recommendations"].shape[0] // max(len(features), 1)),
+            "random_state": params.random_state,
+        },
     )
     name = layout.manifest_name("recommend", clean.snapshot_date)
     generation = store.write_manifest(manifest, name)

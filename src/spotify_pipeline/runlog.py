@@ -24,8 +24,9 @@ class StageRun:
     trigger: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
-    def row(self, status: Status, finished_at: datetime, row_counts: dict[str, int] | None = None,
-            error: str | None = None) -> dict[str, object]:
+    def row(
+        self, status: Status, finished_at: datetime, row_counts: dict[str, int] | None = None, error: str | None = None
+    ) -> dict[str, object]:
         counts = row_counts or {}
         return {
             "run_id": self.run_id,

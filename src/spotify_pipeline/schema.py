@@ -52,10 +52,7 @@ class TableSpec:
     def bigquery_schema(self) -> list[bigquery.SchemaField]:
         from google.cloud import bigquery
 
-        return [
-            bigquery.SchemaField(c.name, c.type, mode=c.mode, description=c.description or None)
-            for c in self.columns
-        ]
+        return [bigquery.SchemaField(c.name, c.type, mode=c.mode, description=c.description) for c in self.columns]
 
     def arrow_schema(self) -> pa.Schema:
         import pyarrow as pa

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any, TypeVar
 
 import requests
@@ -30,8 +31,14 @@ PAGE_SIZE = 50
 
 
 class SpotifyApi:
-    def __init__(self, settings: Settings, *, max_attempts: int = 4, retry_after_cap: float = 60.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        max_attempts: int = 4,
+        retry_after_cap: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if not settings.spotify_client_id or not settings.spotify_client_secret:
             raise PermanentError(
                 "Spotify credentials missing: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET "
@@ -50,7 +57,10 @@ class SpotifyApi:
         )
         # A plain Session has no urllib3 Retry adapter: every status reaches _call with its headers.
         self._sp = spotipy.Spotify(
-            auth_manager=auth, requests_session=requests.Session(), retries=0, status_retries=0,
+            auth_manager=auth,
+            requests_session=requests.Session(),
+            retries=0,
+            status_retries=0,
             requests_timeout=settings.spotify_timeout_seconds,
         )
         self._sp.prefix = settings.spotify_api_base
@@ -112,20 +122,26 @@ class SpotifyApi:
             raise
         while page is not None:
             yield page
-            current = page
-            page = self._call(f"playlist {playlist_id} next page", lambda: self._sp.next(current)) if current.get("next") else None
+            page = self._next_page(playlist_id, page) if page.get("next") else None
+
+    def _next_page(self, playlist_id: str, page: dict[str, Any]) -> dict[str, Any] | None:
+        following: dict[str, Any] | None = self._call(f"playlist {playlist_id} next page", lambda: self._sp.next(page))
+        return following
 
     def artists(self, ids: list[str]) -> Iterator[dict[str, Any]]:
         for start in range(0, len(ids), ARTISTS_PER_CALL):
             batch = ids[start : start + ARTISTS_PER_CALL]
-            yield self._call(f"artists batch {start // ARTISTS_PER_CALL}", lambda: self._sp.artists(batch))
+            body: dict[str, Any] = self._call(
+                f"artists batch {start // ARTISTS_PER_CALL}", partial(self._sp.artists, batch)
+            )
+            yield body
 
     def audio_features(self, ids: list[str]) -> Iterator[dict[str, Any]]:
         for start in range(0, len(ids), FEATURES_PER_CALL):
             batch = ids[start : start + FEATURES_PER_CALL]
             try:
                 features = self._call(
-                    f"audio-features batch {start // FEATURES_PER_CALL}", lambda: self._sp.audio_features(batch)
+                    f"audio-features batch {start // FEATURES_PER_CALL}", partial(self._sp.audio_features, batch)
                 )
             except spotipy.SpotifyException as exc:
                 if exc.http_status in (403, 404):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from spotify_pipeline.manifest import FileEntry, Manifest, ManifestError, sha256_hex
 
 if TYPE_CHECKING:
-    from google.cloud import storage
+    import google.cloud.storage as storage
 
 
 class StaleObject(Exception):
@@ -20,8 +20,9 @@ class BucketStore:
         self.bucket_name = bucket
         self._bucket = client.bucket(bucket)
 
-    def write(self, name: str, data: bytes, content_type: str, *, rows: int | None = None,
-              table: str | None = None) -> FileEntry:
+    def write(
+        self, name: str, data: bytes, content_type: str, *, rows: int | None = None, table: str | None = None
+    ) -> FileEntry:
         self._bucket.blob(name).upload_from_string(data, content_type=content_type)
         return FileEntry(name=name, sha256=sha256_hex(data), bytes=len(data), rows=rows, table=table)
 
@@ -59,9 +60,7 @@ class BucketStore:
             raise StaleObject(f"gs://{self.bucket_name}/{name} no longer exists")
         current = int(blob.generation or 0)
         if generation is not None and current != generation:
-            raise StaleObject(
-                f"gs://{self.bucket_name}/{name}#{generation} was superseded by generation {current}"
-            )
+            raise StaleObject(f"gs://{self.bucket_name}/{name}#{generation} was superseded by generation {current}")
         try:
             data = blob.download_as_bytes(if_generation_match=current)
         except NotFound:
@@ -69,12 +68,12 @@ class BucketStore:
         manifest = Manifest.from_bytes(data, f"gs://{self.bucket_name}/{name}#{current}")
         return manifest, current, sha256_hex(data)
 
-    def list(self, prefix: str) -> list[str]:
+    def names(self, prefix: str) -> list[str]:
         return sorted(b.name for b in self._client.list_blobs(self.bucket_name, prefix=prefix))
 
     def delete_stale(self, prefix: str, keep: set[str]) -> list[str]:
         """Delete objects under ``prefix`` that the new manifest does not list (an earlier run's)."""
-        removed = [name for name in self.list(prefix) if name not in keep]
+        removed = [name for name in self.names(prefix) if name not in keep]
         for name in removed:
             self._bucket.blob(name).delete()
         return removed

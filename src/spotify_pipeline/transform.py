@@ -34,8 +34,9 @@ def _load_json(name: str, data: bytes) -> Any:
         raise DataError(f"{name}: not JSON ({exc.msg} at line {exc.lineno})") from None
 
 
-def build_tables(raw: list[tuple[str, Any]], snapshot: date, chart_source: str,
-                 feature_source: str) -> dict[str, pd.DataFrame]:
+def build_tables(
+    raw: list[tuple[str, Any]], snapshot: date, chart_source: str, feature_source: str
+) -> dict[str, pd.DataFrame]:
     """Pure: raw objects (name, parsed JSON), in manifest order, to the six clean tables."""
     entries: list[dict[str, Any]] = []
     track_objs: dict[str, dict[str, Any]] = {}
@@ -46,17 +47,22 @@ def build_tables(raw: list[tuple[str, Any]], snapshot: date, chart_source: str,
         page = _PAGE_RE.search(name)
         if page:
             offset = int(body.get("offset") or 0)
-            for i, row in enumerate(body.get("items") or []):
-                track = track_of(row)
+            for i, item in enumerate(body.get("items") or []):
+                track = track_of(item)
                 if track is None:
                     continue
                 track_objs.setdefault(track["id"], track)
-                entries.append({
-                    "snapshot_date": snapshot, "market": page["market"], "rank": offset + i + 1,
-                    "track_id": track["id"], "playlist_id": page["playlist"],
-                    "added_at": pd.Timestamp(row["added_at"]) if row.get("added_at") else None,
-                    "chart_source": chart_source,
-                })
+                entries.append(
+                    {
+                        "snapshot_date": snapshot,
+                        "market": page["market"],
+                        "rank": offset + i + 1,
+                        "track_id": track["id"],
+                        "playlist_id": page["playlist"],
+                        "added_at": pd.Timestamp(item["added_at"]) if item.get("added_at") else None,
+                        "chart_source": chart_source,
+                    }
+                )
         elif "/artists/" in name:
             for artist in body.get("artists") or []:
                 if artist and artist.get("id"):
@@ -84,15 +90,22 @@ def build_tables(raw: list[tuple[str, Any]], snapshot: date, chart_source: str,
         feat = features.get(tid) or {}
         credits = [a for a in t.get("artists") or [] if a.get("id")]
         row: dict[str, Any] = {
-            "snapshot_date": snapshot, "track_id": tid, "track_name": t.get("name"),
-            "artist_ids": [a["id"] for a in credits], "artist_names": [a.get("name") or "" for a in credits],
+            "snapshot_date": snapshot,
+            "track_id": tid,
+            "track_name": t.get("name"),
+            "artist_ids": [a["id"] for a in credits],
+            "artist_names": [a.get("name") or "" for a in credits],
             "primary_artist_id": credits[0]["id"] if credits else None,
-            "album_id": (t.get("album") or {}).get("id"), "album_name": (t.get("album") or {}).get("name"),
+            "album_id": (t.get("album") or {}).get("id"),
+            "album_name": (t.get("album") or {}).get("name"),
             "album_release_date": (t.get("album") or {}).get("release_date"),
-            "duration_ms": t.get("duration_ms"), "explicit": t.get("explicit"),
-            "popularity": t.get("popularity"), "isrc": (t.get("external_ids") or {}).get("isrc"),
+            "duration_ms": t.get("duration_ms"),
+            "explicit": t.get("explicit"),
+            "popularity": t.get("popularity"),
+            "isrc": (t.get("external_ids") or {}).get("isrc"),
             "spotify_url": (t.get("external_urls") or {}).get("spotify"),
-            "markets": markets_of[tid], "best_rank": int(best_rank[tid]),
+            "markets": markets_of[tid],
+            "best_rank": int(best_rank[tid]),
         }
         for col in (*MODEL_FEATURES, *OTHER_FEATURES):
             value = feat.get(col)
@@ -105,8 +118,9 @@ def build_tables(raw: list[tuple[str, Any]], snapshot: date, chart_source: str,
         row["chart_source"] = chart_source
         track_rows.append(row)
         for pos, a in enumerate(credits):
-            credit_rows.append({"snapshot_date": snapshot, "track_id": tid, "artist_id": a["id"],
-                                "artist_position": pos})
+            credit_rows.append(
+                {"snapshot_date": snapshot, "track_id": tid, "artist_id": a["id"], "artist_position": pos}
+            )
             # An artist missing from the artists response still gets a row, from the credit.
             artist_objs.setdefault(a["id"], {"id": a["id"], "name": a.get("name")})
 
@@ -118,14 +132,27 @@ def build_tables(raw: list[tuple[str, Any]], snapshot: date, chart_source: str,
     for aid in sorted(artist_objs):
         a = artist_objs[aid]
         genres = [g for g in a.get("genres") or [] if g]
-        artist_rows.append({
-            "snapshot_date": snapshot, "artist_id": aid, "artist_name": a.get("name"),
-            "popularity": a.get("popularity"), "followers": (a.get("followers") or {}).get("total"),
-            "genres": genres, "main_genre": genres[0] if genres else None,
-        })
+        artist_rows.append(
+            {
+                "snapshot_date": snapshot,
+                "artist_id": aid,
+                "artist_name": a.get("name"),
+                "popularity": a.get("popularity"),
+                "followers": (a.get("followers") or {}).get("total"),
+                "genres": genres,
+                "main_genre": genres[0] if genres else None,
+            }
+        )
         for pos, genre in enumerate(genres):
-            genre_rows.append({"snapshot_date": snapshot, "artist_id": aid, "genre": genre,
-                               "genre_position": pos, "is_main": pos == 0})
+            genre_rows.append(
+                {
+                    "snapshot_date": snapshot,
+                    "artist_id": aid,
+                    "genre": genre,
+                    "genre_position": pos,
+                    "is_main": pos == 0,
+                }
+            )
     artists = pd.DataFrame(artist_rows)
     for col in ("popularity", "followers"):
         artists[col] = artists[col].astype("Int64")
@@ -155,8 +182,9 @@ def model_features(tracks: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)[table("model_features").column_names]
 
 
-def run_transform(raw_manifest: Manifest, upstream: UpstreamRef, store: BucketStore,
-                  now: Callable[[], datetime]) -> tuple[Manifest, int]:
+def run_transform(
+    raw_manifest: Manifest, upstream: UpstreamRef, store: BucketStore, now: Callable[[], datetime]
+) -> tuple[Manifest, int]:
     started = now()
     raw = [(f.name, _load_json(f.name, store.read_verified(f))) for f in raw_manifest.files]
     chart_source = raw_manifest.sources.get("chart_source", "spotify-playlist")
@@ -171,11 +199,18 @@ def run_transform(raw_manifest: Manifest, upstream: UpstreamRef, store: BucketSt
     ]
     tracks = frames["tracks"]
     manifest = Manifest(
-        stage="transform", snapshot_date=raw_manifest.snapshot_date, run_id=raw_manifest.run_id,
-        started_at=started.isoformat(), finished_at=now().isoformat(), files=tuple(files), upstream=upstream,
+        stage="transform",
+        snapshot_date=raw_manifest.snapshot_date,
+        run_id=raw_manifest.run_id,
+        started_at=started.isoformat(),
+        finished_at=now().isoformat(),
+        files=tuple(files),
+        upstream=upstream,
         sources=dict(raw_manifest.sources),
-        summary={"tracks_without_features": int((~tracks["has_features"]).sum()),
-                 "markets": sorted(frames["chart_entries"]["market"].unique().tolist())},
+        summary={
+            "tracks_without_features": int((~tracks["has_features"]).sum()),
+            "markets": sorted(frames["chart_entries"]["market"].unique().tolist()),
+        },
     )
     name = layout.manifest_name("transform", raw_manifest.snapshot_date)
     generation = store.write_manifest(manifest, name)

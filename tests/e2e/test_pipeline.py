@@ -25,8 +25,14 @@ def _redeliver_everything(state, message_id: str, message: dict) -> int:
         r = requests.post(state.url(d["function"]) + "/", headers=d["headers"], data=d["body"].encode(), timeout=300)
         assert r.status_code == 200, (d["function"], r.status_code, r.text[:300])
     # The tick again, in Pub/Sub's push format with the same message id (a duplicate delivery).
-    push = {"message": {"data": base64.b64encode(json.dumps(message).encode()).decode(), "messageId": message_id,
-                        "attributes": {}}, "subscription": "projects/local-project/subscriptions/extract-push"}
+    push = {
+        "message": {
+            "data": base64.b64encode(json.dumps(message).encode()).decode(),
+            "messageId": message_id,
+            "attributes": {},
+        },
+        "subscription": "projects/local-project/subscriptions/extract-push",
+    }
     r = requests.post(state.url("extract") + "/", json=push, timeout=300)
     assert r.status_code == 200, r.text[:300]
     return len(deliveries)
@@ -43,13 +49,21 @@ def test_tick_to_bigquery_then_redelivery_changes_nothing(stack) -> None:
     # What an analyst checks: the seed's shape, without its defects.
     n = query(stack, "SELECT COUNT(*) AS n FROM model_features WHERE snapshot_date = @d", d=SNAPSHOT)[0]["n"]
     assert n == 142  # 143 distinct demo tracks, one without audio features
-    pairs = query(stack, "SELECT COUNT(*) AS n, COUNTIF(track_id = neighbor_track_id) AS self_pairs, "
-                         "COUNT(DISTINCT CONCAT(track_id, '>', neighbor_track_id)) AS distinct_pairs "
-                         "FROM recommendations WHERE snapshot_date = @d", d=SNAPSHOT)[0]
+    pairs = query(
+        stack,
+        "SELECT COUNT(*) AS n, COUNTIF(track_id = neighbor_track_id) AS self_pairs, "
+        "COUNT(DISTINCT CONCAT(track_id, '>', neighbor_track_id)) AS distinct_pairs "
+        "FROM recommendations WHERE snapshot_date = @d",
+        d=SNAPSHOT,
+    )[0]
     assert pairs == {"n": n * (n - 1), "self_pairs": 0, "distinct_pairs": n * (n - 1)}
-    per_market = query(stack, "SELECT market, COUNT(*) AS n, MIN(`rank`) AS lo, MAX(`rank`) AS hi, "
-                              "COUNT(DISTINCT `rank`) AS ranks FROM chart_entries WHERE snapshot_date = @d "
-                              "GROUP BY market ORDER BY market", d=SNAPSHOT)
+    per_market = query(
+        stack,
+        "SELECT market, COUNT(*) AS n, MIN(`rank`) AS lo, MAX(`rank`) AS hi, "
+        "COUNT(DISTINCT `rank`) AS ranks FROM chart_entries WHERE snapshot_date = @d "
+        "GROUP BY market ORDER BY market",
+        d=SNAPSHOT,
+    )
     assert per_market == [{"market": m, "n": 50, "lo": 1, "hi": 50, "ranks": 50} for m in ("BR", "GLOBAL", "KR")]
     assert len(first["tracks"]) == 143
     assert [r["stage"] for r in runs(stack, "e2e-first")] == ["extract", "transform", "recommend", "load"]
@@ -71,11 +85,18 @@ def _busy(state) -> bool:
 
     sub = pubsub_v1.SubscriberClient()
     for fn in ("transform", "recommend", "load"):
-        resp = sub.pull(subscription=sub.subscription_path("local-project", f"eventarc-{fn}"), max_messages=1,
-                        return_immediately=True, timeout=5)
+        resp = sub.pull(
+            subscription=sub.subscription_path("local-project", f"eventarc-{fn}"),
+            max_messages=1,
+            return_immediately=True,
+            timeout=5,
+        )
         if resp.received_messages:
-            sub.modify_ack_deadline(subscription=sub.subscription_path("local-project", f"eventarc-{fn}"),
-                                    ack_ids=[m.ack_id for m in resp.received_messages], ack_deadline_seconds=0)
+            sub.modify_ack_deadline(
+                subscription=sub.subscription_path("local-project", f"eventarc-{fn}"),
+                ack_ids=[m.ack_id for m in resp.received_messages],
+                ack_deadline_seconds=0,
+            )
             return True
     return False
 

@@ -28,18 +28,25 @@ def client(fn: str) -> Any:
 def tick_event(payload: Any, message_id: str, age: timedelta = timedelta(0)) -> CloudEvent:
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     return CloudEvent(
-        {"type": "google.cloud.pubsub.topic.v1.messagePublished", "id": message_id,
-         "source": "//pubsub.googleapis.com/projects/local-project/topics/spotify-pipeline-ticks",
-         "time": (datetime.now(UTC) - age).isoformat()},
+        {
+            "type": "google.cloud.pubsub.topic.v1.messagePublished",
+            "id": message_id,
+            "source": "//pubsub.googleapis.com/projects/local-project/topics/spotify-pipeline-ticks",
+            "time": (datetime.now(UTC) - age).isoformat(),
+        },
         {"message": {"data": base64.b64encode(data).decode(), "messageId": message_id}, "subscription": "test"},
     )
 
 
 def object_event(name: str, generation: int, age: timedelta = timedelta(0)) -> CloudEvent:
     return CloudEvent(
-        {"type": "google.cloud.storage.object.v1.finalized", "id": f"{name}#{generation}",
-         "source": "//storage.googleapis.com/projects/_/buckets/spotify-pipeline-local",
-         "subject": f"objects/{name}", "time": (datetime.now(UTC) - age).isoformat()},
+        {
+            "type": "google.cloud.storage.object.v1.finalized",
+            "id": f"{name}#{generation}",
+            "source": "//storage.googleapis.com/projects/_/buckets/spotify-pipeline-local",
+            "subject": f"objects/{name}",
+            "time": (datetime.now(UTC) - age).isoformat(),
+        },
         {"bucket": "spotify-pipeline-local", "name": name, "generation": str(generation)},
     )
 
@@ -83,8 +90,11 @@ def test_invalid_tick_through_pubsub_is_not_redelivered(stack) -> None:
     log_file = Path(stack.root) / "logs" / "function-extract.log"
 
     def rejections() -> int:
-        return sum(1 for line in log_file.read_text().splitlines()
-                   if f"Pub/Sub message {message_id}" in line and "not-a-date" in line)
+        return sum(
+            1
+            for line in log_file.read_text().splitlines()
+            if f"Pub/Sub message {message_id}" in line and "not-a-date" in line
+        )
 
     wait_until(rejections, 30)
     time.sleep(5)  # the emulator would have redelivered an unacknowledged push by now
@@ -126,6 +136,8 @@ def test_superseded_and_stale_events_are_ignored(stack) -> None:
 
 
 def test_malformed_storage_event_is_acknowledged(stack) -> None:
-    event = CloudEvent({"type": "google.cloud.storage.object.v1.finalized", "source": "//storage.googleapis.com/x",
-                        "id": "broken"}, {"bucket": "spotify-pipeline-local"})
+    event = CloudEvent(
+        {"type": "google.cloud.storage.object.v1.finalized", "source": "//storage.googleapis.com/x", "id": "broken"},
+        {"bucket": "spotify-pipeline-local"},
+    )
     assert post("load", event).status_code == 200

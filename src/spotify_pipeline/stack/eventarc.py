@@ -67,8 +67,18 @@ class Deliverer:
             status = 0
             log.warning("%s: %s", fn, exc)
         with self.lock, self.journal.open("a") as out:
-            out.write(json.dumps({"function": fn, "status": status, "attempt": attempt, "headers": dict(headers),
-                                  "body": body.decode() if isinstance(body, bytes) else body}) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "function": fn,
+                        "status": status,
+                        "attempt": attempt,
+                        "headers": dict(headers),
+                        "body": body.decode() if isinstance(body, bytes) else body,
+                    }
+                )
+                + "\n"
+            )
         if 200 <= status < 300:
             return True
         if attempt >= MAX_ATTEMPTS:
@@ -78,16 +88,18 @@ class Deliverer:
 
 
 def run_with_pubsub(state: StackState) -> None:
-    from google.cloud import pubsub_v1
+    import google.cloud.pubsub_v1 as pubsub_v1
 
     deliverer = Deliverer(state)
     subscriber = pubsub_v1.SubscriberClient()
     futures = []
     for fn in BUCKET_STAGES:
+
         def callback(message: Any, fn: str = fn) -> None:
             obj = json.loads(message.data)
-            event = storage_cloud_event(obj, message.message_id,
-                                        message.attributes.get("eventTime") or message.publish_time.isoformat())
+            event = storage_cloud_event(
+                obj, message.message_id, message.attributes.get("eventTime") or message.publish_time.isoformat()
+            )
             if deliverer.deliver(fn, event):
                 message.ack()
             else:
@@ -95,8 +107,9 @@ def run_with_pubsub(state: StackState) -> None:
                 message.nack()
 
         flow = pubsub_v1.types.FlowControl(max_messages=1)  # one event at a time per function, in order received
-        futures.append(subscriber.subscribe(subscriber.subscription_path(PROJECT, f"eventarc-{fn}"), callback,
-                                            flow_control=flow))
+        futures.append(
+            subscriber.subscribe(subscriber.subscription_path(PROJECT, f"eventarc-{fn}"), callback, flow_control=flow)
+        )
     (state.root / "eventarc.ready").write_text("pubsub\n")
     for future in futures:
         future.result()
@@ -116,9 +129,15 @@ def run_polling(state: StackState) -> None:
             if key in seen:
                 continue
             seen.add(key)
-            obj = {"bucket": BUCKET, "name": blob.name, "generation": str(blob.generation),
-                   "size": str(blob.size), "contentType": blob.content_type, "md5Hash": blob.md5_hash,
-                   "timeCreated": blob.time_created.isoformat() if blob.time_created else None}
+            obj = {
+                "bucket": BUCKET,
+                "name": blob.name,
+                "generation": str(blob.generation),
+                "size": str(blob.size),
+                "contentType": blob.content_type,
+                "md5Hash": blob.md5_hash,
+                "timeCreated": blob.time_created.isoformat() if blob.time_created else None,
+            }
             event = storage_cloud_event(obj, f"{blob.name}#{blob.generation}", blob.updated.isoformat())
             for fn in BUCKET_STAGES:
                 while not deliverer.deliver(fn, event):

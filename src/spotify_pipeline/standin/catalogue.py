@@ -22,17 +22,41 @@ _BASE62 = string.digits + string.ascii_letters
 _WEB = "https://open.spotify.com"
 _API = "https://api.spotify.com/v1"
 _GENRES: dict[str, tuple[str, ...]] = {
-    "GLOBAL": ("pop", "dance pop", "hip hop", "rap", "reggaeton", "latin pop", "r&b", "uk pop",
-               "afrobeats", "trap latino", "edm", "indie pop"),
-    "BR": ("funk carioca", "sertanejo", "sertanejo universitario", "pagode", "mpb", "piseiro",
-           "brazilian hip hop", "funk paulista"),
+    "GLOBAL": (
+        "pop",
+        "dance pop",
+        "hip hop",
+        "rap",
+        "reggaeton",
+        "latin pop",
+        "r&b",
+        "uk pop",
+        "afrobeats",
+        "trap latino",
+        "edm",
+        "indie pop",
+    ),
+    "BR": (
+        "funk carioca",
+        "sertanejo",
+        "sertanejo universitario",
+        "pagode",
+        "mpb",
+        "piseiro",
+        "brazilian hip hop",
+        "funk paulista",
+    ),
     "KR": ("k-pop", "k-pop boy group", "k-pop girl group", "k-rap", "korean r&b", "k-indie"),
 }
 _ARTISTS_PER_MARKET = {"GLOBAL": 24, "BR": 18, "KR": 18}
 # Cross-market hits (collaborations, one artist per market). 150 chart rows over 143 distinct
 # tracks leaves 7 repeated rows: one track in all three charts (2 repeats) + five in two charts.
 _SHARED: tuple[tuple[str, ...], ...] = (
-    ("GLOBAL", "BR", "KR"), ("GLOBAL", "BR"), ("GLOBAL", "BR"), ("GLOBAL", "KR"), ("GLOBAL", "KR"),
+    ("GLOBAL", "BR", "KR"),
+    ("GLOBAL", "BR"),
+    ("GLOBAL", "BR"),
+    ("GLOBAL", "KR"),
+    ("GLOBAL", "KR"),
     ("BR", "KR"),
 )
 
@@ -163,20 +187,37 @@ class Catalogue:
         """Playlist rows in chart order, shaped like the API's playlist track objects."""
         owner = _user("spotify", "Spotify")
         return [
-            {"added_at": CHART_ADDED_AT, "added_by": owner, "is_local": False,
-             "item": self.tracks[tid], "track": self.tracks[tid]}
+            {
+                "added_at": CHART_ADDED_AT,
+                "added_by": owner,
+                "is_local": False,
+                "item": self.tracks[tid],
+                "track": self.tracks[tid],
+            }
             for tid in self.playlists[playlist_id].track_ids
         ]
 
 
 def _user(uid: str, name: str) -> User:
-    return {"display_name": name, "external_urls": {"spotify": f"{_WEB}/user/{uid}"},
-            "href": f"{_API}/users/{uid}", "id": uid, "type": "user", "uri": f"spotify:user:{uid}"}
+    return {
+        "display_name": name,
+        "external_urls": {"spotify": f"{_WEB}/user/{uid}"},
+        "href": f"{_API}/users/{uid}",
+        "id": uid,
+        "type": "user",
+        "uri": f"spotify:user:{uid}",
+    }
 
 
 def _simplified(kind: str, oid: str, name: str) -> SimplifiedArtist:
-    return {"external_urls": {"spotify": f"{_WEB}/{kind}/{oid}"}, "href": f"{_API}/{kind}s/{oid}",
-            "id": oid, "name": name, "type": kind, "uri": f"spotify:{kind}:{oid}"}
+    return {
+        "external_urls": {"spotify": f"{_WEB}/{kind}/{oid}"},
+        "href": f"{_API}/{kind}s/{oid}",
+        "id": oid,
+        "name": name,
+        "type": kind,
+        "uri": f"spotify:{kind}:{oid}",
+    }
 
 
 def _features(rng: random.Random, tid: str) -> AudioFeatures:
@@ -186,12 +227,23 @@ def _features(rng: random.Random, tid: str) -> AudioFeatures:
     # Chart pop is rarely instrumental: most tracks sit near zero, a few are not.
     instrumental = unit(0.0, 0.01) if rng.random() < 0.85 else unit(0.0, 0.9)
     return {
-        "danceability": unit(0.3, 0.95), "energy": unit(0.2, 0.97), "key": rng.randint(0, 11),
-        "loudness": unit(-20.0, -1.0), "mode": rng.randint(0, 1), "speechiness": unit(0.02, 0.45),
-        "acousticness": unit(0.0, 0.9), "instrumentalness": instrumental, "liveness": unit(0.03, 0.6),
-        "valence": unit(0.05, 0.97), "tempo": unit(60.0, 200.0), "type": "audio_features", "id": tid,
-        "uri": f"spotify:track:{tid}", "track_href": f"{_API}/tracks/{tid}",
-        "analysis_url": f"{_API}/audio-analysis/{tid}", "duration_ms": rng.randint(120_000, 300_000),
+        "danceability": unit(0.3, 0.95),
+        "energy": unit(0.2, 0.97),
+        "key": rng.randint(0, 11),
+        "loudness": unit(-20.0, -1.0),
+        "mode": rng.randint(0, 1),
+        "speechiness": unit(0.02, 0.45),
+        "acousticness": unit(0.0, 0.9),
+        "instrumentalness": instrumental,
+        "liveness": unit(0.03, 0.6),
+        "valence": unit(0.05, 0.97),
+        "tempo": unit(60.0, 200.0),
+        "type": "audio_features",
+        "id": tid,
+        "uri": f"spotify:track:{tid}",
+        "track_href": f"{_API}/tracks/{tid}",
+        "analysis_url": f"{_API}/audio-analysis/{tid}",
+        "duration_ms": rng.randint(120_000, 300_000),
         "time_signature": rng.choice((4, 4, 4, 4, 3, 5)),
     }
 
@@ -217,7 +269,8 @@ def build_demo_catalogue(seed: int = 2023) -> Catalogue:
             artists[aid] = {
                 **_simplified("artist", aid, f"Synthetic Artist {len(artists) + 1:02d}"),
                 "followers": {"href": None, "total": rng.randint(1_000, 60_000_000)},
-                "genres": rng.sample(_GENRES[market], rng.randint(1, 4)), "images": [],
+                "genres": rng.sample(_GENRES[market], rng.randint(1, 4)),
+                "images": [],
                 "popularity": rng.randint(30, 95),
             }
             pools[market].append(aid)
@@ -251,8 +304,13 @@ def build_demo_catalogue(seed: int = 2023) -> Catalogue:
     for src, dst in zip(tied[::2], tied[1::2], strict=True):
         src_vec = features[src]
         assert src_vec is not None
-        features[dst] = {**src_vec, "id": dst, "uri": f"spotify:track:{dst}",
-                         "track_href": f"{_API}/tracks/{dst}", "analysis_url": f"{_API}/audio-analysis/{dst}"}
+        features[dst] = {
+            **src_vec,
+            "id": dst,
+            "uri": f"spotify:track:{dst}",
+            "track_href": f"{_API}/tracks/{dst}",
+            "analysis_url": f"{_API}/audio-analysis/{dst}",
+        }
 
     tracks: dict[str, Track] = {}
     for number, (tid, names, _) in enumerate(credits, start=1):
@@ -265,18 +323,32 @@ def build_demo_catalogue(seed: int = 2023) -> Catalogue:
         released = date(2021, 1, 1) + timedelta(days=rng.randint(0, 1000))
         tracks[tid] = {
             "album": {
-                "album_type": "single" if single else "album", "artists": refs,
-                "external_urls": {"spotify": f"{_WEB}/album/{album_id}"}, "href": f"{_API}/albums/{album_id}",
-                "id": album_id, "images": [], "name": f"Demo Album {number:03d} (synthetic)",
-                "release_date": released.isoformat(), "release_date_precision": "day",
-                "total_tracks": total, "type": "album", "uri": f"spotify:album:{album_id}",
+                "album_type": "single" if single else "album",
+                "artists": refs,
+                "external_urls": {"spotify": f"{_WEB}/album/{album_id}"},
+                "href": f"{_API}/albums/{album_id}",
+                "id": album_id,
+                "images": [],
+                "name": f"Demo Album {number:03d} (synthetic)",
+                "release_date": released.isoformat(),
+                "release_date_precision": "day",
+                "total_tracks": total,
+                "type": "album",
+                "uri": f"spotify:album:{album_id}",
             },
-            "artists": refs, "duration_ms": vec["duration_ms"], "explicit": rng.random() < 0.3,
+            "artists": refs,
+            "duration_ms": vec["duration_ms"],
+            "explicit": rng.random() < 0.3,
             "external_ids": {"isrc": f"QZSYN23{number:05d}"},
-            "external_urls": {"spotify": f"{_WEB}/track/{tid}"}, "href": f"{_API}/tracks/{tid}",
-            "id": tid, "is_local": False, "name": f"Demo Track {number:03d} (synthetic)",
-            "popularity": rng.randint(40, 100), "preview_url": None,
-            "track_number": 1 if single else rng.randint(1, total), "type": "track",
+            "external_urls": {"spotify": f"{_WEB}/track/{tid}"},
+            "href": f"{_API}/tracks/{tid}",
+            "id": tid,
+            "is_local": False,
+            "name": f"Demo Track {number:03d} (synthetic)",
+            "popularity": rng.randint(40, 100),
+            "preview_url": None,
+            "track_number": 1 if single else rng.randint(1, total),
+            "type": "track",
             "uri": f"spotify:track:{tid}",
         }
     # Mirrors the real API, which returns null for tracks it has no analysis for.

@@ -16,14 +16,14 @@ from flask.json.provider import DefaultJSONProvider
 from .catalogue import Catalogue, Playlist
 
 RESTRICTIONS = frozenset({"playlists", "bulk_tracks", "bulk_artists", "audio_features", "popularity"})
-ROUTES = frozenset({"token", "playlist", "playlist_items", "tracks", "track", "artists", "artist",
-                    "audio_features", "audio_feature"})
+ROUTES = frozenset(
+    {"token", "playlist", "playlist_items", "tracks", "track", "artists", "artist", "audio_features", "audio_feature"}
+)
 TOKEN_TTL_S = 3600
 _ID = re.compile(r"^[0-9A-Za-z]{22}$")
 # Fields Spotify stopped returning to development-mode apps (Feb 2026).
 _DEV_MODE_HIDDEN = frozenset({"popularity", "followers", "genres", "available_markets"})
-_FAULT_MESSAGES = {429: "API rate limit exceeded", 500: "Server error", 502: "Bad gateway",
-                   503: "Service unavailable"}
+_FAULT_MESSAGES = {429: "API rate limit exceeded", 500: "Server error", 502: "Bad gateway", 503: "Service unavailable"}
 _ITEMS_MAX_LIMIT, _TRACKS_MAX_LIMIT = 50, 100
 
 
@@ -60,8 +60,9 @@ class _State:
         self.faults: dict[str, deque[tuple[int, int]]] = {}  # route -> (status, retry_after) in order
 
 
-def create_app(catalogue: Catalogue, client_id: str, client_secret: str, *,
-               restricted: frozenset[str] = frozenset()) -> Flask:
+def create_app(
+    catalogue: Catalogue, client_id: str, client_secret: str, *, restricted: frozenset[str] = frozenset()
+) -> Flask:
     """Build the stand-in app; `restricted` simulates a 2026 development-mode app."""
     unknown = restricted - RESTRICTIONS
     if unknown:
@@ -147,9 +148,15 @@ def create_app(catalogue: Catalogue, client_id: str, client_secret: str, *,
         def url(at: int) -> str:
             return f"{base}?offset={at}&limit={limit}"
 
-        return {"href": url(offset), "items": rows[offset:offset + limit], "limit": limit,
-                "next": url(offset + limit) if offset + limit < total else None, "offset": offset,
-                "previous": url(max(0, offset - limit)) if offset > 0 else None, "total": total}
+        return {
+            "href": url(offset),
+            "items": rows[offset : offset + limit],
+            "limit": limit,
+            "next": url(offset + limit) if offset + limit < total else None,
+            "offset": offset,
+            "previous": url(max(0, offset - limit)) if offset > 0 else None,
+            "total": total,
+        }
 
     @app.get("/v1/playlists/<pid>", endpoint="playlist")
     def playlist(pid: str) -> Response:
@@ -157,17 +164,27 @@ def create_app(catalogue: Catalogue, client_id: str, client_secret: str, *,
         if isinstance(found, Response):
             return found
         owner = catalogue.playlist_items(pid)[0]["added_by"] if found.track_ids else None
-        return ok({
-            "collaborative": False, "description": found.description,
-            "external_urls": {"spotify": f"https://open.spotify.com/playlist/{pid}"},
-            "followers": {"href": None, "total": 0}, "href": f"https://api.spotify.com/v1/playlists/{pid}",
-            "id": pid, "images": [], "name": found.name, "owner": owner, "primary_color": None,
-            "public": True, "snapshot_id": f"synthetic-{pid}",
-            # The embedded first page is 100 rows for `tracks`; Feb 2026 renamed it to `items`.
-            "tracks": paging(found, "tracks", _TRACKS_MAX_LIMIT, 0),
-            "items": paging(found, "items", _ITEMS_MAX_LIMIT, 0),
-            "type": "playlist", "uri": f"spotify:playlist:{pid}",
-        })
+        return ok(
+            {
+                "collaborative": False,
+                "description": found.description,
+                "external_urls": {"spotify": f"https://open.spotify.com/playlist/{pid}"},
+                "followers": {"href": None, "total": 0},
+                "href": f"https://api.spotify.com/v1/playlists/{pid}",
+                "id": pid,
+                "images": [],
+                "name": found.name,
+                "owner": owner,
+                "primary_color": None,
+                "public": True,
+                "snapshot_id": f"synthetic-{pid}",
+                # The embedded first page is 100 rows for `tracks`; Feb 2026 renamed it to `items`.
+                "tracks": paging(found, "tracks", _TRACKS_MAX_LIMIT, 0),
+                "items": paging(found, "items", _ITEMS_MAX_LIMIT, 0),
+                "type": "playlist",
+                "uri": f"spotify:playlist:{pid}",
+            }
+        )
 
     @app.get("/v1/playlists/<pid>/items", endpoint="playlist_items")
     @app.get("/v1/playlists/<pid>/tracks", endpoint="playlist_items")
