@@ -74,9 +74,9 @@ def publish_tick(env: Mapping[str, str], state: Any, message: dict[str, Any]) ->
     """Publish a run request as Cloud Scheduler would; without Pub/Sub, post the CloudEvent to extract."""
     data = json.dumps(message).encode()
     if state is None or state.pubsub:
-        import google.cloud.pubsub_v1 as pubsub_v1
+        from spotify_pipeline.clients import publisher_client
 
-        publisher = pubsub_v1.PublisherClient()
+        publisher = publisher_client(env)
         topic = publisher.topic_path(
             env["GOOGLE_CLOUD_PROJECT"], env.get("PIPELINE_TICKS_TOPIC", "spotify-pipeline-ticks")
         )

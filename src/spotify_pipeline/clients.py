@@ -51,7 +51,27 @@ def bigquery_client(project: str, location: str, env: Mapping[str, str]) -> bigq
     return bigquery.Client(project=project, location=location)
 
 
-def publisher_client() -> pubsub_v1.PublisherClient:
+def publisher_client(env: Mapping[str, str]) -> pubsub_v1.PublisherClient:
     import google.cloud.pubsub_v1 as pubsub_v1
 
+    host = env.get("PUBSUB_EMULATOR_HOST", "").strip()
+    if host:
+        # An explicit insecure channel, so the emulator named in ``env`` is used even when the
+        # process environment names another one (the CLI and tests drive several stacks).
+        import grpc
+        from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+
+        return pubsub_v1.PublisherClient(transport=PublisherGrpcTransport(channel=grpc.insecure_channel(host)))
     return pubsub_v1.PublisherClient()
+
+
+def subscriber_client(env: Mapping[str, str]) -> pubsub_v1.SubscriberClient:
+    import google.cloud.pubsub_v1 as pubsub_v1
+
+    host = env.get("PUBSUB_EMULATOR_HOST", "").strip()
+    if host:
+        import grpc
+        from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+
+        return pubsub_v1.SubscriberClient(transport=SubscriberGrpcTransport(channel=grpc.insecure_channel(host)))
+    return pubsub_v1.SubscriberClient()

@@ -18,6 +18,7 @@ from typing import Any
 
 from spotify_pipeline.config import ConfigError, Settings, parse_markets, parse_playlists
 
+ISO_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PLAYLIST_ID_RE = re.compile(r"^[A-Za-z0-9]{22}$")
 CHART_SOURCES = ("spotify-playlist",)
@@ -61,11 +62,13 @@ class RunRequest:
 def parse_iso_date(value: object, where: str, field_name: str) -> date:
     if not isinstance(value, str):
         raise InvalidEvent(where, field_name, value, "expected an ISO date string YYYY-MM-DD")
-    try:
-        parsed = date.fromisoformat(value)
-    except ValueError:
-        parsed = None
-    if parsed is None or len(value) != 10:
+    parsed = None
+    if ISO_DATE_RE.match(value):  # fromisoformat alone also takes week dates like 2026-W48-1
+        try:
+            parsed = date.fromisoformat(value)
+        except ValueError:
+            parsed = None
+    if parsed is None:
         raise InvalidEvent(where, field_name, value, "expected an ISO date YYYY-MM-DD, e.g. 2026-11-23")
     return parsed
 

@@ -81,9 +81,9 @@ def test_tick_to_bigquery_then_redelivery_changes_nothing(stack) -> None:
 
 def _busy(state) -> bool:
     """True while the Eventarc stand-in still has undelivered bucket events."""
-    from google.cloud import pubsub_v1
+    from spotify_pipeline.clients import subscriber_client
 
-    sub = pubsub_v1.SubscriberClient()
+    sub = subscriber_client(state.env())
     for fn in ("transform", "recommend", "load"):
         resp = sub.pull(
             subscription=sub.subscription_path("local-project", f"eventarc-{fn}"),

@@ -81,9 +81,9 @@ def test_invalid_tick_is_acknowledged_named_and_writes_nothing(stack, caplog, pa
 
 
 def test_invalid_tick_through_pubsub_is_not_redelivered(stack) -> None:
-    from google.cloud import pubsub_v1
+    from spotify_pipeline.clients import publisher_client
 
-    publisher = pubsub_v1.PublisherClient()
+    publisher = publisher_client(stack.env())
     objects = bucket_objects(stack)
     topic = publisher.topic_path("local-project", "spotify-pipeline-ticks")
     message_id = publisher.publish(topic, json.dumps({"snapshot_date": "not-a-date"}).encode()).result(30)

@@ -90,8 +90,10 @@ class Deliverer:
 def run_with_pubsub(state: StackState) -> None:
     import google.cloud.pubsub_v1 as pubsub_v1
 
+    from spotify_pipeline.clients import subscriber_client
+
     deliverer = Deliverer(state)
-    subscriber = pubsub_v1.SubscriberClient()
+    subscriber = subscriber_client(state.env())
     futures = []
     for fn in BUCKET_STAGES:
 

@@ -381,12 +381,11 @@ def _fake_gcs_binary(emu_python: Path) -> Path:
 
 
 def _create_topics(state: StackState) -> bool:
-    import google.cloud.pubsub_v1 as pubsub_v1
     from google.api_core.exceptions import AlreadyExists
 
-    os.environ["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{state.ports['pubsub']}"
-    publisher = pubsub_v1.PublisherClient()
-    subscriber = pubsub_v1.SubscriberClient()
+    from spotify_pipeline.clients import publisher_client, subscriber_client
+
+    publisher, subscriber = publisher_client(state.env()), subscriber_client(state.env())
     for topic in (TICKS_TOPIC, GCS_TOPIC):
         with contextlib.suppress(AlreadyExists):
             publisher.create_topic(name=publisher.topic_path(PROJECT, topic))
@@ -405,8 +404,9 @@ def _create_push_subscription(state: StackState) -> None:
     import google.cloud.pubsub_v1 as pubsub_v1
     from google.api_core.exceptions import AlreadyExists
 
-    subscriber = pubsub_v1.SubscriberClient()
-    publisher = pubsub_v1.PublisherClient()
+    from spotify_pipeline.clients import publisher_client, subscriber_client
+
+    publisher, subscriber = publisher_client(state.env()), subscriber_client(state.env())
     with contextlib.suppress(AlreadyExists):
         subscriber.create_subscription(
             name=subscriber.subscription_path(PROJECT, "extract-push"),
