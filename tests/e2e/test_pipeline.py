@@ -111,3 +111,22 @@ def test_two_runs_of_a_snapshot_leave_identical_tables(stack) -> None:
     assert {k for k in bucket_objects(stack) if k.startswith(layout.prefix("transform", day))} == objects_first
     # Each week keeps its own prefix: both runs wrote under this snapshot's folders only.
     assert any(k.startswith("extract/snapshot_date=2026-11-09/") for k in bucket_objects(stack))
+
+
+def test_a_failing_stage_fails_the_run_with_its_error(stack, capsys) -> None:
+    from helpers import bq, settings
+
+    from spotify_pipeline.cli import publish_tick, wait_for_run
+
+    day = date(2026, 9, 7)
+    before = bucket_objects(stack)
+    # A playlist the stand-in does not have: Spotify's 404, as a new app gets for the Top 50 playlists.
+    message = {"snapshot_date": day.isoformat(), "run_id": "e2e-fails", "playlists": {"BR": "0" * 22}}
+    publish_tick(stack.env(), stack, message)
+    assert wait_for_run(bq(stack), settings(stack), "e2e-fails", 60) == 1
+    err = capsys.readouterr().err
+    assert "failed at extract" in err and "404" in err and "0" * 22 in err
+    recorded = runs(stack, "e2e-fails")
+    assert [(r["stage"], r["status"]) for r in recorded] == [("extract", "failed")]
+    assert "market BR" in recorded[0]["error"] and "PIPELINE_PLAYLISTS" in recorded[0]["error"]  # says what to do
+    assert bucket_objects(stack) == before  # nothing partial written
