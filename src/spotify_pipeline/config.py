@@ -140,6 +140,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "PIPELINE_DATASET": "BigQuery dataset of the tables and views.",
     "PIPELINE_BQ_LOCATION": "BigQuery location for load and query jobs.",
     "PIPELINE_MARKETS": "Default markets, comma separated (GLOBAL or ISO 3166-1 alpha-2).",
+    "PIPELINE_TICKS_TOPIC": "Pub/Sub topic of run requests (the CLI publishes there; Terraform creates it).",
     "PIPELINE_PLAYLISTS": "Chart playlist per market, MARKET=ID,... or JSON; overrides the Top 50 ids.",
     "SPOTIFY_CLIENT_ID": "Spotify app client id (Secret Manager in the cloud).",
     "SPOTIFY_CLIENT_SECRET": "Spotify app client secret (Secret Manager in the cloud).",

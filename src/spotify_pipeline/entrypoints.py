@@ -126,7 +126,8 @@ def handle_tick(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
     rt = rt or runtime()
     data: Mapping[str, Any] = cloud_event.data or {}
     message = data.get("message") if isinstance(data, Mapping) else None
-    message_id = str((message or {}).get("messageId") or (message or {}).get("message_id") or cloud_event["id"])
+    message = message if isinstance(message, Mapping) else {}  # decode_pubsub_payload reports the shape
+    message_id = str(message.get("messageId") or message.get("message_id") or cloud_event["id"])
     where = f"Pub/Sub message {message_id}"
     if _too_old(rt, _event_time(cloud_event), where):
         return

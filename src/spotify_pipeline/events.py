@@ -155,7 +155,7 @@ def decode_pubsub_payload(data: Mapping[str, Any] | None, where: str) -> dict[st
     encoded = message.get("data") or ""
     try:
         text = base64.b64decode(encoded, validate=True).decode("utf-8") if encoded else ""
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
         raise InvalidEvent(where, "message.data", str(encoded)[:80], "not base64-encoded UTF-8") from None
     if not text.strip():
         return {}
@@ -193,7 +193,9 @@ def parse_storage_event(data: Mapping[str, Any] | None, event_time: str | None) 
     try:
         gen = int(str(generation))
     except ValueError:
-        raise InvalidEvent(f"gs://{bucket}/{name}", "generation", generation, "not an integer") from None
+        gen = -1
+    if gen < 0:
+        raise InvalidEvent(f"gs://{bucket}/{name}", "generation", generation, "not a non-negative integer")
     when: datetime | None = None
     if event_time:
         try:

@@ -1,6 +1,6 @@
 """Where every object of a run lives in the data bucket.
 
-    extract/snapshot_date=2026-11-23/playlists/GLOBAL/page-000.json   raw API responses
+    extract/snapshot_date=2026-11-23/playlists/GLOBAL/<playlist id>/page-000.json   raw API responses
     extract/snapshot_date=2026-11-23/artists/batch-000.json
     extract/snapshot_date=2026-11-23/audio_features/batch-000.json
     extract/snapshot_date=2026-11-23/_manifest.json                   written last

@@ -73,6 +73,8 @@ class Manifest:
     def from_bytes(cls, data: bytes, where: str) -> Manifest:
         try:
             body = json.loads(data)
+            if not isinstance(body, dict):
+                raise ManifestError(f"{where}: expected a JSON object, got {type(body).__name__}")
             if body.get("format") != FORMAT_VERSION:
                 raise ManifestError(f"{where}: field 'format' = {body.get('format')!r}: expected {FORMAT_VERSION}")
             upstream = body.get("upstream")
