@@ -168,6 +168,39 @@ def wait_for_run(client: Any, settings: Settings, run_id: str, timeout: float) -
     return 1
 
 
+def cmd_trigger(args: argparse.Namespace) -> int:
+    """Publish one run request to the deployed topic (or the local stack's), without waiting."""
+    from spotify_pipeline.events import InvalidEvent, parse_run_request
+
+    if args.project:
+        env = {k: v for k, v in os.environ.items() if k != "PUBSUB_EMULATOR_HOST"}
+        env["GOOGLE_CLOUD_PROJECT"] = args.project
+        state = None
+    else:
+        env, state = _target_env(args)
+    env["PIPELINE_TICKS_TOPIC"] = args.topic or env.get("PIPELINE_TICKS_TOPIC", "spotify-pipeline-ticks")
+    payload: dict[str, Any] = {}
+    if args.snapshot_date:
+        payload["snapshot_date"] = args.snapshot_date
+    if args.markets:
+        payload["markets"] = [m.strip() for m in args.markets.split(",")]
+    if args.chart_source:
+        payload["chart_source"] = args.chart_source
+    try:  # validated here with extract's own rules, so a bad request is refused before publishing
+        parse_run_request(payload, Settings.from_env(env), default_run_id="trigger")
+    except (InvalidEvent, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    message_id = publish_tick(env, state, payload)
+    where = f"projects/{env['GOOGLE_CLOUD_PROJECT']}/topics/{env['PIPELINE_TICKS_TOPIC']}"
+    print(f"published {json.dumps(payload)} to {where} (message {message_id})")
+    print(
+        'follow it: spotify-pipeline query "SELECT * FROM pipeline_runs ORDER BY started_at DESC LIMIT 8"'
+        + (f" --project {args.project}" if args.project else "")
+    )
+    return 0
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     from google.cloud import bigquery
 
@@ -279,6 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markets", help="comma separated, e.g. GLOBAL,BR,KR")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for load (default 300)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "trigger", help="publish a run request now (deployed topic with --project, else the local stack)"
+    )
+    p.add_argument("--project", help="Google Cloud project of the deployed pipeline")
+    p.add_argument("--topic", help="ticks topic (default: $PIPELINE_TICKS_TOPIC or spotify-pipeline-ticks)")
+    p.add_argument("--snapshot-date", help="YYYY-MM-DD (default: today, UTC, decided by extract)")
+    p.add_argument("--markets", help="comma separated, e.g. GLOBAL,BR,KR")
+    p.add_argument("--chart-source", help="chart source for this run, e.g. spotify-playlist")
+    p.set_defaults(func=cmd_trigger)
 
     p = sub.add_parser("query", help="run SQL on the warehouse (local stack, or BigQuery with --project)")
     p.add_argument("sql")

@@ -117,3 +117,18 @@ def test_a_failing_stage_fails_the_run_with_its_error(stack, capsys) -> None:
     assert [(r["stage"], r["status"]) for r in recorded] == [("extract", "failed")]
     assert "market BR" in recorded[0]["error"] and "PIPELINE_PLAYLISTS" in recorded[0]["error"]  # says what to do
     assert bucket_objects(stack) == before  # nothing partial written
+
+
+def test_trigger_publishes_a_run_that_completes(stack, capsys) -> None:
+    from spotify_pipeline.cli import main
+
+    day = date(2026, 8, 3)
+    assert main(["--stack-dir", str(stack.root), "trigger", "--snapshot-date", day.isoformat(), "--markets", "KR"]) == 0
+    assert "published" in capsys.readouterr().out
+    wait_until(lambda: layout.manifest_name("load", day) in bucket_objects(stack), 120)
+    markets = query(stack, "SELECT DISTINCT market FROM chart_entries WHERE snapshot_date = @d", d=day)
+    assert markets == [{"market": "KR"}]
+    # 50 KR tracks, of which the featureless one (if charting in KR) is left out of the model.
+    n = query(stack, "SELECT COUNT(*) AS n FROM model_features WHERE snapshot_date = @d", d=day)[0]["n"]
+    pairs = query(stack, "SELECT COUNT(*) AS n FROM recommendations WHERE snapshot_date = @d", d=day)[0]["n"]
+    assert n in (49, 50) and pairs == n * (n - 1)
