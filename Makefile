@@ -4,7 +4,7 @@ VENV := .venv
 EMU := .venv-emulators
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck check package clean
+.PHONY: setup infra-tools demo test lint typecheck check package clean
 
 setup: $(VENV)/.installed $(EMU)/.installed
 
@@ -22,14 +22,19 @@ $(EMU)/.installed: requirements/emulators.txt
 	$(EMU)/bin/pip install -q -r requirements/emulators.txt
 	touch $@
 
+# Offline Terraform checks: python-hcl2, checkov (own venv), the google provider schema (npm).
+# Only the tests need them, so `make demo` does not wait for them.
+infra-tools: setup
+	bash infra/checks/setup.sh
+
 demo: setup
 	$(BIN)/spotify-pipeline demo
 
-test: setup
+test: setup infra-tools
 	$(BIN)/python -m pytest -q tests
 
 lint: setup
-	$(BIN)/ruff check src functions tests
+	$(BIN)/ruff check src functions tests infra/checks benchmarks
 
 typecheck: setup
 	$(BIN)/mypy

@@ -1,0 +1,739 @@
+"""Offline wiring checks of infra/*.tf against the code, with python-hcl2.
+
+Each ``check_*`` takes an :class:`Infra` (the parsed Terraform folder plus the repository it
+belongs to) and returns a list of problems; ``run_all`` runs them all. tests/infra runs them on
+the real tree (no problem expected) and on broken scratch copies (the right problem expected).
+
+What they assert: every function's entry point exists in functions/<name>/main.py; the event
+types and the Scheduler -> topic -> extract chain; the BigQuery tables come from the loader's
+schema file (no second copy) with its partitioning and clustering; every environment variable
+is one the code reads and the required ones are set; least-privilege IAM; no secret values;
+the bucket's settings; the APIs; the outputs.
+
+Usage: ``python infra/checks/wiring.py [INFRA_DIR]`` (exit 1 on problems).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+CHECKS_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(CHECKS_DIR))
+
+from tfparse import block, blocks, expr, load_dir  # noqa: E402
+
+STAGES = ("extract", "transform", "recommend", "load")
+# Deployments whose source is another function's zip: `ingest` is the extract source on the
+# bucket's events (chart files under inbox/), deployed when functions/extract/main.py defines it.
+SECOND_DEPLOYMENTS = {"ingest": "extract"}
+PUBSUB_EVENT = "google.cloud.pubsub.topic.v1.messagePublished"
+GCS_EVENT = "google.cloud.storage.object.v1.finalized"
+REQUIRED_ENV = ("GOOGLE_CLOUD_PROJECT", "PIPELINE_BUCKET", "PIPELINE_DATASET")
+SECRET_ENV = ("SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET")
+REQUIRED_APIS = {
+    "artifactregistry.googleapis.com",
+    "bigquery.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudfunctions.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "eventarc.googleapis.com",
+    "iam.googleapis.com",
+    "pubsub.googleapis.com",
+    "run.googleapis.com",
+    "secretmanager.googleapis.com",
+    "storage.googleapis.com",
+}
+# The only project-level grants, each because no narrower resource can carry the role
+# (the comments in iam.tf say why). Keyed by role: the one member allowed to hold it.
+PROJECT_LEVEL_ALLOWED = {
+    "roles/bigquery.jobUser": 'google_service_account.function["load"].member',
+    "roles/eventarc.eventReceiver": "google_service_account.trigger.member",
+    "roles/pubsub.publisher": "data.google_storage_project_service_account.gcs.member",
+    "roles/logging.logWriter": "google_service_account.builder.member",
+}
+BIGQUERY_TYPES = {
+    "STRING", "BYTES", "INT64", "INTEGER", "FLOAT64", "FLOAT", "NUMERIC", "BIGNUMERIC", "BOOL", "BOOLEAN",
+    "TIMESTAMP", "DATE", "TIME", "DATETIME", "GEOGRAPHY", "JSON", "RECORD", "STRUCT",
+}  # fmt: skip
+
+
+def norm(text: Any) -> str:
+    """An expression without its ``${ }`` and whitespace, for comparisons."""
+    return re.sub(r"\s+", "", expr(text))
+
+
+@dataclass
+class FunctionInstance:
+    stage: str  # the deployment: a stage, or a second deployment such as ingest
+    address: str
+    body: dict[str, Any]
+    key_exprs: set[str] = field(default_factory=set)  # how the body may name its source
+
+    @property
+    def source(self) -> str:
+        """The function folder whose zip it runs (and whose identity and settings it shares)."""
+        return SECOND_DEPLOYMENTS.get(self.stage, self.stage)
+
+
+@dataclass
+class Infra:
+    infra_dir: Path
+    repo: Path
+    config: dict[str, Any]
+
+    @classmethod
+    def load(cls, infra_dir: Path | str, repo: Path | str | None = None) -> Infra:
+        infra = Path(infra_dir).resolve()
+        return cls(infra, Path(repo).resolve() if repo else infra.parent, load_dir(infra))
+
+    def resources(self, rtype: str) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = self.config["resource"].get(rtype, {})
+        return found
+
+    def resource(self, address: str) -> dict[str, Any]:
+        rtype, name = address.split(".", 1)
+        return self.resources(rtype)[name]
+
+    def local(self, name: str) -> Any:
+        return self.config["locals"][name]
+
+    def variable_default(self, name: str) -> Any:
+        return self.config["variable"][name].get("default")
+
+    def resolve_list(self, value: Any) -> list[str] | None:
+        """A literal list, ``local.x`` / ``toset(local.x)`` of one, or ``toset([...])``."""
+        if isinstance(value, list):
+            return [str(v) for v in value]
+        text = norm(value)
+        inner = re.fullmatch(r"toset\((.*)\)", text)
+        if inner:
+            text = inner.group(1)
+        if text.startswith("local."):
+            name = text[len("local.") :]
+            if name in self.config["locals"]:
+                return self.resolve_list(self.config["locals"][name])
+            return None
+        if text.startswith("[") and text.endswith("]"):
+            try:
+                return [str(v) for v in json.loads(text)]
+            except json.JSONDecodeError:
+                return None
+        return None
+
+    def function_instances(self) -> list[FunctionInstance]:
+        out = []
+        for name, body in self.resources("google_cloudfunctions2_function").items():
+            address = f"google_cloudfunctions2_function.{name}"
+            if "for_each" in body:
+                keys = self.resolve_list(body["for_each"]) or []
+                for key in keys:
+                    out.append(FunctionInstance(key, f'{address}["{key}"]', body, {"each.key", f'"{key}"'}))
+            else:
+                source = SECOND_DEPLOYMENTS.get(name, name)
+                suffix = "[0]" if "count" in body else ""
+                out.append(FunctionInstance(name, address + suffix, body, {f'"{source}"'}))
+        return out
+
+    def tf_path(self, value: str) -> Path:
+        """A path expression of the form ``${path.module}/...`` as a file."""
+        return (self.infra_dir / str(value).replace("${path.module}/", "")).resolve()
+
+
+def _names(key_exprs: set[str], template: str) -> set[str]:
+    return {norm(template.format(key=k)) for k in key_exprs}
+
+
+def _defines(main: Path, name: str) -> bool:
+    if not main.is_file():
+        return False
+    return any(isinstance(n, ast.FunctionDef) and n.name == name for n in ast.parse(main.read_text()).body)
+
+
+def expected_deployments(infra: Infra) -> list[str]:
+    second = [d for d, src in SECOND_DEPLOYMENTS.items() if _defines(infra.repo / "functions" / src / "main.py", d)]
+    return sorted([*STAGES, *second])
+
+
+def evaluate_default(infra: Infra, value: Any) -> str | None:
+    """The value an environment variable gets with every variable at its default (simple forms)."""
+    text = norm(value)
+    m = re.fullmatch(r"(join\(\",\",|tostring\(|jsonencode\()?var\.(\w+)\)?", text)
+    if not m or m.group(2) not in infra.config["variable"]:
+        return None
+    default = infra.variable_default(m.group(2))
+    if default is None:
+        return None
+    if m.group(1) and m.group(1).startswith("join"):
+        return ",".join(str(v) for v in default)
+    if m.group(1) == "jsonencode(":
+        return json.dumps(default)
+    if isinstance(default, bool):
+        return str(default).lower()
+    return str(default)
+
+
+# ------------------------------------------------------------------------- checks
+
+
+def check_providers(infra: Infra) -> list[str]:
+    problems = []
+    providers: dict[str, Any] = {}
+    for tf in infra.config["terraform"]:
+        for entry in blocks(tf.get("required_providers")):
+            providers.update(entry)
+    for name, source in (("google", "hashicorp/google"), ("time", "hashicorp/time")):
+        spec = providers.get(name)
+        if not isinstance(spec, dict) or spec.get("source") != source:
+            problems.append(f"required_providers: {name} must come from {source}")
+            continue
+        if not re.fullmatch(r"(=\s*|~>\s*)?\d+\.\d+\.\d+", str(spec.get("version", ""))):
+            problems.append(
+                f"required_providers: {name} version {spec.get('version')!r} is not pinned to a patch level"
+            )
+    return problems
+
+
+def check_entry_points(infra: Infra) -> list[str]:
+    problems = []
+    instances = infra.function_instances()
+    stages = sorted(i.stage for i in instances)
+    expected = expected_deployments(infra)
+    if stages != expected:
+        problems.append(f"functions deployed: {stages}, expected each of {expected} exactly once")
+    for inst in instances:
+        build = block(inst.body, "build_config")
+        entry = str(build.get("entry_point", ""))
+        entry = inst.stage if norm(entry) == "each.key" and "each.key" in inst.key_exprs else entry
+        if entry != inst.stage:
+            problems.append(f"{inst.address}: entry_point {entry!r}, expected {inst.stage!r}")
+        main = infra.repo / "functions" / inst.source / "main.py"
+        if not main.is_file():
+            problems.append(f"{inst.address}: {main} does not exist")
+            continue
+        tree = ast.parse(main.read_text())
+        defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == entry]
+        if not defs:
+            problems.append(f"{inst.address}: functions/{inst.source}/main.py defines no function {entry!r}")
+        elif not any(ast.unparse(d).endswith("cloud_event") for d in defs[0].decorator_list):
+            problems.append(
+                f"{inst.address}: {entry}() in functions/{inst.source}/main.py is not a @cloud_event function"
+            )
+        source = block(build, "source", "storage_source")
+        if norm(source.get("bucket")) != "google_storage_bucket.sources.name":
+            problems.append(f"{inst.address}: source bucket must be google_storage_bucket.sources")
+        if norm(source.get("object")) not in _names(
+            inst.key_exprs, "google_storage_bucket_object.function_source[{key}].name"
+        ):
+            problems.append(f"{inst.address}: source object is not function_source of {inst.source}")
+    objects = infra.resources("google_storage_bucket_object").get("function_source")
+    if objects is None:
+        problems.append("google_storage_bucket_object.function_source (the function zips) is missing")
+    else:
+        if sorted(infra.resolve_list(objects.get("for_each")) or []) != sorted(STAGES):
+            problems.append("google_storage_bucket_object.function_source must have one object per function")
+        if "filesha256(" not in str(objects.get("name")) and "filemd5(" not in str(objects.get("name")):
+            problems.append("function source object names must carry the zip's hash (filesha256/filemd5)")
+        if "${var.functions_source_dir}/${each.key}.zip" not in str(objects.get("source")):
+            problems.append("function source objects must upload ${var.functions_source_dir}/<name>.zip")
+    if infra.variable_default("functions_source_dir") != "../build/functions":
+        problems.append(
+            "variable functions_source_dir must default to ../build/functions (where `make package` writes)"
+        )
+    return problems
+
+
+def check_triggers(infra: Infra) -> list[str]:
+    problems = []
+    trigger_region = norm(infra.config["locals"].get("trigger_region", ""))
+    if trigger_region != "lower(var.bucket_location)":
+        problems.append("local.trigger_region must be lower(var.bucket_location)")
+    data_bucket = infra.resources("google_storage_bucket").get("data", {})
+    if norm(data_bucket.get("location")) != "var.bucket_location":
+        problems.append("google_storage_bucket.data must be in var.bucket_location")
+    sizing = infra.variable_default("function_sizing") or {}
+    for inst in infra.function_instances():
+        where = inst.address
+        trig = blocks(inst.body.get("event_trigger"))
+        if len(trig) != 1:
+            problems.append(f"{where}: needs exactly one event_trigger")
+            continue
+        t = trig[0]
+        if t.get("retry_policy") != "RETRY_POLICY_RETRY":
+            problems.append(f"{where}: retry_policy must be RETRY_POLICY_RETRY (stages are idempotent)")
+        if norm(t.get("service_account_email")) != "google_service_account.trigger.email":
+            problems.append(f"{where}: event_trigger must use the trigger service account")
+        if inst.source == "extract" and inst.stage != "extract" and t.get("event_type") != GCS_EVENT:
+            problems.append(f"{where}: {inst.stage} must be triggered by {GCS_EVENT}")
+        if inst.stage == "extract":
+            if t.get("event_type") != PUBSUB_EVENT:
+                problems.append(f"{where}: extract must be triggered by {PUBSUB_EVENT}")
+            if norm(t.get("pubsub_topic")) != "google_pubsub_topic.ticks.id":
+                problems.append(f"{where}: extract must listen to google_pubsub_topic.ticks")
+        else:
+            if t.get("event_type") != GCS_EVENT:
+                problems.append(f"{where}: {inst.stage} must be triggered by {GCS_EVENT}")
+            if norm(t.get("trigger_region")) != "local.trigger_region":
+                problems.append(f"{where}: trigger_region must be the bucket's location (local.trigger_region)")
+            filters = {f.get("attribute"): norm(f.get("value")) for f in blocks(t.get("event_filters"))}
+            if filters != {"bucket": "google_storage_bucket.data.name"}:
+                problems.append(f"{where}: event_filters must select the data bucket (bucket = data.name) only")
+        svc = block(inst.body, "service_config")
+        if svc.get("ingress_settings") != "ALLOW_INTERNAL_ONLY":
+            problems.append(f"{where}: ingress_settings must be ALLOW_INTERNAL_ONLY")
+        if "max_instance_count" not in svc:
+            problems.append(f"{where}: max_instance_count must bound the instances")
+        if norm(svc.get("service_account_email")) not in _names(
+            inst.key_exprs, "google_service_account.function[{key}].email"
+        ):
+            problems.append(f"{where}: must run as the service account function[{inst.source}]")
+        if "time_sleep.iam_propagation" not in {norm(d) for d in inst.body.get("depends_on", [])}:
+            problems.append(f"{where}: must depend on time_sleep.iam_propagation")
+        size = sizing.get(inst.source)
+        if not isinstance(size, dict):
+            problems.append(f"variable function_sizing has no default for {inst.stage}")
+        elif not (1 <= int(size["max_instances"]) <= 10 and 60 <= int(size["timeout_seconds"]) <= 540):
+            problems.append(f"function_sizing.{inst.stage}: max_instances 1-10 and timeout 60-540 s expected")
+    return problems
+
+
+def check_schedule(infra: Infra) -> list[str]:
+    # The sources and providers the code accepts (config since the data-sources work, events before).
+    from spotify_pipeline import config, events
+    from spotify_pipeline.config import ConfigError, Settings
+    from spotify_pipeline.events import RUN_REQUEST_FIELDS, InvalidEvent, parse_run_request
+
+    chart_sources = tuple(getattr(config, "CHART_SOURCES", ()) or getattr(events, "CHART_SOURCES", ()))
+    providers = tuple(getattr(config, "FEATURE_PROVIDERS", ()) or getattr(events, "FEATURE_PROVIDERS", ()))
+
+    problems = []
+    jobs = infra.resources("google_cloud_scheduler_job")
+    if len(jobs) != 1:
+        return [f"expected one google_cloud_scheduler_job, found {len(jobs)}"]
+    job = next(iter(jobs.values()))
+    target = blocks(job.get("pubsub_target"))
+    if len(target) != 1 or norm(target[0].get("topic_name")) != "google_pubsub_topic.ticks.id":
+        problems.append("the scheduler job must publish to google_pubsub_topic.ticks")
+    elif norm(target[0].get("data")) != "base64encode(jsonencode(local.tick_message))":
+        problems.append("the scheduler job's data must be base64encode(jsonencode(local.tick_message))")
+    if norm(job.get("schedule")) != "var.schedule" or infra.variable_default("schedule") != "0 9 * * 1":
+        problems.append("schedule must be var.schedule, default weekly on Monday 09:00 (0 9 * * 1)")
+    if norm(job.get("time_zone")) != "var.time_zone":
+        problems.append("time_zone must be var.time_zone")
+    message = infra.config["locals"].get("tick_message", {})
+    unknown = sorted(set(message) - set(RUN_REQUEST_FIELDS))
+    if unknown:
+        problems.append(f"local.tick_message has fields the code rejects: {unknown}")
+    # With every variable at its default, extract's environment must be valid configuration and
+    # the weekly tick a valid run request, as the code parses them.
+    env: dict[str, str] = {}
+    for name, value in {
+        **infra.config["locals"].get("common_env", {}),
+        **infra.config["locals"].get("function_env", {}).get("extract", {}),
+    }.items():
+        evaluated = evaluate_default(infra, value)
+        if evaluated is not None:
+            env[name] = evaluated
+    payload = {k: evaluate_default(infra, v) or v for k, v in message.items()}
+    try:
+        settings = Settings.from_env(env)
+        parse_run_request(payload, settings, default_run_id="scheduler")
+    except ConfigError as exc:
+        problems.append(f"extract's default environment is rejected by the code: {exc}")
+    except InvalidEvent as exc:
+        problems.append(f"the default weekly tick {payload} is not a valid run request: {exc}")
+    for var, allowed in (("chart_source", chart_sources), ("feature_providers", providers)):
+        conditions = " ".join(str(v.get("condition")) for v in blocks(infra.config["variable"][var].get("validation")))
+        found = re.search(r"contains\((\[[^\]]*\])", conditions)
+        if not found or json.loads(found.group(1)) != list(allowed):
+            problems.append(f"variable {var}: validation must allow exactly {list(allowed)} (spotify_pipeline.config)")
+    return problems
+
+
+def check_schema(infra: Infra) -> list[str]:
+    from spotify_pipeline import layout, load
+
+    problems = []
+    locals_ = infra.config["locals"]
+    schema_file = infra.tf_path(locals_.get("schema_file", ""))
+    expected = (infra.repo / "src" / "spotify_pipeline" / "schemas" / "tables.json").resolve()
+    if schema_file != expected:
+        return [f"local.schema_file is {schema_file}, expected the loader's schema file {expected}"]
+    if norm(locals_.get("schema")) != "jsondecode(file(local.schema_file))":
+        problems.append("local.schema must be jsondecode(file(local.schema_file))")
+    if norm(locals_.get("tables")) != "local.schema.tables":
+        problems.append("local.tables must be local.schema.tables")
+    if norm(locals_.get("views")) != "try(local.schema.views,{})":
+        problems.append("local.views must be try(local.schema.views, {})")
+    tables = infra.resources("google_bigquery_table")
+    t = tables.get("tables")
+    if t is None:
+        problems.append("google_bigquery_table.tables (for_each over the schema file) is missing")
+    else:
+        if norm(t.get("for_each")) != "local.tables":
+            problems.append("google_bigquery_table.tables must iterate local.tables")
+        if norm(block(t, "time_partitioning").get("field")) != "each.value.partition_field":
+            problems.append("tables must be partitioned on each.value.partition_field")
+        if "each.value.clustering" not in str(t.get("clustering")):
+            problems.append("tables must be clustered on each.value.clustering")
+        schema_expr = str(t.get("schema"))
+        if not all(s in schema_expr for s in ("each.value.columns", "column.name", "column.mode")):
+            problems.append("the table schema must be built from each.value.columns")
+        if norm(t.get("deletion_protection")) != "var.deletion_protection" or not infra.variable_default(
+            "deletion_protection"
+        ):
+            problems.append("tables must have deletion_protection = var.deletion_protection, default true")
+    v = tables.get("views")
+    if v is None:
+        problems.append("google_bigquery_table.views (for_each over the schema file's views) is missing")
+    else:
+        query = str(block(v, "view").get("query"))
+        if norm(v.get("for_each")) != "local.views" or "each.value.sql" not in query:
+            problems.append("google_bigquery_table.views must iterate local.views and use each.value.sql")
+        if not all(p in query for p in ('"{project}"', '"{dataset}"')):
+            problems.append("view SQL must have {project} and {dataset} replaced")
+    for name, body in tables.items():
+        if name not in ("tables", "views") and ("schema" in body or "view" not in body):
+            problems.append(f"google_bigquery_table.{name}: a table defined outside tables.json (second schema copy)")
+    for stray in infra.infra_dir.glob("*.json"):
+        problems.append(f"{stray.name}: schema-like JSON in infra/; tables.json is the one source")
+
+    # The schema file itself: what Terraform will build must be loadable.
+    try:
+        doc = json.loads(schema_file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return [*problems, f"{schema_file}: {exc}"]
+    specs = doc.get("tables", {})
+    for name in (*load.TRANSFORM_TABLES, *load.RECOMMEND_TABLES, "pipeline_runs"):
+        if name not in specs:
+            problems.append(f"tables.json: table {name!r} the loader writes is missing")
+    for name, spec in specs.items():
+        cols = {c.get("name"): c for c in spec.get("columns", [])}
+        if len(cols) != len(spec.get("columns", [])):
+            problems.append(f"tables.json: {name}: duplicate column names")
+        for c in cols.values():
+            if str(c.get("type")).upper() not in BIGQUERY_TYPES:
+                problems.append(f"tables.json: {name}.{c.get('name')}: unknown type {c.get('type')!r}")
+            if c.get("mode") not in ("REQUIRED", "NULLABLE", "REPEATED"):
+                problems.append(f"tables.json: {name}.{c.get('name')}: unknown mode {c.get('mode')!r}")
+        part = cols.get(spec.get("partition_field"))
+        if part is None or part.get("type") not in ("DATE", "TIMESTAMP", "DATETIME") or part.get("mode") == "REPEATED":
+            problems.append(f"tables.json: {name}: partition_field must be a DATE/TIMESTAMP/DATETIME column")
+        clustering = spec.get("clustering", [])
+        if len(clustering) > 4 or any(c not in cols or cols[c].get("mode") == "REPEATED" for c in clustering):
+            problems.append(f"tables.json: {name}: clustering must be at most 4 existing, non-repeated columns")
+    for name, view in doc.get("views", {}).items():
+        sql = view.get("sql") if isinstance(view, dict) else None
+        if not isinstance(sql, str) or not sql.strip():
+            problems.append(f"tables.json: view {name!r} has no sql")
+            continue
+        for placeholder in set(re.findall(r"\$?\{(\w+)\}", sql)) - {"project", "dataset"}:
+            problems.append(f"tables.json: view {name!r}: unknown placeholder {{{placeholder}}}")
+    if not layout.prefix("extract", date(2026, 1, 5)).startswith("extract/"):
+        problems.append("layout: raw objects are no longer under extract/ (the lifecycle rule's prefix)")
+    return problems
+
+
+def check_env(infra: Infra) -> list[str]:
+    from spotify_pipeline.config import ENVIRONMENT_VARIABLES
+
+    problems = []
+    common = infra.config["locals"].get("common_env", {})
+    per_function = infra.config["locals"].get("function_env", {})
+    for name in REQUIRED_ENV:
+        if name not in common:
+            problems.append(f"local.common_env must set {name} (every function needs it)")
+    if (
+        norm(common.get("PIPELINE_BUCKET")) != "local.data_bucket_name"
+        or norm(infra.resources("google_storage_bucket").get("data", {}).get("name")) != "local.data_bucket_name"
+    ):
+        problems.append("PIPELINE_BUCKET must name the data bucket (local.data_bucket_name)")
+    if norm(common.get("PIPELINE_DATASET")) != "var.dataset_id":
+        problems.append("PIPELINE_DATASET must be var.dataset_id")
+    if norm(common.get("GOOGLE_CLOUD_PROJECT")) != "var.project_id":
+        problems.append("GOOGLE_CLOUD_PROJECT must be var.project_id")
+    for inst in infra.function_instances():
+        svc = block(inst.body, "service_config")
+        env_expr = norm(svc.get("environment_variables"))
+        if env_expr not in _names(inst.key_exprs, "merge(local.common_env,local.function_env[{key}])"):
+            problems.append(
+                f"{inst.address}: environment_variables must be "
+                f"merge(local.common_env, local.function_env[{inst.source}])"
+            )
+        names = set(common) | set(per_function.get(inst.source, {}))
+        secret_names = [s.get("key") for s in blocks(svc.get("secret_environment_variables"))]
+        for name in sorted(names | set(map(str, secret_names))):
+            if name not in ENVIRONMENT_VARIABLES:
+                problems.append(
+                    f"{inst.address}: sets {name}, which the code does not read (config.ENVIRONMENT_VARIABLES)"
+                )
+        for name in SECRET_ENV:
+            if name in names:
+                problems.append(f"{inst.address}: {name} must come from Secret Manager, not a plain variable")
+        if inst.source == "extract":
+            if sorted(map(str, secret_names)) != sorted(SECRET_ENV):
+                problems.append(f"{inst.address}: extract needs secret_environment_variables {list(SECRET_ENV)}")
+            for s in blocks(svc.get("secret_environment_variables")):
+                if norm(s.get("secret")) != norm(f'google_secret_manager_secret.spotify["{s.get("key")}"].secret_id'):
+                    problems.append(
+                        f"{inst.address}: secret {s.get('key')} must be google_secret_manager_secret.spotify"
+                    )
+        elif secret_names:
+            problems.append(f"{inst.address}: only extract may receive secrets")
+    stray = set(per_function) - set(STAGES)
+    if stray:
+        problems.append(f"local.function_env has unknown functions {sorted(stray)}")
+    return problems
+
+
+def _member(body: dict[str, Any]) -> str:
+    return norm(body.get("member", body.get("members", "")))
+
+
+def check_iam(infra: Infra) -> list[str]:
+    problems = []
+    resources = infra.config["resource"]
+    for rtype, named in resources.items():
+        for name, body in named.items():
+            if rtype.endswith("_iam_policy") or rtype.endswith("_iam_binding"):
+                problems.append(f"{rtype}.{name}: authoritative IAM; grant with *_iam_member")
+            role = str(body.get("role", ""))
+            if role in ("roles/owner", "roles/editor", "roles/viewer") or role.endswith(".admin"):
+                problems.append(f"{rtype}.{name}: {role} is far broader than any function needs")
+    project_grants = {}
+    for name, body in infra.resources("google_project_iam_member").items():
+        role = str(body.get("role"))
+        project_grants[role] = _member(body)
+        allowed = PROJECT_LEVEL_ALLOWED.get(role)
+        if allowed is None:
+            problems.append(
+                f"google_project_iam_member.{name}: {role} at project level; grant it on a narrower resource"
+            )
+        elif _member(body) != norm(allowed):
+            problems.append(f"google_project_iam_member.{name}: {role} may be held at project level by {allowed} only")
+    for role, member in PROJECT_LEVEL_ALLOWED.items():
+        if project_grants.get(role) != norm(member):
+            problems.append(f"{member} needs {role} (project level)")
+
+    def grants(rtype: str) -> list[tuple[str, dict[str, Any], list[str]]]:
+        out = []
+        for name, body in infra.resources(rtype).items():
+            keys = infra.resolve_list(body["for_each"]) if "for_each" in body else None
+            out.append((name, body, keys or []))
+        return out
+
+    # Data bucket: every function's own account, object roles only.
+    bucket_members: set[str] = set()
+    for name, body, keys in grants("google_storage_bucket_iam_member"):
+        bucket = norm(body.get("bucket"))
+        role = str(body.get("role"))
+        if bucket == "google_storage_bucket.data.name":
+            if role not in ("roles/storage.objectUser", "roles/storage.objectViewer", "roles/storage.objectCreator"):
+                problems.append(
+                    f"google_storage_bucket_iam_member.{name}: {role} on the data bucket; object roles only"
+                )
+            for key in keys:
+                bucket_members.add(_member(body).replace("each.key", f'"{key}"'))
+            if not keys:
+                bucket_members.add(_member(body))
+    for stage in STAGES:
+        if norm(f'google_service_account.function["{stage}"].member') not in bucket_members:
+            problems.append(f"function {stage} has no object role on the data bucket")
+    # BigQuery: dataset-level editor for load only; the others may only write pipeline_runs.
+    for name, body in infra.resources("google_bigquery_dataset_iam_member").items():
+        if _member(body) != norm('google_service_account.function["load"].member'):
+            problems.append(f"google_bigquery_dataset_iam_member.{name}: only load may edit the whole dataset")
+    if not any(
+        _member(b) == norm('google_service_account.function["load"].member')
+        and b.get("role") == "roles/bigquery.dataEditor"
+        for b in infra.resources("google_bigquery_dataset_iam_member").values()
+    ):
+        problems.append("load needs roles/bigquery.dataEditor on the dataset (google_bigquery_dataset_iam_member)")
+    for name, body, _ in grants("google_bigquery_table_iam_member"):
+        if norm(body.get("table_id")) != norm('google_bigquery_table.tables["pipeline_runs"].table_id'):
+            problems.append(f"google_bigquery_table_iam_member.{name}: only pipeline_runs may be granted per table")
+    # Secrets: extract only.
+    secret_grants = infra.resources("google_secret_manager_secret_iam_member")
+    if not secret_grants:
+        problems.append("extract needs secretAccessor on the Spotify secrets")
+    for name, body in secret_grants.items():
+        if _member(body) != norm('google_service_account.function["extract"].member'):
+            problems.append(f"google_secret_manager_secret_iam_member.{name}: only extract may read the secrets")
+        if body.get("role") != "roles/secretmanager.secretAccessor":
+            problems.append(f"google_secret_manager_secret_iam_member.{name}: role must be secretAccessor")
+        if (
+            norm(body.get("for_each")) != "google_secret_manager_secret.spotify"
+            or norm(body.get("secret_id")) != "each.value.id"
+        ):
+            problems.append(f"google_secret_manager_secret_iam_member.{name}: grant on each Spotify secret itself")
+    # Invocation: the trigger account, on each function's own Cloud Run service.
+    invokers = infra.resources("google_cloud_run_v2_service_iam_member")
+    invoked = set()
+    for name, body in invokers.items():
+        if body.get("role") != "roles/run.invoker" or _member(body) != "google_service_account.trigger.member":
+            problems.append(f"google_cloud_run_v2_service_iam_member.{name}: run.invoker for the trigger account only")
+        invoked |= set(re.findall(r"google_cloudfunctions2_function\.(\w+)", str(body.get("for_each"))))
+    if invoked != set(infra.resources("google_cloudfunctions2_function")):
+        problems.append("the trigger account needs run.invoker on every function's service")
+    # IAM propagation before Eventarc creates the triggers.
+    sleep = infra.resources("time_sleep").get("iam_propagation")
+    needed = {
+        "google_project_iam_member.trigger_receives_events",
+        "google_project_iam_member.gcs_agent_publishes_events",
+    }
+    if sleep is None or not needed <= {norm(d) for d in sleep.get("depends_on", [])}:
+        problems.append("time_sleep.iam_propagation must wait for the eventReceiver and GCS-agent publisher grants")
+    gcs_agent = infra.config["data"].get("google_storage_project_service_account", {})
+    if "gcs" not in gcs_agent:
+        problems.append("data.google_storage_project_service_account.gcs (the GCS service agent) is missing")
+    sas = infra.resources("google_service_account")
+    if (
+        sorted(infra.resolve_list(sas.get("function", {}).get("for_each")) or []) != sorted(STAGES)
+        or "trigger" not in sas
+    ):
+        problems.append("one service account per function (google_service_account.function) and a trigger account")
+    return problems
+
+
+def check_secrets(infra: Infra) -> list[str]:
+    problems = []
+    if infra.resources("google_secret_manager_secret_version"):
+        problems.append("google_secret_manager_secret_version: secret values must not pass through Terraform")
+    secrets = infra.resources("google_secret_manager_secret").get("spotify")
+    if secrets is None or sorted(infra.config["locals"].get("spotify_secrets", {})) != sorted(SECRET_ENV):
+        problems.append("google_secret_manager_secret.spotify must create one secret per Spotify credential")
+    for name, body in infra.config["variable"].items():
+        if re.search(r"secret|password|token|credential|client_id", name) and body.get("default") not in (None, ""):
+            problems.append(f"variable {name}: a secret must not have a default")
+    texts = dict(infra.config["files"])
+    example = infra.infra_dir / "terraform.tfvars.example"
+    if example.is_file():
+        texts[example.name] = example.read_text()
+    for fname, text in texts.items():
+        if re.search(r"(?<![0-9a-fA-F])[0-9a-f]{32}(?![0-9a-fA-F])", text):
+            problems.append(f"{fname}: contains a 32-hex-digit string, the shape of a Spotify client id/secret")
+        if "secret_data" in text:
+            problems.append(f"{fname}: secret_data puts a secret value in the state")
+    return problems
+
+
+def check_storage(infra: Infra) -> list[str]:
+    problems = []
+    buckets = infra.resources("google_storage_bucket")
+    data = buckets.get("data")
+    if data is None:
+        return ["google_storage_bucket.data is missing"]
+    for name, body in buckets.items():
+        if body.get("uniform_bucket_level_access") is not True:
+            problems.append(f"google_storage_bucket.{name}: uniform_bucket_level_access must be true")
+        if body.get("public_access_prevention") != "enforced":
+            problems.append(f"google_storage_bucket.{name}: public_access_prevention must be enforced")
+    if not any(v.get("enabled") is True for v in blocks(data.get("versioning"))):
+        problems.append("google_storage_bucket.data: versioning must be enabled")
+    rules = blocks(data.get("lifecycle_rule"))
+    raw_rule = [
+        r
+        for r in rules
+        if any("extract/" in (c.get("matches_prefix") or []) for c in blocks(r.get("condition")))
+        and any(a.get("type") == "Delete" for a in blocks(r.get("action")))
+    ]
+    if not raw_rule or norm(block(raw_rule[0], "condition").get("age")) != "var.raw_retention_weeks*7":
+        problems.append(
+            "data bucket: a Delete rule for extract/ objects older than var.raw_retention_weeks weeks is missing"
+        )
+    if not any("days_since_noncurrent_time" in c for r in rules for c in blocks(r.get("condition"))):
+        problems.append("data bucket: a rule deleting noncurrent versions is missing")
+    if "sources" not in buckets:
+        problems.append("google_storage_bucket.sources (function sources, apart from the data) is missing")
+    return problems
+
+
+def check_services(infra: Infra) -> list[str]:
+    services = infra.resources("google_project_service").get("enabled")
+    enabled = set(infra.resolve_list(services.get("for_each")) or []) if services else set()
+    missing = sorted(REQUIRED_APIS - enabled)
+    return [f"google_project_service.enabled misses {missing}"] if missing else []
+
+
+def check_outputs(infra: Infra) -> list[str]:
+    problems = []
+    outputs = {name: str(body.get("value")) for name, body in infra.config["output"].items()}
+    expected = {
+        "data_bucket": "google_storage_bucket.data.name",
+        "dataset": "google_bigquery_dataset.charts.dataset_id",
+        "ticks_topic": "google_pubsub_topic.ticks",
+        "run_now_command": "gcloud pubsub topics publish ${google_pubsub_topic.ticks.name}",
+        "trigger_command": "spotify-pipeline trigger --project ${var.project_id}",
+        "looker_studio_create_url": "https://lookerstudio.google.com/reporting/create?",
+    }
+    for name, needle in expected.items():
+        if needle not in outputs.get(name, ""):
+            problems.append(f"output {name} must contain {needle!r}")
+    if "snapshot_date" not in outputs.get("run_now_command", ""):
+        problems.append("output run_now_command must publish a snapshot_date")
+    params = str(infra.config["locals"].get("looker_studio_params", ""))
+    for needle in (
+        "c.reportId=",
+        "connector",
+        "bigQuery",
+        "TABLE",
+        "projectId",
+        "datasetId",
+        "tableId",
+        "local.dashboard_views",
+    ):
+        if needle not in params:
+            problems.append(f"local.looker_studio_params must contain {needle!r} (Looker Studio linking API)")
+    return problems
+
+
+CHECKS: dict[str, Callable[[Infra], list[str]]] = {
+    "providers": check_providers,
+    "entry_points": check_entry_points,
+    "triggers": check_triggers,
+    "schedule": check_schedule,
+    "schema": check_schema,
+    "env": check_env,
+    "iam": check_iam,
+    "secrets": check_secrets,
+    "storage": check_storage,
+    "services": check_services,
+    "outputs": check_outputs,
+}
+
+
+def run_all(infra: Infra) -> dict[str, list[str]]:
+    results = {}
+    for name, check in CHECKS.items():
+        try:
+            results[name] = check(infra)
+        except (KeyError, TypeError, ValueError) as exc:
+            results[name] = [f"check {name} could not read the configuration: {exc!r}"]
+    return results
+
+
+def main(argv: list[str]) -> int:
+    infra_dir = Path(argv[0]) if argv else CHECKS_DIR.parent
+    infra = Infra.load(infra_dir)
+    src = infra.repo / "src"
+    if src.is_dir() and str(src) not in sys.path:
+        sys.path.insert(0, str(src))
+    results = run_all(infra)
+    failed = 0
+    for name, problems in results.items():
+        for problem in problems:
+            print(f"[{name}] {problem}")
+        failed += bool(problems)
+    print(f"wiring: {len(results)} checks, {failed} with problems")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
