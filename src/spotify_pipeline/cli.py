@@ -108,6 +108,7 @@ def publish_tick(env: Mapping[str, str], state: Any, message: dict[str, Any]) ->
 
 def cmd_run(args: argparse.Namespace) -> int:
     from spotify_pipeline.clients import bigquery_client
+    from spotify_pipeline.errors import DataError
     from spotify_pipeline.events import InvalidEvent, parse_run_request
 
     env, state = _target_env(args)
@@ -119,22 +120,67 @@ def cmd_run(args: argparse.Namespace) -> int:
         payload["snapshot_date"] = args.snapshot_date
     if args.markets:
         payload["markets"] = args.markets.split(",")
+    if getattr(args, "chart_source", None):
+        payload["chart_source"] = args.chart_source
+    if getattr(args, "feature_providers", None):
+        payload["feature_providers"] = [p for p in args.feature_providers.split(",") if p.strip()]
+    chart_path: str | None = getattr(args, "charts_csv", None)
+    expected_loads = 1
     try:  # the same validation extract applies, so a bad request fails here, before publishing
+        if chart_path:
+            payload["charts_csv"] = "uploads/pending.csv"  # validated first, replaced once uploaded
         request = parse_run_request(payload, settings, default_run_id=run_id)
-    except (InvalidEvent, ConfigError) as exc:
+        if chart_path:
+            payload["charts_csv"], expected_loads = _stage_chart_file(chart_path, request, settings, env)
+    except (InvalidEvent, ConfigError, DataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     message_id = publish_tick(env, state, payload)
-    print(
-        f"published run {run_id} (snapshot {request.snapshot_date}, markets {', '.join(request.markets)}; "
-        f"message {message_id})",
-        flush=True,
-    )
+    if request.chart_source == "charts-csv":
+        markets = ", ".join(request.markets) or "all"
+        what = f"chart file {payload['charts_csv']}: {expected_loads} snapshot(s), markets {markets}"
+    else:
+        what = f"snapshot {request.snapshot_date}, markets {', '.join(request.markets)}"
+    print(f"published run {run_id} ({what}; message {message_id})", flush=True)
     client = bigquery_client(settings.project, settings.bq_location, env)
-    return wait_for_run(client, settings, run_id, args.timeout)
+    return wait_for_run(client, settings, run_id, args.timeout, expected_loads=expected_loads)
 
 
-def wait_for_run(client: Any, settings: Settings, run_id: str, timeout: float) -> int:
+def _stage_chart_file(path: str, request: Any, settings: Settings, env: Mapping[str, str]) -> tuple[str, int]:
+    """Check a chart file as extract will, put it in the data bucket (``uploads/<run id>/``, which
+    starts nothing: only ``inbox/`` does) and return its pinned object name and its snapshot count."""
+    from spotify_pipeline.clients import storage_client
+    from spotify_pipeline.events import parse_object_ref
+    from spotify_pipeline.extract import select_entries
+    from spotify_pipeline.sources.charts_csv import parse_chart_csv
+
+    bucket = storage_client(settings.project, env).bucket(settings.bucket)
+    if path.startswith("gs://"):
+        ref = parse_object_ref(path, settings.bucket, "--charts-csv", "charts_csv")
+        blob = bucket.get_blob(ref.name, generation=ref.generation)
+        if blob is None:
+            raise OSError(f"--charts-csv {path}: no such object in gs://{settings.bucket}")
+        data, name, generation = blob.download_as_bytes(), ref.name, int(blob.generation)
+    else:
+        data, name = Path(path).read_bytes(), Path(path).name
+    chart = parse_chart_csv(
+        data,
+        name,
+        snapshot_date=request.snapshot_date if request.snapshot_date_given else None,
+        market=request.markets[0] if len(request.markets) == 1 else None,
+    )
+    dates = {e.snapshot_date for e in select_entries(chart, request)}
+    if not path.startswith("gs://"):
+        name = f"uploads/{request.run_id}/{name}"
+        blob = bucket.blob(name)
+        blob.upload_from_string(data, content_type="text/csv")
+        generation = int(blob.generation or 0)
+    return f"{name}#{generation}", len(dates)
+
+
+def wait_for_run(client: Any, settings: Settings, run_id: str, timeout: float, *, expected_loads: int = 1) -> int:
+    """Follow ``run_id`` in ``pipeline_runs`` until ``expected_loads`` snapshots are loaded (a chart file
+    with several dates loads one snapshot per date), a stage fails, or ``timeout`` passes."""
     from google.cloud import bigquery
 
     table = f"`{settings.project}.{settings.dataset}.pipeline_runs`"
@@ -143,8 +189,9 @@ def wait_for_run(client: Any, settings: Settings, run_id: str, timeout: float) -
     )
     cfg = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("r", "STRING", run_id)])
     deadline = time.monotonic() + timeout
-    seen = 0
+    seen = loads = 0
     seconds: dict[str, float] = {}
+    loaded: dict[str, int] = {}
     while time.monotonic() < deadline:
         rows = list(client.query(sql, job_config=cfg).result())
         for row in rows[seen:]:
@@ -156,8 +203,13 @@ def wait_for_run(client: Any, settings: Settings, run_id: str, timeout: float) -
                 print(f"run {run_id} failed at {row['stage']}: {row['error']}", file=sys.stderr)
                 return 1
             if row["stage"] == "load" and row["status"] == "succeeded":
+                loads += 1
+                for name, n in counts.items():
+                    loaded[name] = loaded.get(name, 0) + n
+                if loads < expected_loads:
+                    continue
                 print(f"\nrun {run_id} complete. Rows loaded per table:")
-                for name, n in sorted(counts.items()):
+                for name, n in sorted(loaded.items()):
                     print(f"  {name:<16} {n:>8}")
                 print("Seconds per stage: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
                 return 0
@@ -308,8 +360,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_stack)
 
     p = sub.add_parser("run", help="publish a run request and follow it to the load")
-    p.add_argument("--snapshot-date", help="YYYY-MM-DD (default: today, UTC)")
-    p.add_argument("--markets", help="comma separated, e.g. GLOBAL,BR,KR")
+    p.add_argument("--snapshot-date", help="YYYY-MM-DD (default: today, UTC; a chart file: every date it holds)")
+    p.add_argument("--markets", help="comma separated, e.g. GLOBAL,BR,KR (a chart file: filter; default all)")
+    p.add_argument(
+        "--charts-csv",
+        metavar="PATH",
+        help="chart file (charts.spotify.com or Kaggle CSV, local path or gs://); implies --chart-source charts-csv",
+    )
+    p.add_argument("--chart-source", choices=["spotify-playlist", "charts-csv"], help="default: PIPELINE_CHART_SOURCE")
+    p.add_argument(
+        "--feature-providers",
+        help="ordered, comma separated among dataset, spotify, reccobeats (default: PIPELINE_FEATURE_PROVIDERS)",
+    )
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for load (default 300)")
     p.set_defaults(func=cmd_run)
 

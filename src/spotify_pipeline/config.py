@@ -1,8 +1,9 @@
 """Settings, read once at the edge (entry points, CLI) and injected everywhere else.
 
 Precedence, highest first: a field of the run's Pub/Sub message (markets, snapshot date,
-playlist ids), then an environment variable, then the default below. Nothing under
-``spotify_pipeline`` reads ``os.environ`` except :meth:`Settings.from_env`.
+playlist ids, chart source, chart file, feature providers), then an environment variable, then
+the default below. Nothing under ``spotify_pipeline`` reads ``os.environ`` except
+:meth:`Settings.from_env`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ DEFAULT_PLAYLISTS: dict[str, str] = {
 
 MARKET_RE = re.compile(r"^(GLOBAL|[A-Z]{2})$")
 
+CHART_SOURCES: tuple[str, ...] = ("spotify-playlist", "charts-csv")
+FEATURE_PROVIDERS: tuple[str, ...] = ("dataset", "spotify", "reccobeats")
+
 
 class ConfigError(ValueError):
     """A configuration value is unusable; the message names the variable and what to do."""
@@ -40,6 +44,51 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     if value < minimum:
         raise ConfigError(f"environment variable {name}={value} must be >= {minimum}")
     return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={raw!r} is not a number of seconds") from None
+    if not value >= minimum:  # also rejects nan
+        raise ConfigError(f"environment variable {name}={value} must be >= {minimum}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"environment variable {name}={raw!r} is not a boolean (true/false)")
+
+
+def parse_chart_source(raw: str, origin: str) -> str:
+    value = raw.strip()
+    if value not in CHART_SOURCES:
+        raise ConfigError(f"{origin}: chart source {value!r} is not one of {', '.join(CHART_SOURCES)}")
+    return value
+
+
+def parse_feature_providers(raw: str | list[str] | tuple[str, ...], origin: str) -> tuple[str, ...]:
+    """``reccobeats,spotify`` or a list; order matters (first provider with a track's features wins)."""
+    items = [p.strip() for p in raw.split(",")] if isinstance(raw, str) else list(raw)
+    providers: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or item.strip().lower() not in FEATURE_PROVIDERS:
+            raise ConfigError(f"{origin}: feature provider {item!r} is not one of {', '.join(FEATURE_PROVIDERS)}")
+        if item.strip().lower() not in providers:
+            providers.append(item.strip().lower())
+    if not providers:
+        raise ConfigError(f"{origin}: at least one feature provider is required")
+    return tuple(providers)
 
 
 def parse_markets(raw: str | list[str] | tuple[str, ...], origin: str) -> tuple[str, ...]:
@@ -100,6 +149,13 @@ class Settings:
     spotify_api_base: str = "https://api.spotify.com/v1/"
     spotify_token_url: str = "https://accounts.spotify.com/api/token"
     spotify_timeout_seconds: int = 10
+    chart_source: str = "spotify-playlist"
+    feature_providers: tuple[str, ...] = ("spotify",)
+    dataset_features: bool = True
+    reccobeats_api_base: str = "https://api.reccobeats.com/v1/"
+    retry_after_cap_seconds: float = 60.0
+    retry_budget_seconds: float = 180.0
+    cache_enabled: bool = True
     max_event_age_seconds: int = 6 * 3600
     n_clusters: int = 5
     random_state: int = 42
@@ -111,6 +167,9 @@ class Settings:
         playlists = dict(DEFAULT_PLAYLISTS)
         playlists.update(parse_playlists(env.get("PIPELINE_PLAYLISTS", ""), "PIPELINE_PLAYLISTS"))
         api_base = env.get("SPOTIFY_API_BASE", "").strip() or cls.spotify_api_base
+        recco_base = env.get("RECCOBEATS_API_BASE", "").strip() or cls.reccobeats_api_base
+        source = env.get("PIPELINE_CHART_SOURCE", "").strip()
+        providers = env.get("PIPELINE_FEATURE_PROVIDERS", "").strip()
         return cls(
             project=env.get("GOOGLE_CLOUD_PROJECT", "").strip() or cls.project,
             bucket=env.get("PIPELINE_BUCKET", "").strip() or cls.bucket,
@@ -125,6 +184,15 @@ class Settings:
             spotify_api_base=api_base if api_base.endswith("/") else api_base + "/",
             spotify_token_url=env.get("SPOTIFY_TOKEN_URL", "").strip() or cls.spotify_token_url,
             spotify_timeout_seconds=_int(env, "SPOTIFY_TIMEOUT_SECONDS", cls.spotify_timeout_seconds, 1),
+            chart_source=parse_chart_source(source, "PIPELINE_CHART_SOURCE") if source else cls.chart_source,
+            feature_providers=parse_feature_providers(providers, "PIPELINE_FEATURE_PROVIDERS")
+            if providers
+            else ("spotify",),
+            dataset_features=_bool(env, "PIPELINE_DATASET_FEATURES", cls.dataset_features),
+            reccobeats_api_base=recco_base if recco_base.endswith("/") else recco_base + "/",
+            retry_after_cap_seconds=_float(env, "PIPELINE_RETRY_AFTER_CAP_SECONDS", cls.retry_after_cap_seconds),
+            retry_budget_seconds=_float(env, "PIPELINE_RETRY_BUDGET_SECONDS", cls.retry_budget_seconds),
+            cache_enabled=_bool(env, "PIPELINE_CACHE", cls.cache_enabled),
             max_event_age_seconds=_int(env, "PIPELINE_MAX_EVENT_AGE_SECONDS", cls.max_event_age_seconds, 60),
             n_clusters=_int(env, "PIPELINE_CLUSTERS", cls.n_clusters, 1),
             random_state=_int(env, "PIPELINE_RANDOM_STATE", cls.random_state),
@@ -146,7 +214,19 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "SPOTIFY_CLIENT_SECRET": "Spotify app client secret (Secret Manager in the cloud).",
     "SPOTIFY_API_BASE": "Web API base URL; the local stack points it at the stand-in.",
     "SPOTIFY_TOKEN_URL": "Client-credentials token endpoint.",
-    "SPOTIFY_TIMEOUT_SECONDS": "Per-request timeout for Spotify calls.",
+    "SPOTIFY_TIMEOUT_SECONDS": "Per-request timeout for Spotify and ReccoBeats calls.",
+    "PIPELINE_CHART_SOURCE": "Default chart source: spotify-playlist (default) or charts-csv (a chart file per run).",
+    "PIPELINE_FEATURE_PROVIDERS": "Audio-feature providers in order, comma separated, among dataset, spotify, "
+    "reccobeats (default spotify).",
+    "PIPELINE_DATASET_FEATURES": "true (default): features inside a chart file are used first, before the providers "
+    "listed; false: only the listed providers.",
+    "RECCOBEATS_API_BASE": "ReccoBeats API base URL; the local stack points it at the stand-in.",
+    "PIPELINE_RETRY_AFTER_CAP_SECONDS": "Longest Retry-After a 429 may make a run wait (default 60); longer fails "
+    "the run with a clear error.",
+    "PIPELINE_RETRY_BUDGET_SECONDS": "Total seconds one run may spend waiting on 429s and backoff (default 180); keep "
+    "it below the extract function's timeout.",
+    "PIPELINE_CACHE": "true (default): reuse features, artists and track metadata fetched in earlier weeks "
+    "(bucket objects under cache/); false: fetch everything every run.",
     "PIPELINE_MAX_EVENT_AGE_SECONDS": "Events older than this are acknowledged and dropped, ending retries.",
     "PIPELINE_CLUSTERS": "KMeans clusters.",
     "PIPELINE_RANDOM_STATE": "KMeans seed.",

@@ -2,6 +2,15 @@
 
 This is the edge where the environment is read (once per instance) and clients are built;
 the stage cores below it receive everything injected. ``functions/*/main.py`` call into here.
+
+extract is started two ways, with one core (:func:`spotify_pipeline.extract.run_extract`):
+
+* a run request on the ticks topic (``messagePublished``): :func:`handle_tick`;
+* a chart file finalized at ``inbox/<anything>.csv`` (``storage.object.v1.finalized``):
+  :func:`handle_inbox`, as if a tick had named the file. A gen2 function has one trigger, so in
+  the cloud this is a second deployment of the extract source, ``ingest`` (entry point
+  ``ingest``), triggered by the bucket's finalize events; it ignores every other object by name.
+  :func:`handle_extract_event` dispatches on the CloudEvent type, so either entry point accepts both.
 """
 
 from __future__ import annotations
@@ -24,10 +33,22 @@ from spotify_pipeline.runlog import RunLog, StageRun
 from spotify_pipeline.store import BucketStore, StaleObject
 
 if TYPE_CHECKING:
+    import google.cloud.storage as gcs
     from cloudevents.http import CloudEvent
     from google.cloud import bigquery
 
+    from spotify_pipeline.events import ObjectRef, RunRequest
+    from spotify_pipeline.extract import Sources
+
 log = logging.getLogger("spotify_pipeline")
+
+INBOX_PREFIX = "inbox/"
+STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
+
+
+def is_inbox_chart(name: str) -> bool:
+    """A chart file dropped for a run: ``inbox/<anything>.csv`` (decided by name alone)."""
+    return name.startswith(INBOX_PREFIX) and name.lower().endswith(".csv") and len(name) > len(INBOX_PREFIX) + 4
 
 
 def utc_now() -> datetime:
@@ -46,10 +67,18 @@ class Runtime:
         return Settings.from_env(self.env)
 
     @cached_property
-    def store(self) -> BucketStore:
+    def storage(self) -> gcs.Client:
         from spotify_pipeline.clients import storage_client
 
-        return BucketStore(storage_client(self.settings.project, self.env), self.settings.bucket)
+        return storage_client(self.settings.project, self.env)
+
+    @cached_property
+    def store(self) -> BucketStore:
+        return BucketStore(self.storage, self.settings.bucket)
+
+    @cached_property
+    def gcs_bucket(self) -> gcs.Bucket:
+        return self.storage.bucket(self.settings.bucket)
 
     @cached_property
     def bigquery(self) -> bigquery.Client:
@@ -120,8 +149,6 @@ def _finish(rt: Runtime, run: StageRun, fn: Callable[[], dict[str, int]]) -> Non
 
 def handle_tick(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
     """extract: a Pub/Sub run request."""
-    from spotify_pipeline.extract import run_extract
-    from spotify_pipeline.spotify_api import SpotifyApi
 
     rt = rt or runtime()
     data: Mapping[str, Any] = cloud_event.data or {}
@@ -145,20 +172,145 @@ def handle_tick(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
             extra={"fields": {"stage": "extract", "field": exc.field, "value": exc.value}},
         )
         return
+    _run_extract(rt, request, where)
+
+
+def handle_inbox(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
+    """ingest: a chart file finalized in ``inbox/`` starts a run for that file, as a tick would.
+
+    Every other object of the bucket is ignored by name, without being read; extract writes only
+    under ``extract/`` and ``cache/``, so nothing it writes can start it again. The file is read at
+    the event's generation and never deleted. A redelivered event keeps its run id.
+    """
+    rt = rt or runtime()
+    try:
+        obj = parse_storage_event(cloud_event.data, cloud_event.get("time"))
+    except InvalidEvent as exc:
+        log.error("ingest: malformed storage event (acknowledged): %s", exc)
+        return
+    if obj.bucket != rt.settings.bucket or not is_inbox_chart(obj.name):
+        return  # not a chart file for us
+    where = f"chart file {obj.uri}"
+    if _too_old(rt, obj.event_time, where):
+        return
+    default_run_id = "gcs-" + hashlib.sha256(f"{obj.name}#{obj.generation}".encode()).hexdigest()[:16]
+    try:
+        request = parse_run_request(
+            {"chart_source": "charts-csv", "charts_csv": f"{obj.name}#{obj.generation}"},
+            rt.settings,
+            default_run_id=default_run_id,
+            today=rt.now().date(),
+            where=where,
+        )
+    except InvalidEvent as exc:
+        log.error("ingest: rejected %s (acknowledged, nothing written): %s", obj.uri, exc)
+        return
+    _run_extract(rt, request, where)
+
+
+def handle_extract_event(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
+    """Either trigger of the extract source: a storage event goes to :func:`handle_inbox`, anything else
+    is a run request."""
+    if cloud_event.get("type") == STORAGE_FINALIZED:
+        handle_inbox(cloud_event, rt)
+    else:
+        handle_tick(cloud_event, rt)
+
+
+def extract_sources(rt: Runtime) -> Sources:
+    """The clients extract may use, configured from the settings; none is built before it is needed."""
+    from spotify_pipeline.extract import ChartObject, Sources
+    from spotify_pipeline.sources.cache import Cache, GcsCacheBackend
+    from spotify_pipeline.sources.http import RetryPolicy
+    from spotify_pipeline.sources.reccobeats import ReccoBeatsApi
+    from spotify_pipeline.spotify_api import SpotifyApi
+
+    s = rt.settings
+    policy = RetryPolicy(retry_after_cap=s.retry_after_cap_seconds, budget=s.retry_budget_seconds)
+
+    def read_chart(ref: ObjectRef) -> ChartObject:
+        from google.api_core.exceptions import NotFound
+
+        from spotify_pipeline.errors import DataError
+
+        uri = f"gs://{s.bucket}/{ref}"
+        try:
+            blob = rt.gcs_bucket.get_blob(ref.name, generation=ref.generation)
+            data = blob.download_as_bytes() if blob is not None else None  # the blob pins its generation
+        except NotFound:
+            blob, data = None, None
+        if blob is None or data is None:
+            if ref.generation is not None:
+                raise StaleObject(f"{uri} no longer exists at that generation (replaced or deleted)")
+            raise DataError(f"chart file {uri} not found; upload it to the data bucket first")
+        updated = blob.updated.isoformat() if blob.updated is not None else None
+        return ChartObject(data, int(blob.generation or 0), updated)
+
+    return Sources(
+        spotify=lambda: SpotifyApi(s, policy=policy),
+        reccobeats=lambda: ReccoBeatsApi(s.reccobeats_api_base, float(s.spotify_timeout_seconds), policy),
+        read_chart=read_chart,
+        cache=Cache(GcsCacheBackend(rt.gcs_bucket) if s.cache_enabled else None),
+    )
+
+
+def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
+    """Run extract and record one ``pipeline_runs`` row per snapshot written (a chart file may hold several).
+
+    Permanent errors are recorded and acknowledged; anything else is recorded and raised (redelivery).
+    """
+    from spotify_pipeline.extract import run_extract
+
+    from_file = request.chart_source == "charts-csv"
     run = StageRun(
         run_id=request.run_id,
         stage="extract",
         started_at=rt.now(),
-        snapshot_date=request.snapshot_date,
-        trigger=where,
-        sources={"chart_source": request.chart_source, "feature_source": ",".join(request.feature_providers)},
+        snapshot_date=request.snapshot_date if request.snapshot_date_given or not from_file else None,
+        trigger=trigger,
+        sources={
+            "chart_source": request.chart_source,
+            "feature_source": ",".join(request.provider_chain(from_file)),
+        },
     )
-
-    def body() -> dict[str, int]:
-        manifest, _ = run_extract(request, SpotifyApi(rt.settings), rt.store, rt.now)
-        return {"raw_objects": len(manifest.files)}
-
-    _finish(rt, run, body)
+    fields = {"stage": "extract", "run_id": run.run_id, "trigger": trigger}
+    try:
+        results = run_extract(request, rt.store, extract_sources(rt), rt.now, bucket=rt.settings.bucket)
+    except StaleObject as exc:
+        log.info("extract: superseded, nothing to do: %s", exc, extra={"fields": fields})
+        return
+    except (PermanentError, InvalidEvent, ManifestError) as exc:
+        log.error("extract failed permanently (acknowledged, not retried): %s", exc, extra={"fields": fields})
+        rt.runlog.record(run.row("failed", rt.now(), error=str(exc)))
+        return
+    except Exception as exc:
+        log.exception("extract failed; the event will be redelivered: %s", exc, extra={"fields": fields})
+        rt.runlog.record(run.row("retrying", rt.now(), error=f"{type(exc).__name__}: {exc}"))
+        raise
+    for manifest, _ in results:
+        summary = manifest.summary
+        counts = {
+            "raw_objects": len(manifest.files),
+            "chart_entries": sum(summary["entries_per_market"].values()),
+            "tracks": summary["distinct_tracks"],
+            "artists": summary["distinct_artists"],
+            "tracks_without_features": summary["tracks_without_features"],
+            "spotify_requests": summary["requests"]["spotify"],
+            "reccobeats_requests": summary["requests"]["reccobeats"],
+        }
+        one = StageRun(
+            run_id=run.run_id,
+            stage="extract",
+            started_at=run.started_at,
+            snapshot_date=manifest.snapshot_date,
+            trigger=trigger,
+            sources={k: manifest.sources[k] for k in ("chart_source", "feature_source")},
+        )
+        # Finished when its manifest was written: transform may already be running (and recorded) by now.
+        row = one.row("succeeded", datetime.fromisoformat(manifest.finished_at), counts)
+        row["rows"] = counts["raw_objects"]  # the other counts describe the snapshot, not objects written
+        log.info("extract succeeded: %s", counts, extra={"fields": {**fields, "row_counts": counts}})
+        rt.runlog.record(row)
 
 
 def handle_object(stage: layout.Stage, cloud_event: CloudEvent, rt: Runtime | None = None) -> None:

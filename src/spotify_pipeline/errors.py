@@ -14,7 +14,13 @@ class PermanentError(Exception):
 
 
 class SourceUnavailable(PermanentError):
-    """A Spotify endpoint this app may not use (403/404 on a restricted endpoint)."""
+    """An endpoint this app may not use (403/404 on a restricted endpoint), or a source that is
+    not configured. The message names the endpoint and the setting that fixes it."""
+
+
+class RateLimited(PermanentError):
+    """A 429 whose ``Retry-After`` exceeds the cap (or the run's retry budget): the run fails
+    now with a clear error instead of sleeping past the function's timeout."""
 
 
 class DataError(PermanentError):

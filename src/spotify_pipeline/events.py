@@ -2,7 +2,15 @@
 
 * the run request: a Pub/Sub message (JSON) published by Cloud Scheduler, an operator or
   ``spotify-pipeline run``, delivered to extract as a ``messagePublished`` CloudEvent;
-* a Cloud Storage ``object.v1.finalized`` CloudEvent, delivered to transform, recommend and load.
+* a Cloud Storage ``object.v1.finalized`` CloudEvent, delivered to ingest (a chart file in
+  ``inbox/`` becomes a run request), transform, recommend and load.
+
+Run request fields (all optional; message > environment > default):
+``snapshot_date``, ``markets``, ``run_id``, ``playlists``, ``chart_source``
+(``spotify-playlist`` | ``charts-csv``), ``charts_csv`` (the chart file: object name in the data
+bucket or ``gs://bucket/name``, optionally ``#generation``), ``feature_providers`` (ordered list of
+``dataset``, ``spotify``, ``reccobeats``), ``dataset_features`` (bool: features inside the chart
+file first).
 """
 
 from __future__ import annotations
@@ -16,14 +24,30 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from spotify_pipeline.config import ConfigError, Settings, parse_markets, parse_playlists
+from spotify_pipeline.config import (
+    CHART_SOURCES,
+    FEATURE_PROVIDERS,
+    ConfigError,
+    Settings,
+    parse_feature_providers,
+    parse_markets,
+    parse_playlists,
+)
 
 ISO_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PLAYLIST_ID_RE = re.compile(r"^[A-Za-z0-9]{22}$")
-CHART_SOURCES = ("spotify-playlist",)
-FEATURE_PROVIDERS = ("spotify",)
-RUN_REQUEST_FIELDS = ("snapshot_date", "markets", "run_id", "playlists", "chart_source", "feature_providers")
+OBJECT_REF_RE = re.compile(r"^(?:gs://(?P<bucket>[^/]+)/)?(?P<name>[^#]+?)(?:#(?P<generation>\d+))?$")
+RUN_REQUEST_FIELDS = (
+    "snapshot_date",
+    "markets",
+    "run_id",
+    "playlists",
+    "chart_source",
+    "charts_csv",
+    "feature_providers",
+    "dataset_features",
+)
 
 
 class InvalidEvent(ValueError):
@@ -38,8 +62,23 @@ class InvalidEvent(ValueError):
 
 
 @dataclass(frozen=True)
+class ObjectRef:
+    """An object of the data bucket, optionally pinned to one generation."""
+
+    name: str
+    generation: int | None = None
+
+    def __str__(self) -> str:
+        return self.name + (f"#{self.generation}" if self.generation is not None else "")
+
+
+@dataclass(frozen=True)
 class RunRequest:
-    """What one run should do. Every field of the message is optional."""
+    """What one run should do. Every field of the message is optional.
+
+    For ``charts-csv``: ``markets`` empty means every market of the file, and
+    ``snapshot_date_given`` False means every date of the file (one snapshot per date).
+    """
 
     snapshot_date: date
     markets: tuple[str, ...]
@@ -47,15 +86,30 @@ class RunRequest:
     playlists: Mapping[str, str] = field(default_factory=dict)
     chart_source: str = "spotify-playlist"
     feature_providers: tuple[str, ...] = ("spotify",)
+    charts_csv: ObjectRef | None = None
+    dataset_features: bool = True
+    snapshot_date_given: bool = True
+
+    def provider_chain(self, chart_has_features: bool) -> tuple[str, ...]:
+        """Providers in the order they are asked; ``dataset`` leads when the chart file carries
+        features, unless the request lists it elsewhere or ``dataset_features`` is false."""
+        chain = self.feature_providers
+        if self.dataset_features and "dataset" not in chain:
+            chain = ("dataset", *chain)
+        if not chart_has_features:
+            chain = tuple(p for p in chain if p != "dataset")
+        return chain
 
     def to_message(self) -> dict[str, Any]:
         return {
-            "snapshot_date": self.snapshot_date.isoformat(),
-            "markets": list(self.markets),
+            "snapshot_date": self.snapshot_date.isoformat() if self.snapshot_date_given else None,
+            "markets": list(self.markets) or None,
             "run_id": self.run_id,
             "playlists": dict(self.playlists),
             "chart_source": self.chart_source,
+            "charts_csv": str(self.charts_csv) if self.charts_csv is not None else None,
             "feature_providers": list(self.feature_providers),
+            "dataset_features": self.dataset_features,
         }
 
 
@@ -108,6 +162,24 @@ def parse_run_request(
     if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
         raise InvalidEvent(where, "run_id", run_id, "expected 1-64 characters of A-Z a-z 0-9 _ -")
 
+    chart_source = payload.get("chart_source") or settings.chart_source
+    charts_ref: ObjectRef | None = None
+    if payload.get("charts_csv") is not None:
+        charts_ref = parse_object_ref(payload["charts_csv"], settings.bucket, where, "charts_csv")
+        chart_source = payload.get("chart_source") or "charts-csv"
+    if chart_source not in CHART_SOURCES:
+        raise InvalidEvent(where, "chart_source", chart_source, f"supported: {', '.join(CHART_SOURCES)}")
+    if chart_source == "charts-csv" and charts_ref is None:
+        raise InvalidEvent(
+            where,
+            "charts_csv",
+            None,
+            "chart source charts-csv needs the chart file: name it in the message (object in the data bucket), "
+            "run `spotify-pipeline run --charts-csv FILE`, or drop the file into the bucket's inbox/",
+        )
+    if chart_source != "charts-csv" and charts_ref is not None:
+        raise InvalidEvent(where, "charts_csv", str(charts_ref), "a chart file needs chart_source charts-csv")
+
     playlists: dict[str, str] = dict(settings.playlists)
     if payload.get("playlists") is not None:
         raw_pl = payload["playlists"]
@@ -117,34 +189,70 @@ def parse_run_request(
             playlists.update(parse_playlists(json.dumps(raw_pl), f"{where}: playlists"))
         except ConfigError as exc:
             raise InvalidEvent(where, "playlists", raw_pl, str(exc)) from None
-    for market in markets:
-        pid = playlists.get(market)
-        if pid is None:
+    if chart_source == "spotify-playlist":
+        for market in markets:
+            pid = playlists.get(market)
+            if pid is None:
+                raise InvalidEvent(
+                    where,
+                    "markets",
+                    market,
+                    "no chart playlist configured for this market; "
+                    "add it to the message's `playlists` or PIPELINE_PLAYLISTS",
+                )
+            if not PLAYLIST_ID_RE.match(pid):
+                raise InvalidEvent(where, f"playlists.{market}", pid, "expected a 22-character Spotify playlist id")
+    elif payload.get("markets") is None:
+        markets = ()  # a chart file: every market it holds, unless the request filters
+
+    providers = settings.feature_providers
+    providers_raw = payload.get("feature_providers")
+    if providers_raw is not None:
+        if not isinstance(providers_raw, list) or not providers_raw:
             raise InvalidEvent(
                 where,
-                "markets",
-                market,
-                "no chart playlist configured for this market; "
-                "add it to the message's `playlists` or PIPELINE_PLAYLISTS",
+                "feature_providers",
+                providers_raw,
+                f'expected a list such as ["reccobeats"] of {", ".join(FEATURE_PROVIDERS)}',
             )
-        if not PLAYLIST_ID_RE.match(pid):
-            raise InvalidEvent(where, f"playlists.{market}", pid, "expected a 22-character Spotify playlist id")
-
-    chart_source = payload.get("chart_source") or "spotify-playlist"
-    if chart_source not in CHART_SOURCES:
-        raise InvalidEvent(where, "chart_source", chart_source, f"supported: {', '.join(CHART_SOURCES)}")
-    providers_raw = payload.get("feature_providers") or ["spotify"]
-    if not isinstance(providers_raw, list) or not all(p in FEATURE_PROVIDERS for p in providers_raw):
-        raise InvalidEvent(where, "feature_providers", providers_raw, f"supported: {', '.join(FEATURE_PROVIDERS)}")
+        try:
+            providers = parse_feature_providers(providers_raw, f"{where}: feature_providers")
+        except ConfigError:
+            raise InvalidEvent(
+                where, "feature_providers", providers_raw, f"supported: {', '.join(FEATURE_PROVIDERS)}"
+            ) from None
+    dataset_features = payload.get("dataset_features")
+    if dataset_features is None:
+        dataset_features = settings.dataset_features
+    if not isinstance(dataset_features, bool):
+        raise InvalidEvent(where, "dataset_features", dataset_features, "expected true or false")
 
     return RunRequest(
         snapshot_date=snapshot,
         markets=markets,
         run_id=run_id,
-        playlists={m: playlists[m] for m in markets},
+        playlists={m: playlists[m] for m in markets} if chart_source == "spotify-playlist" else {},
         chart_source=chart_source,
-        feature_providers=tuple(providers_raw),
+        feature_providers=providers,
+        charts_csv=charts_ref,
+        dataset_features=dataset_features,
+        snapshot_date_given=payload.get("snapshot_date") is not None,
     )
+
+
+def parse_object_ref(value: object, bucket: str, where: str, field_name: str) -> ObjectRef:
+    """``name``, ``name#generation`` or ``gs://bucket/name[#generation]``, in the data bucket."""
+    match = OBJECT_REF_RE.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise InvalidEvent(
+            where, field_name, value, "expected an object name such as inbox/chart.csv or gs://BUCKET/NAME"
+        )
+    if match["bucket"] and match["bucket"] != bucket:
+        raise InvalidEvent(
+            where, field_name, value, f"the chart file must be in the data bucket {bucket}; copy it there first"
+        )
+    generation = int(match["generation"]) if match["generation"] else None
+    return ObjectRef(match["name"], generation)
 
 
 def decode_pubsub_payload(data: Mapping[str, Any] | None, where: str) -> dict[str, Any]:

@@ -1,22 +1,71 @@
-"""Extract: Spotify chart playlists, artists and audio features, stored as received."""
+"""Extract: chart membership, track and artist metadata, audio features; stored as received.
+
+One run reads its chart source, then asks each API only what it must, then writes:
+
+1. **chart** (``request.chart_source``):
+   ``spotify-playlist``: every page of one playlist per market (``/items``), track objects
+   embedded in the rows; ``charts-csv``: a chart file of the bucket, parsed by
+   :mod:`.sources.charts_csv`, one snapshot per date it holds (filtered by ``markets``).
+2. **track metadata** (chart files only; playlist rows embed it): cache first, then
+   ``/tracks?ids=`` (50 a call), or one ``/tracks/{id}`` per track where the app lacks the bulk
+   endpoint. Without Spotify credentials the chart file's own names are used.
+3. **artists**: every credited artist once per run, cache first, bulk or one by one likewise.
+4. **features**: the provider chain (``dataset``, ``spotify``, ``reccobeats`` in the configured
+   order); each provider is asked only about the tracks the earlier ones did not cover, and
+   cached answers (positive or negative) are never asked again. A provider this app may not
+   use is reported once, with the fix, and the chain moves on.
+
+Everything is fetched before anything is written: a failure leaves nothing partial. Then, per
+snapshot date, the raw objects under ``extract/snapshot_date=D/`` and the manifest last::
+
+    playlists/<MARKET>/<playlist id>/page-NNN.json   spotify-playlist: API pages as received
+    charts/<MARKET>.json                             charts-csv: the file's rows of that market and date
+    tracks/batch-NNN.json                            {"tracks": [...]} (bulk answers, or single answers gathered)
+    artists/batch-NNN.json                           {"artists": [...]}
+    audio_features/batch-NNN.json                    {"audio_features": [...]} (provider spotify)
+    reccobeats/batch-NNN.json                        {"content": [...]} (provider reccobeats, match by href)
+    cached/<kind>.json                               cache entries this snapshot used, with their fetched_at
+
+Nothing is ever written under ``inbox/`` (chart files stay as dropped) and nothing extract
+writes can trigger extract.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from spotify_pipeline import layout
-from spotify_pipeline.events import RunRequest
-from spotify_pipeline.manifest import FileEntry, Manifest
-from spotify_pipeline.store import BucketStore
+from spotify_pipeline.errors import DataError, SourceUnavailable
+from spotify_pipeline.events import ObjectRef, RunRequest
+from spotify_pipeline.manifest import FileEntry, Manifest, sha256_hex
+from spotify_pipeline.sources.cache import Cache
+from spotify_pipeline.sources.charts_csv import ChartEntry, ChartFile, parse_chart_csv
+from spotify_pipeline.sources.reccobeats import match_by_href
 
 if TYPE_CHECKING:  # transform imports track_of and must not need spotipy
+    from spotify_pipeline.sources.reccobeats import ReccoBeatsApi
     from spotify_pipeline.spotify_api import SpotifyApi
 
 log = logging.getLogger(__name__)
+
+Batch = tuple[list[str], dict[str, Any]]
+
+
+class Writer(Protocol):
+    """The part of :class:`~spotify_pipeline.store.BucketStore` extract writes through."""
+
+    def write(
+        self, name: str, data: bytes, content_type: str, *, rows: int | None = None, table: str | None = None
+    ) -> FileEntry: ...
+
+    def write_manifest(self, manifest: Manifest, name: str) -> int: ...
+
+    def delete_stale(self, prefix: str, keep: set[str]) -> list[str]: ...
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -32,73 +81,384 @@ def track_of(row: dict[str, Any]) -> dict[str, Any] | None:
     return obj
 
 
-def run_extract(
-    request: RunRequest, api: SpotifyApi, store: BucketStore, now: Callable[[], datetime]
-) -> tuple[Manifest, int]:
-    """Fetch everything for one snapshot, write raw objects, then the manifest; return it and its generation."""
-    started = now()
-    prefix = layout.prefix("extract", request.snapshot_date)
-    files: list[FileEntry] = []
-    track_ids: list[str] = []
-    artist_ids: list[str] = []
-    entries_per_market: dict[str, int] = {}
+@dataclass(frozen=True)
+class ChartObject:
+    """A chart file as read from the bucket: its bytes, generation and last-update time (ISO)."""
 
-    # Fetch everything first, then write: a failure mid-fetch leaves nothing partial behind.
-    pending: list[tuple[str, bytes, int]] = []
+    data: bytes
+    generation: int
+    updated: str | None = None
+
+
+@dataclass
+class Sources:
+    """The clients a run may use, built on first use: a run that needs no Spotify call makes none.
+
+    ``spotify`` and ``reccobeats`` are factories; ``spotify`` raises
+    :class:`~spotify_pipeline.errors.SourceUnavailable` when no credentials are configured.
+    ``read_chart`` returns a chart file's content.
+    """
+
+    spotify: Callable[[], SpotifyApi]
+    reccobeats: Callable[[], ReccoBeatsApi]
+    read_chart: Callable[[ObjectRef], ChartObject]
+    cache: Cache = field(default_factory=lambda: Cache(None))
+    _spotify: SpotifyApi | None = field(default=None, init=False)
+    _reccobeats: ReccoBeatsApi | None = field(default=None, init=False)
+
+    def spotify_api(self) -> SpotifyApi:
+        if self._spotify is None:
+            self._spotify = self.spotify()
+        return self._spotify
+
+    def reccobeats_api(self) -> ReccoBeatsApi:
+        if self._reccobeats is None:
+            self._reccobeats = self.reccobeats()
+        return self._reccobeats
+
+    @property
+    def spotify_restrictions(self) -> dict[str, str]:
+        """Restricted Spotify endpoints detected during the run (each once)."""
+        return dict(self._spotify.unavailable) if self._spotify else {}
+
+    @property
+    def requests(self) -> dict[str, int]:
+        return {
+            "spotify": self._spotify.requests_sent if self._spotify else 0,
+            "reccobeats": self._reccobeats.requests_sent if self._reccobeats else 0,
+        }
+
+
+@dataclass
+class _Snapshot:
+    snapshot_date: date
+    chart_objects: list[tuple[str, bytes, int]] = field(default_factory=list)  # (name below prefix, data, rows)
+    track_ids: list[str] = field(default_factory=list)
+    entries_per_market: dict[str, int] = field(default_factory=dict)
+
+    def add_track(self, tid: str) -> None:
+        if tid not in self.track_ids:
+            self.track_ids.append(tid)
+
+
+@dataclass
+class _Fetched:
+    """Everything the run fetched or found in the cache, before anything is written."""
+
+    tracks: dict[str, dict[str, Any]] = field(default_factory=dict)  # embedded, fetched or cached objects
+    track_batches: list[Batch] = field(default_factory=list)
+    artist_batches: list[Batch] = field(default_factory=list)
+    feature_batches: dict[str, list[Batch]] = field(default_factory=dict)  # provider -> batches
+    cached: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind -> id -> entry used
+    provider_of: dict[str, str] = field(default_factory=dict)  # track id -> provider with its features
+    unavailable: dict[str, str] = field(default_factory=dict)
+    metadata: str = "spotify"
+
+
+# -- chart sources ----------------------------------------------------------------------------------
+
+
+def _playlist_snapshot(request: RunRequest, api: SpotifyApi, fetched: _Fetched) -> _Snapshot:
+    snap = _Snapshot(request.snapshot_date)
     for market in request.markets:
-        count = 0
         playlist_id = request.playlists[market]
+        count = 0
         for page_no, page in enumerate(api.playlist_pages(playlist_id, market)):
             rows = page.get("items") or []
-            pending.append(
-                (f"{prefix}playlists/{market}/{playlist_id}/page-{page_no:03d}.json", _json_bytes(page), len(rows))
+            snap.chart_objects.append(
+                (f"playlists/{market}/{playlist_id}/page-{page_no:03d}.json", _json_bytes(page), len(rows))
             )
             for row in rows:
-                track = track_of(row)
+                track = track_of(row) if isinstance(row, dict) else None
                 if track is None:
                     continue
                 count += 1
-                if track["id"] not in track_ids:
-                    track_ids.append(track["id"])
-                for artist in track.get("artists") or []:
-                    if artist.get("id") and artist["id"] not in artist_ids:
-                        artist_ids.append(artist["id"])
-        entries_per_market[market] = count
+                snap.add_track(track["id"])
+                fetched.tracks.setdefault(track["id"], track)
+        snap.entries_per_market[market] = count
+    return snap
 
-    for batch_no, body in enumerate(api.artists(artist_ids)):
-        pending.append(
-            (f"{prefix}artists/batch-{batch_no:03d}.json", _json_bytes(body), len(body.get("artists") or []))
+
+def select_entries(chart: ChartFile, request: RunRequest) -> list[ChartEntry]:
+    """The file's entries this request asks for (``markets`` filter, snapshot date if given); never empty."""
+    day = request.snapshot_date if request.snapshot_date_given else None
+    chosen = chart.select(request.markets, day)
+    if not chosen:
+        wanted = ", ".join(request.markets) or "any market"
+        when = f" on {day}" if day else ""
+        raise DataError(
+            f"{chart.name}: no chart entries for {wanted}{when}; the file holds markets "
+            f"{', '.join(chart.markets)} on {', '.join(d.isoformat() for d in chart.dates[:10])}"
+            f"{' ...' if len(chart.dates) > 10 else ''}. Fix the `markets` filter (--markets) or the snapshot date"
         )
-    missing_features = 0
-    for batch_no, body in enumerate(api.audio_features(track_ids)):
-        feats = body.get("audio_features") or []
-        missing_features += sum(1 for f in feats if f is None)
-        pending.append((f"{prefix}audio_features/batch-{batch_no:03d}.json", _json_bytes(body), len(feats)))
+    return chosen
 
-    for name, data, rows in pending:
-        files.append(store.write(name, data, "application/json", rows=rows))
 
-    manifest = Manifest(
-        stage="extract",
-        snapshot_date=request.snapshot_date,
-        run_id=request.run_id,
-        started_at=started.isoformat(),
-        finished_at=now().isoformat(),
-        files=tuple(files),
-        sources={"chart_source": request.chart_source, "feature_source": ",".join(request.feature_providers)},
-        summary={
-            "entries_per_market": entries_per_market,
-            "distinct_tracks": len(track_ids),
-            "distinct_artists": len(artist_ids),
-            "tracks_without_features": missing_features,
-            "spotify_requests": api.requests_sent,
-        },
-        request=request.to_message(),
+def _chart_file_snapshots(
+    request: RunRequest, sources: Sources, bucket: str
+) -> tuple[list[_Snapshot], ChartFile, dict[str, Any]]:
+    ref = request.charts_csv
+    assert ref is not None  # parse_run_request guarantees it for charts-csv
+    obj = sources.read_chart(ref)
+    data = obj.data
+    uri = f"gs://{bucket}/{ref.name}#{obj.generation}"
+    chart = parse_chart_csv(
+        data,
+        ref.name,
+        snapshot_date=request.snapshot_date if request.snapshot_date_given else None,
+        market=request.markets[0] if len(request.markets) == 1 else None,
     )
-    name = layout.manifest_name("extract", request.snapshot_date)
-    generation = store.write_manifest(manifest, name)
-    # Objects of an earlier run of this snapshot that this one did not write (fewer pages, fewer markets).
-    removed = store.delete_stale(prefix, {f.name for f in files} | {name})
-    if removed:
-        log.info("removed %d objects of an earlier run under %s", len(removed), prefix)
-    return manifest, generation
+    provenance = {
+        "uri": uri,
+        "format": chart.format,
+        "sha256": sha256_hex(data),
+        "bytes": len(data),
+        "updated": obj.updated,
+    }
+    by_key: dict[tuple[date, str], list[ChartEntry]] = {}
+    for entry in select_entries(chart, request):
+        by_key.setdefault((entry.snapshot_date, entry.market), []).append(entry)
+    snaps: dict[date, _Snapshot] = {}
+    for (day, market), entries in sorted(by_key.items()):
+        snap = snaps.setdefault(day, _Snapshot(day))
+        entries.sort(key=lambda e: e.rank)
+        body = {
+            "format": chart.format,
+            "source": provenance,
+            "snapshot_date": day.isoformat(),
+            "market": market,
+            "entries": [e.to_json() for e in entries],
+        }
+        snap.chart_objects.append((f"charts/{market}.json", _json_bytes(body), len(entries)))
+        snap.entries_per_market[market] = len(entries)
+        for e in entries:
+            snap.add_track(e.track_id)
+    return [snaps[d] for d in sorted(snaps)], chart, provenance
+
+
+# -- metadata ------------------------------------------------------------------------------------------
+
+
+def _ordered_unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _from_cache_then_api(
+    kind: str,
+    ids: list[str],
+    cache: Cache,
+    fetch: Callable[[list[str]], Iterator[Batch]],
+    fetched_at: str,
+    fetched: _Fetched,
+) -> tuple[dict[str, dict[str, Any] | None], list[Batch]]:
+    """Objects of ``ids`` (None where the API has none): cached ones, then one pass of ``fetch``."""
+    out: dict[str, dict[str, Any] | None] = {}
+    for oid, entry in cache.get(kind, ids).items():
+        out[oid] = entry.get("value")
+        fetched.cached.setdefault(kind, {})[oid] = entry
+    missing = [i for i in ids if i not in out]
+    batches: list[Batch] = []
+    if missing:
+        for asked, body in fetch(missing):
+            batches.append((asked, body))
+            items = body.get(kind) or []
+            by_id = {o["id"]: o for o in items if isinstance(o, dict) and o.get("id")}
+            for oid in asked:
+                out[oid] = by_id.get(oid)
+                cache.put(kind, oid, by_id.get(oid), fetched_at)
+    return out, batches
+
+
+def _metadata(snapshots: list[_Snapshot], sources: Sources, fetched: _Fetched, fetched_at: str) -> None:
+    all_tracks = _ordered_unique(t for s in snapshots for t in s.track_ids)
+    need_tracks = [t for t in all_tracks if t not in fetched.tracks]
+    try:
+        api: SpotifyApi | None = sources.spotify_api() if need_tracks or fetched.tracks else None
+    except SourceUnavailable as exc:
+        api = None
+        fetched.metadata = "chart file only"
+        fetched.unavailable["spotify-metadata"] = str(exc)
+        log.warning("no Spotify metadata for this run (names and artists from the chart file): %s", exc)
+    if api is None:
+        return
+    if need_tracks:
+        objs, fetched.track_batches = _from_cache_then_api(
+            "tracks", need_tracks, sources.cache, api.tracks, fetched_at, fetched
+        )
+        fetched.tracks.update({t: o for t, o in objs.items() if o is not None})
+    artist_ids = _ordered_unique(
+        a["id"]
+        for t in all_tracks
+        for a in (fetched.tracks.get(t) or {}).get("artists") or []
+        if isinstance(a, dict) and a.get("id")
+    )
+    if artist_ids:
+        _, fetched.artist_batches = _from_cache_then_api(
+            "artists", artist_ids, sources.cache, api.artists, fetched_at, fetched
+        )
+
+
+# -- features ------------------------------------------------------------------------------------------
+
+
+def _features(
+    request: RunRequest,
+    snapshots: list[_Snapshot],
+    chart: ChartFile | None,
+    sources: Sources,
+    fetched: _Fetched,
+    fetched_at: str,
+) -> tuple[str, ...]:
+    chain = request.provider_chain(chart is not None and chart.has_features)
+    need = _ordered_unique(t for s in snapshots for t in s.track_ids)
+    for provider in chain:
+        if not need:
+            break
+        if provider == "dataset":
+            with_features = {e.track_id for e in (chart.entries if chart else ()) if e.features is not None}
+            covered = [t for t in need if t in with_features]
+        else:
+            kind = f"features-{provider}"
+            covered = []
+            for tid, entry in sources.cache.get(kind, need).items():
+                fetched.cached.setdefault(kind, {})[tid] = entry
+                if entry.get("value") is not None:
+                    covered.append(tid)
+            missing = [t for t in need if t not in fetched.cached.get(kind, {})]
+            try:
+                if missing:
+                    covered += _fetch_features(provider, missing, sources, fetched, fetched_at)
+            except SourceUnavailable as exc:
+                fetched.unavailable[provider] = str(exc)
+                log.warning("feature provider %s unavailable, trying the next one: %s", provider, exc)
+        for tid in covered:
+            fetched.provider_of.setdefault(tid, provider)
+        need = [t for t in need if t not in fetched.provider_of]
+    if not fetched.provider_of and any(p in fetched.unavailable for p in chain):
+        raise SourceUnavailable(
+            "no track got audio features: "
+            + "; ".join(fetched.unavailable[p] for p in chain if p in fetched.unavailable)
+        )
+    return chain
+
+
+def _fetch_features(provider: str, ids: list[str], sources: Sources, fetched: _Fetched, fetched_at: str) -> list[str]:
+    kind = f"features-{provider}"
+    batches = fetched.feature_batches.setdefault(provider, [])
+    covered: list[str] = []
+    if provider == "spotify":
+        answers: Iterator[Batch] = sources.spotify_api().audio_features(ids)
+    elif provider == "reccobeats":
+        answers = sources.reccobeats_api().audio_features(ids)
+    else:
+        raise AssertionError(provider)
+    for asked, body in answers:
+        batches.append((asked, body))
+        if provider == "spotify":
+            found = {f["id"]: f for f in body.get("audio_features") or [] if isinstance(f, dict) and f.get("id")}
+        else:
+            found = match_by_href(body)
+        for tid in asked:
+            sources.cache.put(kind, tid, found.get(tid), fetched_at)
+            if found.get(tid) is not None:
+                covered.append(tid)
+    return covered
+
+
+# -- writing ------------------------------------------------------------------------------------------
+
+
+def _batches_for(batches: list[Batch], ids: set[str], folder: str, key: str) -> list[tuple[str, bytes, int]]:
+    """The batches (as received) that answer any of ``ids``, numbered as fetched."""
+    return [
+        (f"{folder}/batch-{n:03d}.json", _json_bytes(body), len(body.get(key) or []))
+        for n, (asked, body) in enumerate(batches)
+        if ids.intersection(asked)
+    ]
+
+
+def _snapshot_objects(snap: _Snapshot, fetched: _Fetched) -> tuple[list[tuple[str, bytes, int]], set[str]]:
+    tids = set(snap.track_ids)
+    artists = {
+        a["id"]
+        for t in snap.track_ids
+        for a in (fetched.tracks.get(t) or {}).get("artists") or []
+        if isinstance(a, dict) and a.get("id")
+    }
+    objects = list(snap.chart_objects)
+    objects += _batches_for(fetched.track_batches, tids, "tracks", "tracks")
+    objects += _batches_for(fetched.artist_batches, artists, "artists", "artists")
+    objects += _batches_for(fetched.feature_batches.get("spotify", []), tids, "audio_features", "audio_features")
+    objects += _batches_for(fetched.feature_batches.get("reccobeats", []), tids, "reccobeats", "content")
+    for kind, entries in sorted(fetched.cached.items()):
+        wanted = artists if kind == "artists" else tids
+        used = {oid: entry for oid, entry in sorted(entries.items()) if oid in wanted}
+        if used:
+            objects.append((f"cached/{kind}.json", _json_bytes({"kind": kind, "entries": used}), len(used)))
+    return objects, artists
+
+
+def run_extract(
+    request: RunRequest, store: Writer, sources: Sources, now: Callable[[], datetime], *, bucket: str = ""
+) -> list[tuple[Manifest, int]]:
+    """Fetch everything, then per snapshot write raw objects and the manifest; return (manifest, generation)s."""
+    started = now()
+    fetched_at = started.isoformat()
+    fetched = _Fetched()
+    chart: ChartFile | None = None
+    chart_file: dict[str, Any] | None = None
+    if request.chart_source == "charts-csv":
+        snapshots, chart, chart_file = _chart_file_snapshots(request, sources, bucket)
+    else:
+        snapshots = [_playlist_snapshot(request, sources.spotify_api(), fetched)]
+    _metadata(snapshots, sources, fetched, fetched_at)
+    chain = _features(request, snapshots, chart, sources, fetched, fetched_at)
+    fetched.unavailable.update(sources.spotify_restrictions)
+
+    sources_row = {"chart_source": request.chart_source, "feature_source": ",".join(chain), "fetched_at": fetched_at}
+    if chart_file is not None:
+        sources_row["chart_file"] = chart_file["uri"]
+    results: list[tuple[Manifest, int]] = []
+    for snap in snapshots:
+        prefix = layout.prefix("extract", snap.snapshot_date)
+        objects, artists = _snapshot_objects(snap, fetched)
+        files = [store.write(prefix + name, data, "application/json", rows=rows) for name, data, rows in objects]
+        by_provider: dict[str, int] = {}
+        for tid in snap.track_ids:
+            if tid in fetched.provider_of:
+                by_provider[fetched.provider_of[tid]] = by_provider.get(fetched.provider_of[tid], 0) + 1
+        summary: dict[str, Any] = {
+            "entries_per_market": snap.entries_per_market,
+            "distinct_tracks": len(snap.track_ids),
+            "distinct_artists": len(artists),
+            "tracks_without_features": len(snap.track_ids) - sum(by_provider.values()),
+            "features_by_provider": by_provider,
+            "metadata": fetched.metadata,
+            "requests": sources.requests,
+            "spotify_requests": sources.requests["spotify"],
+            "cache_hits": {k: len(v) for k, v in sorted(fetched.cached.items())},
+            "unavailable": dict(fetched.unavailable),
+            "snapshots_in_run": [s.snapshot_date.isoformat() for s in snapshots],
+        }
+        if chart_file is not None:
+            summary["chart_file"] = chart_file
+        manifest = Manifest(
+            stage="extract",
+            snapshot_date=snap.snapshot_date,
+            run_id=request.run_id,
+            started_at=fetched_at,
+            finished_at=now().isoformat(),
+            files=tuple(files),
+            sources=dict(sources_row),
+            summary=summary,
+            request=request.to_message(),
+        )
+        name = layout.manifest_name("extract", snap.snapshot_date)
+        generation = store.write_manifest(manifest, name)
+        # Objects of an earlier run of this snapshot that this one did not write (fewer pages, fewer markets).
+        removed = store.delete_stale(prefix, {f.name for f in files} | {name})
+        if removed:
+            log.info("removed %d objects of an earlier run under %s", len(removed), prefix)
+        results.append((manifest, generation))
+    sources.cache.flush()
+    return results

@@ -1,46 +1,65 @@
-"""Spotify Web API access through spotipy, with bounded retries of our own.
+"""Spotify Web API access through spotipy, with the bounded retries of :mod:`.sources.http`.
 
-spotipy's built-in urllib3 retries honour ``Retry-After`` for up to hours, which can outlast
-any function timeout, so they are switched off (``retries=0, status_retries=0``) and replaced
-by :meth:`SpotifyApi._call`: 429 waits ``Retry-After`` up to a cap, 5xx and timeouts back off
-exponentially, a bounded number of times. Tokens live in memory only (no ``.cache`` file).
+spotipy's built-in urllib3 retries honour ``Retry-After`` for up to hours, which can outlast any
+function timeout, so they are switched off (``retries=0, status_retries=0`` and a plain
+``requests.Session``) and every call goes through :class:`~spotify_pipeline.sources.http.RetryPolicy`.
+Tokens live in memory only (``MemoryCacheHandler``: no ``.cache`` file).
+
+What a 2026 app may use differs by tier (see docs/data-sources.md); this client detects each
+restriction once per run and never asks a restricted endpoint twice:
+
+* editorial playlists (404 to apps created after Nov 2024) -> :class:`SourceUnavailable` at once,
+  naming the alternatives;
+* ``GET /tracks?ids=`` and ``GET /artists?ids=`` (removed for development-mode apps in Feb 2026,
+  403/404) -> one request per item, for the rest of the run;
+* ``GET /audio-features`` (403 since Nov 2024) -> :class:`SourceUnavailable`; the feature-provider
+  chain moves on to the next provider;
+* fields removed in 2026 (``popularity``, ``followers``, ``genres``) simply come back absent and
+  become nulls downstream.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator
-from functools import partial
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import requests
 import spotipy
 from spotipy.cache_handler import MemoryCacheHandler
 from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOauthError
 
-from spotify_pipeline.config import Settings
+from spotify_pipeline.config import DEFAULT_PLAYLISTS, Settings
 from spotify_pipeline.errors import PermanentError, SourceUnavailable
+from spotify_pipeline.sources.http import HttpError, MalformedResponse, RetryPolicy, parse_retry_after
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 ARTISTS_PER_CALL = 50
+TRACKS_PER_CALL = 50
 FEATURES_PER_CALL = 100
 PAGE_SIZE = 50
+RESTRICTED = (403, 404)
+
+Batch = tuple[list[str], dict[str, Any]]  # (ids asked for, response body as received)
+
+
+def restricted_playlist_message(playlist_id: str, market: str, status: int) -> str:
+    editorial = playlist_id in DEFAULT_PLAYLISTS.values()
+    what = "Spotify's editorial Top 50 playlist" if editorial else "playlist"
+    return (
+        f"market {market}: Spotify answered {status} for {what} {playlist_id}. Apps created after 27 Nov 2024 "
+        "without extended quota cannot read Spotify-owned editorial playlists (every Top 50). Fix: use chart "
+        "source `charts-csv` (drop the weekly chart CSV into the bucket's inbox/, or `spotify-pipeline run "
+        "--charts-csv FILE`), or point `spotify-playlist` at a playlist this app can read (message field "
+        "`playlists` or PIPELINE_PLAYLISTS, e.g. your own mirror of the chart), or use an app with extended quota"
+    )
 
 
 class SpotifyApi:
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        max_attempts: int = 4,
-        retry_after_cap: float = 60.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, settings: Settings, *, policy: RetryPolicy | None = None) -> None:
         if not settings.spotify_client_id or not settings.spotify_client_secret:
-            raise PermanentError(
+            raise SourceUnavailable(
                 "Spotify credentials missing: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET "
                 "(in the cloud: add versions to the two Secret Manager secrets, see README)"
             )
@@ -55,7 +74,7 @@ class SpotifyApi:
             cache_handler=MemoryCacheHandler(),
             requests_timeout=settings.spotify_timeout_seconds,
         )
-        # A plain Session has no urllib3 Retry adapter: every status reaches _call with its headers.
+        # A plain Session has no urllib3 Retry adapter: every status reaches _get with its headers.
         self._sp = spotipy.Spotify(
             auth_manager=auth,
             requests_session=requests.Session(),
@@ -64,91 +83,113 @@ class SpotifyApi:
             requests_timeout=settings.spotify_timeout_seconds,
         )
         self._sp.prefix = settings.spotify_api_base
-        self._max_attempts = max_attempts
-        self._retry_after_cap = retry_after_cap
-        self._sleep = sleep
+        self.policy = policy or RetryPolicy(
+            retry_after_cap=settings.retry_after_cap_seconds, budget=settings.retry_budget_seconds
+        )
         self.requests_sent = 0
+        self.unavailable: dict[str, str] = {}  # endpoint -> what was detected, once per run
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        delay = 1.0
-        for attempt in range(1, self._max_attempts + 1):
-            self.requests_sent += 1
-            try:
-                return fn()
-            except SpotifyOauthError as exc:
-                raise PermanentError(
-                    f"Spotify refused the client credentials ({exc}); check SPOTIFY_CLIENT_ID / SPOTIFY_CLIENT_SECRET"
-                ) from None
-            except spotipy.SpotifyException as exc:
-                status = exc.http_status
-                if status == 429:
-                    retry_after = float((exc.headers or {}).get("Retry-After", delay))
-                    if retry_after > self._retry_after_cap or attempt == self._max_attempts:
-                        raise PermanentError(
-                            f"{what}: Spotify rate limit (429) asks to wait {retry_after:.0f} s, more than the "
-                            f"{self._retry_after_cap:.0f} s this run may wait; run again later"
-                        ) from None
-                    log.warning("%s: 429, waiting %.1f s (attempt %d)", what, retry_after, attempt)
-                    self._sleep(retry_after)
-                    continue
-                if status >= 500 and attempt < self._max_attempts:
-                    log.warning("%s: HTTP %d, retrying in %.1f s (attempt %d)", what, status, delay, attempt)
-                    self._sleep(delay)
-                    delay *= 2
-                    continue
-                raise
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                if attempt == self._max_attempts:
-                    raise
-                log.warning("%s: %s, retrying in %.1f s", what, type(exc).__name__, delay)
-                self._sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
+    # -- transport ----------------------------------------------------------------------------
+
+    def _once(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.requests_sent += 1
+        try:
+            body = self._sp._get(path, **params)
+        except SpotifyOauthError as exc:
+            raise PermanentError(
+                f"Spotify refused the client credentials ({exc}); check SPOTIFY_CLIENT_ID / SPOTIFY_CLIENT_SECRET"
+            ) from None
+        except spotipy.SpotifyException as exc:
+            headers = exc.headers or {}
+            raise HttpError(
+                int(exc.http_status),
+                path,
+                str(exc.msg).rsplit("\n", 1)[-1].strip() or None,
+                parse_retry_after(headers.get("Retry-After")),
+            ) from None
+        if not isinstance(body, dict):
+            raise MalformedResponse(f"GET {path} gave {type(body).__name__}, not a JSON object")
+        return body
+
+    def _get(self, what: str, path: str, **params: Any) -> dict[str, Any]:
+        return self.policy.call(what, lambda: self._once(path, params), service="Spotify")
+
+    # -- playlists ----------------------------------------------------------------------------
 
     def playlist_pages(self, playlist_id: str, market: str) -> Iterator[dict[str, Any]]:
-        """Every page of a playlist's items, following ``next`` until the end."""
+        """Every page of a playlist's ``/items``, following ``next`` until the end."""
         try:
-            page: dict[str, Any] | None = self._call(
+            page = self._get(
                 f"playlist {playlist_id} ({market})",
-                lambda: self._sp.playlist_items(playlist_id, limit=PAGE_SIZE, additional_types=("track",)),
+                f"playlists/{playlist_id}/items",
+                limit=PAGE_SIZE,
+                offset=0,
+                additional_types="track",
             )
-        except spotipy.SpotifyException as exc:
-            if exc.http_status in (403, 404):
-                raise SourceUnavailable(
-                    f"market {market}: Spotify answered {exc.http_status} for playlist {playlist_id}. Apps created "
-                    "after 27 Nov 2024 cannot read Spotify's editorial Top 50 playlists: give a playlist this app "
-                    "can read (message field `playlists` or PIPELINE_PLAYLISTS), or use an app with extended quota"
-                ) from None
+        except HttpError as exc:
+            if exc.status in RESTRICTED:
+                raise SourceUnavailable(restricted_playlist_message(playlist_id, market, exc.status)) from None
             raise
-        while page is not None:
+        yield page
+        while page.get("next"):
+            page = self._get(f"playlist {playlist_id} ({market}) next page", str(page["next"]))
             yield page
-            page = self._next_page(playlist_id, page) if page.get("next") else None
 
-    def _next_page(self, playlist_id: str, page: dict[str, Any]) -> dict[str, Any] | None:
-        following: dict[str, Any] | None = self._call(f"playlist {playlist_id} next page", lambda: self._sp.next(page))
-        return following
+    # -- metadata: bulk where the app has it, one by one where it does not ---------------------
 
-    def artists(self, ids: list[str]) -> Iterator[dict[str, Any]]:
-        for start in range(0, len(ids), ARTISTS_PER_CALL):
-            batch = ids[start : start + ARTISTS_PER_CALL]
-            body: dict[str, Any] = self._call(
-                f"artists batch {start // ARTISTS_PER_CALL}", partial(self._sp.artists, batch)
-            )
-            yield body
+    def _bulk_or_single(self, kind: str, ids: list[str], per_call: int) -> Iterator[Batch]:
+        endpoint = f"GET /{kind}?ids="
+        start = 0
+        while start < len(ids) and endpoint not in self.unavailable:
+            batch = ids[start : start + per_call]
+            try:
+                body = self._get(f"{kind} batch {start // per_call}", f"{kind}/", ids=",".join(batch))
+            except HttpError as exc:
+                if exc.status not in RESTRICTED:
+                    raise
+                self.unavailable[endpoint] = (
+                    f"{endpoint} answered {exc.status}: development-mode apps lost the bulk endpoints in Feb 2026; "
+                    f"falling back to one request per {kind[:-1]} for the rest of the run"
+                )
+                log.warning(self.unavailable[endpoint])
+                break
+            yield batch, body
+            start += per_call
+        # Single-item answers are gathered into the bulk shape, nulls for ids Spotify does not know.
+        for chunk_start in range(start, len(ids), per_call):
+            chunk = ids[chunk_start : chunk_start + per_call]
+            items: list[dict[str, Any] | None] = []
+            for oid in chunk:
+                try:
+                    items.append(self._get(f"{kind[:-1]} {oid}", f"{kind}/{oid}"))
+                except HttpError as exc:
+                    if exc.status not in (400, 404):
+                        raise
+                    items.append(None)  # unknown id: no metadata, never a crash
+            yield chunk, {kind: items}
 
-    def audio_features(self, ids: list[str]) -> Iterator[dict[str, Any]]:
+    def tracks(self, ids: list[str]) -> Iterator[Batch]:
+        return self._bulk_or_single("tracks", ids, TRACKS_PER_CALL)
+
+    def artists(self, ids: list[str]) -> Iterator[Batch]:
+        return self._bulk_or_single("artists", ids, ARTISTS_PER_CALL)
+
+    # -- audio features -----------------------------------------------------------------------
+
+    def audio_features(self, ids: list[str]) -> Iterator[Batch]:
         for start in range(0, len(ids), FEATURES_PER_CALL):
             batch = ids[start : start + FEATURES_PER_CALL]
             try:
-                features = self._call(
-                    f"audio-features batch {start // FEATURES_PER_CALL}", partial(self._sp.audio_features, batch)
+                body = self._get(
+                    f"audio-features batch {start // FEATURES_PER_CALL}", "audio-features/", ids=",".join(batch)
                 )
-            except spotipy.SpotifyException as exc:
-                if exc.http_status in (403, 404):
+            except HttpError as exc:
+                if exc.status in RESTRICTED:
                     raise SourceUnavailable(
-                        f"Spotify answered {exc.http_status} for audio-features: apps without extended quota lost "
-                        "this endpoint on 27 Nov 2024; configure another feature provider"
+                        f"feature provider `spotify`: GET /audio-features answered {exc.status}. Apps without "
+                        "extended quota lost this endpoint on 27 Nov 2024. Fix: use the `reccobeats` provider "
+                        "(PIPELINE_FEATURE_PROVIDERS=reccobeats, or message field feature_providers), or a chart "
+                        "file that carries features (provider `dataset`)"
                     ) from None
                 raise
-            # spotipy unwraps {"audio_features": [...]}; keep the API's shape in the raw object
-            yield {"audio_features": features}
+            yield batch, body

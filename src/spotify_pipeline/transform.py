@@ -16,6 +16,7 @@ from spotify_pipeline.errors import DataError
 from spotify_pipeline.extract import track_of
 from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
 from spotify_pipeline.schema import table
+from spotify_pipeline.sources.reccobeats import match_by_href
 from spotify_pipeline.store import BucketStore
 from spotify_pipeline.tabular import parquet_bytes, to_arrow
 
@@ -25,6 +26,8 @@ INT_FEATURES = ("key", "mode", "time_signature")
 TABLES = ("chart_entries", "tracks", "artists", "track_artists", "artist_genres", "model_features")
 
 _PAGE_RE = re.compile(r"/playlists/(?P<market>[A-Z]+)/(?P<playlist>[A-Za-z0-9]+)/page-\d+\.json$")
+_CHART_RE = re.compile(r"/charts/(?P<market>GLOBAL|[A-Z]{2})\.json$")
+_CACHED_RE = re.compile(r"/cached/(?P<kind>[a-z-]+)\.json$")
 
 
 def _load_json(name: str, data: bytes) -> Any:
@@ -34,17 +37,62 @@ def _load_json(name: str, data: bytes) -> Any:
         raise DataError(f"{name}: not JSON ({exc.msg} at line {exc.lineno})") from None
 
 
+def _features_of(
+    tid: str,
+    chain: tuple[str, ...],
+    dataset: dict[str, dict[str, Any]],
+    provided: dict[str, dict[str, dict[str, Any]]],
+    cached: dict[str, dict[str, dict[str, Any]]],
+    fetched_at: datetime | None,
+    chart_time: datetime | None,
+) -> tuple[dict[str, Any], str | None, datetime | None]:
+    """The first provider in ``chain`` with features for ``tid``: (features, provider, fetched_at)."""
+    for provider in chain:
+        if provider == "dataset" and dataset.get(tid):
+            return dataset[tid], provider, chart_time
+        if provider in provided and provided[provider].get(tid):
+            return provided[provider][tid], provider, fetched_at
+        entry = cached.get(f"features-{provider}", {}).get(tid)
+        if entry and entry.get("value"):
+            return entry["value"], provider, _timestamp(entry.get("fetched_at"))
+    return {}, None, None
+
+
+def _timestamp(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return pd.Timestamp(value).to_pydatetime()
+    except ValueError:
+        return None
+
+
 def build_tables(
-    raw: list[tuple[str, Any]], snapshot: date, chart_source: str, feature_source: str
+    raw: list[tuple[str, Any]],
+    snapshot: date,
+    chart_source: str,
+    feature_source: str,
+    *,
+    fetched_at: datetime | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Pure: raw objects (name, parsed JSON), in manifest order, to the six clean tables."""
+    """Pure: raw objects (name, parsed JSON), in manifest order, to the six clean tables.
+
+    ``feature_source`` is the extract's provider chain (``dataset,spotify``, say): each track takes
+    its features from the first provider in that order that has them, and records which one.
+    ``fetched_at`` is when the extract fetched (cached objects carry their own time).
+    """
     entries: list[dict[str, Any]] = []
     track_objs: dict[str, dict[str, Any]] = {}
+    chart_rows: dict[str, dict[str, Any]] = {}  # track id -> first chart-file row (names, features, extras)
+    chart_time: datetime | None = None  # when the chart file was last written (dataset features' time)
     artist_objs: dict[str, dict[str, Any]] = {}
-    features: dict[str, dict[str, Any]] = {}
+    provided: dict[str, dict[str, dict[str, Any]]] = {"spotify": {}, "reccobeats": {}}
+    cached: dict[str, dict[str, dict[str, Any]]] = {}
+    chain = tuple(p.strip() for p in feature_source.split(",") if p.strip())
 
     for name, body in raw:
         page = _PAGE_RE.search(name)
+        chart_file = _CHART_RE.search(name)
         if page:
             offset = int(body.get("offset") or 0)
             for i, item in enumerate(body.get("items") or []):
@@ -63,6 +111,27 @@ def build_tables(
                         "chart_source": chart_source,
                     }
                 )
+        elif chart_file:
+            chart_time = chart_time or _timestamp((body.get("source") or {}).get("updated"))
+            for line in body.get("entries") or []:
+                entries.append(
+                    {
+                        "snapshot_date": snapshot,
+                        "market": chart_file["market"],
+                        "rank": int(line["rank"]),
+                        "track_id": line["track_id"],
+                        "playlist_id": None,
+                        "added_at": None,
+                        "chart_source": chart_source,
+                    }
+                )
+                known = chart_rows.setdefault(line["track_id"], line)
+                if known.get("features") is None and line.get("features") is not None:
+                    chart_rows[line["track_id"]] = {**known, "features": line["features"]}
+        elif "/tracks/" in name:
+            for track in body.get("tracks") or []:
+                if isinstance(track, dict) and track.get("id"):
+                    track_objs.setdefault(track["id"], track)
         elif "/artists/" in name:
             for artist in body.get("artists") or []:
                 if artist and artist.get("id"):
@@ -70,11 +139,23 @@ def build_tables(
         elif "/audio_features/" in name:
             for feat in body.get("audio_features") or []:
                 if feat and feat.get("id"):
-                    features[feat["id"]] = feat
+                    provided["spotify"][feat["id"]] = feat
+        elif "/reccobeats/" in name:
+            provided["reccobeats"].update(match_by_href(body))
+        elif _CACHED_RE.search(name):
+            kind = str(body.get("kind") or _CACHED_RE.search(name)["kind"])  # type: ignore[index]
+            cached.setdefault(kind, {}).update(body.get("entries") or {})
         else:
             raise DataError(f"{name}: unexpected object in the extract manifest")
     if not entries:
         raise DataError("extract manifest holds no chart entries: every playlist was empty")
+    for tid, entry in cached.get("tracks", {}).items():
+        if entry.get("value"):
+            track_objs.setdefault(tid, {**entry["value"], "_fetched_at": entry.get("fetched_at")})
+    for aid, entry in cached.get("artists", {}).items():
+        if entry.get("value"):
+            artist_objs.setdefault(aid, {**entry["value"], "_fetched_at": entry.get("fetched_at")})
+    dataset = {tid: row["features"] for tid, row in chart_rows.items() if row.get("features")}
 
     chart = pd.DataFrame(entries).sort_values(["market", "rank"], kind="stable").reset_index(drop=True)
     dup = chart.duplicated(["market", "rank"])
@@ -85,25 +166,32 @@ def build_tables(
     best_rank = chart.groupby("track_id")["rank"].min()
 
     track_rows, credit_rows = [], []
-    for tid in sorted(track_objs):
-        t = track_objs[tid]
-        feat = features.get(tid) or {}
+    credited: set[str] = set()
+    for tid in sorted(set(chart["track_id"])):
+        t = track_objs.get(tid) or {}
+        row_csv = chart_rows.get(tid) or {}
+        extra = row_csv.get("extra") or {}
+        feat, provider, feat_time = _features_of(tid, chain, dataset, provided, cached, fetched_at, chart_time)
         credits = [a for a in t.get("artists") or [] if a.get("id")]
+        album = t.get("album") or {}
+        popularity = t.get("popularity")
         row: dict[str, Any] = {
             "snapshot_date": snapshot,
             "track_id": tid,
-            "track_name": t.get("name"),
+            "track_name": t.get("name") or row_csv.get("track_name"),
             "artist_ids": [a["id"] for a in credits],
-            "artist_names": [a.get("name") or "" for a in credits],
+            "artist_names": [a.get("name") or "" for a in credits]
+            if credits
+            else list(row_csv.get("artist_names") or []),
             "primary_artist_id": credits[0]["id"] if credits else None,
-            "album_id": (t.get("album") or {}).get("id"),
-            "album_name": (t.get("album") or {}).get("name"),
-            "album_release_date": (t.get("album") or {}).get("release_date"),
-            "duration_ms": t.get("duration_ms"),
-            "explicit": t.get("explicit"),
-            "popularity": t.get("popularity"),
+            "album_id": album.get("id"),
+            "album_name": album.get("name") or extra.get("album_name"),
+            "album_release_date": album.get("release_date") or extra.get("album_release_date"),
+            "duration_ms": t.get("duration_ms") if t.get("duration_ms") is not None else extra.get("duration_ms"),
+            "explicit": t.get("explicit") if t.get("explicit") is not None else extra.get("explicit"),
+            "popularity": popularity if popularity is not None else extra.get("popularity"),
             "isrc": (t.get("external_ids") or {}).get("isrc"),
-            "spotify_url": (t.get("external_urls") or {}).get("spotify"),
+            "spotify_url": (t.get("external_urls") or {}).get("spotify") or f"https://open.spotify.com/track/{tid}",
             "markets": markets_of[tid],
             "best_rank": int(best_rank[tid]),
         }
@@ -114,10 +202,12 @@ def build_tables(
             value = feat.get(col)
             row[col] = int(value) if value is not None else None
         row["has_features"] = all(row[c] is not None for c in MODEL_FEATURES)
-        row["feature_source"] = feature_source if feat else None
+        row["feature_source"] = provider
         row["chart_source"] = chart_source
+        row["features_fetched_at"] = feat_time
         track_rows.append(row)
         for pos, a in enumerate(credits):
+            credited.add(a["id"])
             credit_rows.append(
                 {"snapshot_date": snapshot, "track_id": tid, "artist_id": a["id"], "artist_position": pos}
             )
@@ -129,7 +219,7 @@ def build_tables(
         tracks[col] = tracks[col].astype("Int64")
 
     artist_rows, genre_rows = [], []
-    for aid in sorted(artist_objs):
+    for aid in sorted(credited):
         a = artist_objs[aid]
         genres = [g for g in a.get("genres") or [] if g]
         artist_rows.append(
@@ -141,6 +231,7 @@ def build_tables(
                 "followers": (a.get("followers") or {}).get("total"),
                 "genres": genres,
                 "main_genre": genres[0] if genres else None,
+                "fetched_at": _timestamp(a.get("_fetched_at")) or fetched_at,
             }
         )
         for pos, genre in enumerate(genres):
@@ -153,7 +244,7 @@ def build_tables(
                     "is_main": pos == 0,
                 }
             )
-    artists = pd.DataFrame(artist_rows)
+    artists = pd.DataFrame(artist_rows, columns=table("artists").column_names)
     for col in ("popularity", "followers"):
         artists[col] = artists[col].astype("Int64")
 
@@ -189,7 +280,8 @@ def run_transform(
     raw = [(f.name, _load_json(f.name, store.read_verified(f))) for f in raw_manifest.files]
     chart_source = raw_manifest.sources.get("chart_source", "spotify-playlist")
     feature_source = raw_manifest.sources.get("feature_source", "spotify")
-    frames = build_tables(raw, raw_manifest.snapshot_date, chart_source, feature_source)
+    fetched_at = _timestamp(raw_manifest.sources.get("fetched_at") or raw_manifest.started_at)
+    frames = build_tables(raw, raw_manifest.snapshot_date, chart_source, feature_source, fetched_at=fetched_at)
 
     prefix = layout.prefix("transform", raw_manifest.snapshot_date)
     blobs = [(name, parquet_bytes(to_arrow(df, table(name))), len(df)) for name, df in frames.items()]
@@ -209,6 +301,9 @@ def run_transform(
         sources=dict(raw_manifest.sources),
         summary={
             "tracks_without_features": int((~tracks["has_features"]).sum()),
+            "features_by_provider": {
+                str(k): int(v) for k, v in tracks["feature_source"].dropna().value_counts().sort_index().items()
+            },
             "markets": sorted(frames["chart_entries"]["market"].unique().tolist()),
         },
     )

@@ -30,9 +30,22 @@ def test_stack_runs_the_pipeline_then_stops_every_process(tmp_path: Path, use_pu
 
     # query works on the persisted warehouse with the stack down, and leaves nothing running.
     out = subprocess.run(
-        [sys.executable, "-m", "spotify_pipeline.cli", "--stack-dir", str(root), "query",
-         "SELECT COUNT(*) AS n FROM recommendations", "--format", "csv"],
-        capture_output=True, text=True, timeout=120, check=True)
+        [
+            sys.executable,
+            "-m",
+            "spotify_pipeline.cli",
+            "--stack-dir",
+            str(root),
+            "query",
+            "SELECT COUNT(*) AS n FROM recommendations",
+            "--format",
+            "csv",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert out.stdout.splitlines() == ["n", str(142 * 141)]
     assert local.StackState.load(root).pids == {}
     leftover = subprocess.run(["pgrep", "-f", str(root)], capture_output=True, text=True).stdout.split()

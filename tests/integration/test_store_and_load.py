@@ -19,8 +19,9 @@ from spotify_pipeline.tabular import parquet_bytes, to_arrow
 
 
 def _manifest(run_id: str, files: tuple[FileEntry, ...] = ()) -> Manifest:
-    return Manifest(stage="extract", snapshot_date=date(2026, 1, 5), run_id=run_id, started_at="t0",
-                    finished_at="t1", files=files)
+    return Manifest(
+        stage="extract", snapshot_date=date(2026, 1, 5), run_id=run_id, started_at="t0", finished_at="t1", files=files
+    )
 
 
 def test_manifest_reads_are_pinned_to_the_event_generation(stack) -> None:
@@ -58,8 +59,17 @@ def test_delete_stale_keeps_only_what_the_new_manifest_lists(stack) -> None:
 
 
 def _clusters(snapshot: date, sizes: list[int]) -> bytes:
-    df = pd.DataFrame({"snapshot_date": snapshot, "cluster": range(len(sizes)), "size": sizes,
-                       "danceability": 0.5, "energy": 0.5, "loudness": -6.0, "valence": 0.5})
+    df = pd.DataFrame(
+        {
+            "snapshot_date": snapshot,
+            "cluster": range(len(sizes)),
+            "size": sizes,
+            "danceability": 0.5,
+            "energy": 0.5,
+            "loudness": -6.0,
+            "valence": 0.5,
+        }
+    )
     return parquet_bytes(to_arrow(df, table("clusters")))
 
 
@@ -71,8 +81,9 @@ def test_replace_partition_keeps_one_copy_and_other_snapshots(stack) -> None:
     a, b = date(2026, 1, 5), date(2026, 1, 12)
 
     def rows() -> list[tuple[str, int, int]]:
-        result = client.query(f"SELECT snapshot_date, cluster, size FROM `{dataset}.clusters` ORDER BY 1, 2",
-                              job_config=None).result()
+        result = client.query(
+            f"SELECT snapshot_date, cluster, size FROM `{dataset}.clusters` ORDER BY 1, 2", job_config=None
+        ).result()
         return [(r[0].isoformat(), r[1], r[2]) for r in result]
 
     assert replace_partition(client, dataset, spec, _clusters(a, [3, 4]), a.isoformat(), "r1") == 2

@@ -1,11 +1,13 @@
 """Eventarc stand-in: bucket notifications -> ``google.cloud.storage.object.v1.finalized`` CloudEvents.
 
-Like Eventarc, each bucket-triggered function has its own subscription on the bucket's
+Bucket-triggered functions: ingest (the extract source's second deployment, for inbox/ chart
+files), transform, recommend and load. Like Eventarc, each has its own subscription on the bucket's
 notification topic and receives every object's event (no prefix filter). An HTTP error from the
 function nacks the message, so Pub/Sub redelivers it (``RETRY_POLICY_RETRY``); after
 ``MAX_ATTEMPTS`` deliveries the message is acknowledged and dropped, with a log line, so no
-event loops forever. Every delivery is appended to ``deliveries.jsonl`` in the state folder
-(headers and body), which the end-to-end test replays to prove redelivery is harmless.
+event loops forever. Every delivery to transform, recommend and load is appended to
+``deliveries.jsonl`` in the state folder (headers and body), which the end-to-end test replays to
+prove redelivery is harmless; deliveries to ingest go to ``deliveries-ingest.jsonl``.
 
 Without the Pub/Sub emulator, the stand-in polls the GCS emulator's listing instead.
 """
@@ -25,7 +27,7 @@ import requests
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
-from spotify_pipeline.stack.local import BUCKET, BUCKET_STAGES, PROJECT, StackState
+from spotify_pipeline.stack.local import BUCKET, BUCKET_STAGES, BUCKET_TRIGGERED, PROJECT, StackState
 
 log = logging.getLogger("eventarc-standin")
 MAX_ATTEMPTS = 5
@@ -49,8 +51,12 @@ def storage_cloud_event(obj: Mapping[str, Any], event_id: str, event_time: str) 
 
 class Deliverer:
     def __init__(self, state: StackState) -> None:
-        self.targets = {fn: state.url(fn) + "/" for fn in BUCKET_STAGES}
+        self.targets = {fn: state.url(fn) + "/" for fn in BUCKET_TRIGGERED}
         self.journal = state.root / "deliveries.jsonl"
+        self.journals = {
+            fn: state.root / ("deliveries.jsonl" if fn in BUCKET_STAGES else f"deliveries-{fn}.jsonl")
+            for fn in BUCKET_TRIGGERED
+        }
         self.attempts: dict[tuple[str, str], int] = {}
         self.lock = threading.Lock()
         self.session = requests.Session()
@@ -66,7 +72,7 @@ class Deliverer:
         except requests.RequestException as exc:
             status = 0
             log.warning("%s: %s", fn, exc)
-        with self.lock, self.journal.open("a") as out:
+        with self.lock, self.journals[fn].open("a") as out:
             out.write(
                 json.dumps(
                     {
@@ -95,7 +101,7 @@ def run_with_pubsub(state: StackState) -> None:
     deliverer = Deliverer(state)
     subscriber = subscriber_client(state.env())
     futures = []
-    for fn in BUCKET_STAGES:
+    for fn in BUCKET_TRIGGERED:
 
         def callback(message: Any, fn: str = fn) -> None:
             obj = json.loads(message.data)
@@ -141,7 +147,7 @@ def run_polling(state: StackState) -> None:
                 "timeCreated": blob.time_created.isoformat() if blob.time_created else None,
             }
             event = storage_cloud_event(obj, f"{blob.name}#{blob.generation}", blob.updated.isoformat())
-            for fn in BUCKET_STAGES:
+            for fn in BUCKET_TRIGGERED:
                 while not deliverer.deliver(fn, event):
                     time.sleep(0.5)
         time.sleep(0.3)

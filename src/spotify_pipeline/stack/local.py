@@ -34,7 +34,11 @@ DATASET = "spotify_charts"
 TICKS_TOPIC = "spotify-pipeline-ticks"
 GCS_TOPIC = "gcs-notifications"
 BUCKET_STAGES = ("transform", "recommend", "load")
-FUNCTIONS = ("extract", *BUCKET_STAGES)
+# `ingest` is the extract source deployed a second time with a bucket trigger (inbox/ chart files).
+BUCKET_TRIGGERED = ("ingest", *BUCKET_STAGES)
+FUNCTIONS = ("extract", "ingest", *BUCKET_STAGES)
+FUNCTION_SOURCE = {"ingest": "extract"}  # function -> its folder under functions/, where it differs
+STANDIN_MODE_ENV = "SPOTIFY_PIPELINE_STANDIN_MODE"  # extended (default), dev-2024 or dev-2026
 
 
 @dataclass
@@ -97,6 +101,7 @@ class StackState:
             "STORAGE_EMULATOR_HOST": self.url("gcs"),
             "BIGQUERY_EMULATOR_HOST": self.url("bigquery"),
             "SPOTIFY_API_BASE": self.url("spotify") + "/v1/",
+            "RECCOBEATS_API_BASE": self.url("spotify") + "/reccobeats/v1/",
             "SPOTIFY_TOKEN_URL": self.url("spotify") + "/api/token",
             "SPOTIFY_CLIENT_ID": "local-demo-client",
             "SPOTIFY_CLIENT_SECRET": self.client_secret(),
@@ -249,6 +254,8 @@ def up(root: Path, repo: Path, *, use_pubsub: bool = True, quiet: bool = False) 
                 "127.0.0.1",
                 "--port",
                 str(state.ports["spotify"]),
+                "--mode",
+                os.environ.get(STANDIN_MODE_ENV, "").strip() or "extended",
             ],
             state.logs,
             {**base, "SPOTIFY_CLIENT_ID": "local-demo-client", "SPOTIFY_CLIENT_SECRET": state.client_secret()},
@@ -259,14 +266,15 @@ def up(root: Path, repo: Path, *, use_pubsub: bool = True, quiet: bool = False) 
         processes.wait_for_port(state.ports["bigquery"], state.pids["bigquery"], "bigquery", state.logs)
         say(f"  BigQuery emulator    {state.url('bigquery')}  (bqemulator, data in {root / 'bigquery'})")
         processes.wait_for_port(state.ports["spotify"], state.pids["spotify"], "spotify", state.logs)
-        say(f"  Spotify stand-in     {state.url('spotify')}  (synthetic demo catalogue)")
+        say(f"  Spotify stand-in     {state.url('spotify')}  (synthetic demo catalogue; ReccoBeats under /reccobeats)")
 
         _provision(state)
 
         fenv = {**base, **state.env(), "PYTHONUNBUFFERED": "1"}
         ff = str(Path(sys.executable).parent / "functions-framework")
         for fn in FUNCTIONS:
-            src = repo / "functions" / fn / "main.py"
+            folder = repo / "functions" / FUNCTION_SOURCE.get(fn, fn)
+            src = folder / "main.py"
             state.pids[fn] = processes.spawn(
                 f"function-{fn}",
                 [
@@ -284,7 +292,7 @@ def up(root: Path, repo: Path, *, use_pubsub: bool = True, quiet: bool = False) 
                 ],
                 state.logs,
                 fenv,
-                cwd=repo / "functions" / fn,
+                cwd=folder,
             )
             state.save()
         for fn in FUNCTIONS:
@@ -390,7 +398,7 @@ def _create_topics(state: StackState) -> bool:
         with contextlib.suppress(AlreadyExists):
             publisher.create_topic(name=publisher.topic_path(PROJECT, topic))
     # One subscription per bucket-triggered function, as Eventarc creates one per trigger.
-    for fn in BUCKET_STAGES:
+    for fn in BUCKET_TRIGGERED:
         with contextlib.suppress(AlreadyExists):
             subscriber.create_subscription(
                 name=subscriber.subscription_path(PROJECT, f"eventarc-{fn}"),

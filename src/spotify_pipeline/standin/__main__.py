@@ -8,7 +8,7 @@ import os
 from werkzeug.serving import make_server
 
 from .catalogue import build_demo_catalogue
-from .server import RESTRICTIONS, create_app
+from .server import MODES, RESTRICTIONS, create_app
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,12 +18,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--seed", type=int, default=2023, help="demo catalogue seed")
     parser.add_argument("--restrict", default="", help=f"comma list among {sorted(RESTRICTIONS)}")
+    parser.add_argument(
+        "--mode", default="extended", choices=sorted(MODES), help="tier of app to mimic (default extended)"
+    )
     args = parser.parse_args(argv)
     client_id = os.environ.get("SPOTIFY_CLIENT_ID")
     client_secret = os.environ.get("SPOTIFY_CLIENT_SECRET")
     if not client_id or not client_secret:
         parser.error("SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET must be set")
-    restricted = frozenset(r for r in args.restrict.split(",") if r)
+    restricted = MODES[args.mode] | frozenset(r for r in args.restrict.split(",") if r)
     app = create_app(build_demo_catalogue(args.seed), client_id, client_secret, restricted=restricted)
     server = make_server(args.host, args.port, app, threaded=True)
     # Printed only once the socket is bound, so callers can wait for this line as a readiness signal.

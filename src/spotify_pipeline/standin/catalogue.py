@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import random
 import string
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import TypedDict
+from typing import Any, TypedDict
 
 GLOBAL_PLAYLIST_ID = "37i9dQZEVXbNG2KDcFcKOF"
 BR_PLAYLIST_ID = "37i9dQZEVXbMXbN3EUUhlg"
@@ -17,6 +18,25 @@ PLAYLISTS: dict[str, tuple[str, str]] = {  # market -> (playlist id, name)
     "KR": (KR_PLAYLIST_ID, "Top 50 - South Korea"),
 }
 CHART_ADDED_AT = "2023-11-03T00:00:00Z"
+# A user's own mirrors of the three charts (what an app without extended quota can still read).
+USER_PLAYLISTS: dict[str, tuple[str, str]] = {
+    "GLOBAL": ("DemoUserMirrorGLOBAL00", "Weekly mirror - Global (demo user)"),
+    "BR": ("DemoUserMirrorBR000000", "Weekly mirror - Brazil (demo user)"),
+    "KR": ("DemoUserMirrorKR000000", "Weekly mirror - South Korea (demo user)"),
+}
+RECCOBEATS_FEATURES = (
+    "acousticness",
+    "danceability",
+    "energy",
+    "instrumentalness",
+    "key",
+    "liveness",
+    "loudness",
+    "mode",
+    "speechiness",
+    "tempo",
+    "valence",
+)
 
 _BASE62 = string.digits + string.ascii_letters
 _WEB = "https://open.spotify.com"
@@ -178,14 +198,21 @@ class Playlist:
 
 @dataclass(frozen=True)
 class Catalogue:
-    playlists: dict[str, Playlist]
+    playlists: dict[str, Playlist]  # Spotify-owned editorial playlists
     tracks: dict[str, Track]
     artists: dict[str, Artist]
     audio_features: dict[str, AudioFeatures | None]
+    user_playlists: dict[str, Playlist] = field(default_factory=dict)  # owned by a user, readable by any app
+    reccobeats: dict[str, dict[str, Any]] = field(default_factory=dict)  # track id -> ReccoBeats item
+
+    def find_playlist(self, playlist_id: str) -> Playlist | None:
+        return self.playlists.get(playlist_id) or self.user_playlists.get(playlist_id)
 
     def playlist_items(self, playlist_id: str) -> list[PlaylistItem]:
         """Playlist rows in chart order, shaped like the API's playlist track objects."""
-        owner = _user("spotify", "Spotify")
+        owner = _user("spotify", "Spotify") if playlist_id in self.playlists else _user("demo-user", "Demo User")
+        playlist = self.find_playlist(playlist_id)
+        assert playlist is not None
         return [
             {
                 "added_at": CHART_ADDED_AT,
@@ -194,7 +221,7 @@ class Catalogue:
                 "item": self.tracks[tid],
                 "track": self.tracks[tid],
             }
-            for tid in self.playlists[playlist_id].track_ids
+            for tid in playlist.track_ids
         ]
 
 
@@ -360,4 +387,41 @@ def build_demo_catalogue(seed: int = 2023) -> Catalogue:
         rng.shuffle(chart)
         description = f"SYNTHETIC DEMO DATA - not real Spotify charts; stand-in for the weekly {name}."
         playlists[pid] = Playlist(pid, name, description, market, tuple(chart))
-    return Catalogue(playlists=playlists, tracks=tracks, artists=artists, audio_features=features)
+    # Everything below uses its own generator, so the catalogue above never changes with it.
+    user_playlists = {
+        pid: Playlist(pid, name, "SYNTHETIC DEMO DATA - a user's mirror of the chart.", market, editorial.track_ids)
+        for (market, (pid, name)), editorial in zip(USER_PLAYLISTS.items(), playlists.values(), strict=True)
+    }
+    return Catalogue(
+        playlists=playlists,
+        tracks=tracks,
+        artists=artists,
+        audio_features=features,
+        user_playlists=user_playlists,
+        reccobeats=_reccobeats(features, random.Random(seed + 1)),
+    )
+
+
+def _reccobeats(features: dict[str, AudioFeatures | None], rng: random.Random) -> dict[str, dict[str, Any]]:
+    """ReccoBeats' view: close to, not equal to, Spotify's values; three tracks unknown to it."""
+    known = sorted(tid for tid, f in features.items() if f is not None)
+    unknown = set(rng.sample(known, 2))
+    out: dict[str, dict[str, Any]] = {}
+    for tid in known:
+        vec = features[tid]
+        if tid in unknown or vec is None:
+            continue
+        item: dict[str, Any] = {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"reccobeats:{tid}")),
+            "href": f"{_WEB}/track/{tid}",
+        }
+        for name in RECCOBEATS_FEATURES:
+            value = vec[name]  # type: ignore[literal-required]
+            if isinstance(value, float):
+                jitter = rng.uniform(-0.02, 0.02) * (20.0 if name in ("loudness", "tempo") else 1.0)
+                value = round(value + jitter, 3)
+                if name not in ("loudness", "tempo"):
+                    value = min(1.0, max(0.0, value))
+            item[name] = value
+        out[tid] = item
+    return out

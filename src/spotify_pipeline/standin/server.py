@@ -15,15 +15,55 @@ from flask.json.provider import DefaultJSONProvider
 
 from .catalogue import Catalogue, Playlist
 
-RESTRICTIONS = frozenset({"playlists", "bulk_tracks", "bulk_artists", "audio_features", "popularity"})
-ROUTES = frozenset(
-    {"token", "playlist", "playlist_items", "tracks", "track", "artists", "artist", "audio_features", "audio_feature"}
+RESTRICTIONS = frozenset(
+    {
+        "playlists",  # every playlist 404s
+        "editorial_playlists",  # Spotify-owned playlists 404 (apps created after Nov 2024); users' playlists work
+        "bulk_tracks",
+        "bulk_artists",
+        "audio_features",
+        "popularity",  # popularity, followers, genres, available_markets removed from answers (Feb 2026)
+        "legacy_playlist_tracks",  # /playlists/{id}/tracks gone (Feb 2026: /items)
+        "legacy_track_field",  # playlist rows carry the track under `item` only
+    }
 )
+# Each tier of app, as Spotify treats it in 2026 (see docs/data-sources.md).
+MODES: dict[str, frozenset[str]] = {
+    "extended": frozenset(),
+    "dev-2024": frozenset({"editorial_playlists", "audio_features"}),
+    "dev-2026": frozenset(
+        {
+            "editorial_playlists",
+            "audio_features",
+            "bulk_tracks",
+            "bulk_artists",
+            "popularity",
+            "legacy_playlist_tracks",
+            "legacy_track_field",
+        }
+    ),
+}
+ROUTES = frozenset(
+    {
+        "token",
+        "playlist",
+        "playlist_items",
+        "tracks",
+        "track",
+        "artists",
+        "artist",
+        "audio_features",
+        "audio_feature",
+        "reccobeats_audio_features",
+    }
+)
+RECCOBEATS_MAX_IDS = 40
 TOKEN_TTL_S = 3600
 _ID = re.compile(r"^[0-9A-Za-z]{22}$")
 # Fields Spotify stopped returning to development-mode apps (Feb 2026).
 _DEV_MODE_HIDDEN = frozenset({"popularity", "followers", "genres", "available_markets"})
 _FAULT_MESSAGES = {429: "API rate limit exceeded", 500: "Server error", 502: "Bad gateway", 503: "Service unavailable"}
+_FAULT_KINDS = ("status", "slow", "malformed")
 _ITEMS_MAX_LIMIT, _TRACKS_MAX_LIMIT = 50, 100
 
 
@@ -57,7 +97,8 @@ class _State:
         self.lock = threading.Lock()
         self.tokens: dict[str, float] = {}  # token -> monotonic expiry
         self.counts: Counter[str] = Counter()
-        self.faults: dict[str, deque[tuple[int, int]]] = {}  # route -> (status, retry_after) in order
+        self.faults: dict[str, deque[tuple[str, int, int, float]]] = {}  # route -> (kind, status, retry_after, delay)
+        self.restricted: frozenset[str] = frozenset()
 
 
 def create_app(
@@ -70,9 +111,17 @@ def create_app(
     app = Flask(__name__)
     app.json = _OrderedJSON(app)
     state = _State()
+    state.restricted = frozenset(restricted)
+
+    def restricted_now() -> frozenset[str]:
+        with state.lock:
+            return state.restricted
 
     def ok(payload: Any) -> Response:
-        return jsonify(_redact(payload) if "popularity" in restricted else payload)
+        rules = restricted_now()
+        if "legacy_track_field" in rules and isinstance(payload, dict) and isinstance(payload.get("items"), list):
+            payload = {**payload, "items": [{k: v for k, v in r.items() if k != "track"} for r in payload["items"]]}
+        return jsonify(_redact(payload) if "popularity" in rules else payload)
 
     @app.before_request
     def gate() -> Response | None:
@@ -84,9 +133,14 @@ def create_app(
             queue = state.faults.get(route)
             fault = queue.popleft() if queue else None
         if fault is not None:
-            status, retry_after = fault
-            headers = {"Retry-After": str(retry_after)} if status == 429 else None
-            return api_error(status, _FAULT_MESSAGES.get(status, "Server error"), headers)
+            kind, status, retry_after, delay = fault
+            if kind == "slow":
+                time.sleep(delay)  # then answer normally: a slow, not a failed, request
+            elif kind == "malformed":
+                return Response('{"items": [', status=200, mimetype="application/json")
+            else:
+                headers = {"Retry-After": str(retry_after)} if status == 429 else None
+                return api_error(status, _FAULT_MESSAGES.get(status, "Server error"), headers)
         if not request.path.startswith("/v1/"):
             return None
         auth = request.headers.get("Authorization", "")
@@ -134,9 +188,11 @@ def create_app(
     def find_playlist(pid: str) -> Playlist | Response:
         if not _ID.match(pid):
             return api_error(400, "Invalid base62 id")
-        playlist = catalogue.playlists.get(pid)
+        playlist = catalogue.find_playlist(pid)
+        rules = restricted_now()
         # Since Nov 2024 Spotify-owned editorial playlists are invisible to new apps.
-        if playlist is None or "playlists" in restricted:
+        editorial = pid in catalogue.playlists
+        if playlist is None or "playlists" in rules or (editorial and "editorial_playlists" in rules):
             return api_error(404, "Resource not found")
         return playlist
 
@@ -193,6 +249,8 @@ def create_app(
         if isinstance(found, Response):
             return found
         kind = request.path.rsplit("/", 1)[1]
+        if kind == "tracks" and "legacy_playlist_tracks" in restricted_now():
+            return api_error(404, "Service not found")
         max_limit = _ITEMS_MAX_LIMIT if kind == "items" else _TRACKS_MAX_LIMIT
         try:
             limit = int(request.args.get("limit", "20"))
@@ -226,7 +284,7 @@ def create_app(
     @app.get("/v1/tracks", endpoint="tracks")
     @app.get("/v1/tracks/", endpoint="tracks")
     def tracks() -> Response:
-        if "bulk_tracks" in restricted:
+        if "bulk_tracks" in restricted_now():
             return api_error(403, "Forbidden")
         return bulk(catalogue.tracks, "tracks", 50)
 
@@ -237,7 +295,7 @@ def create_app(
     @app.get("/v1/artists", endpoint="artists")
     @app.get("/v1/artists/", endpoint="artists")
     def artists() -> Response:
-        if "bulk_artists" in restricted:
+        if "bulk_artists" in restricted_now():
             return api_error(403, "Forbidden")
         return bulk(catalogue.artists, "artists", 50)
 
@@ -249,13 +307,13 @@ def create_app(
     @app.get("/v1/audio-features", endpoint="audio_features")
     @app.get("/v1/audio-features/", endpoint="audio_features")
     def audio_features() -> Response:
-        if "audio_features" in restricted:
+        if "audio_features" in restricted_now():
             return api_error(403)
         return bulk(catalogue.audio_features, "audio_features", 100)
 
     @app.get("/v1/audio-features/<tid>", endpoint="audio_feature")
     def audio_feature(tid: str) -> Response:
-        if "audio_features" in restricted:
+        if "audio_features" in restricted_now():
             return api_error(403)
         return single(catalogue.audio_features, tid)
 
@@ -276,17 +334,66 @@ def create_app(
 
     @app.post("/_standin/faults", endpoint="standin_faults")
     def faults() -> Response:
+        """Queue faults for a route: ``{"route", "status": 429|500|502|503, "retry_after"}``,
+        ``{"route", "kind": "slow", "delay": seconds}`` or ``{"route", "kind": "malformed"}``; ``count``."""
         spec = request.get_json(silent=True) or {}
-        route, status = spec.get("route"), spec.get("status")
-        count, retry_after = spec.get("count", 1), spec.get("retry_after", 1)
-        if route not in ROUTES or status not in _FAULT_MESSAGES:
-            allowed = f"route must be one of {sorted(ROUTES)}, status one of {sorted(_FAULT_MESSAGES)}"
+        route, kind = spec.get("route"), spec.get("kind", "status")
+        status, count, retry_after, delay = (
+            spec.get("status"),
+            spec.get("count", 1),
+            spec.get("retry_after", 1),
+            spec.get("delay", 1),
+        )
+        if route not in ROUTES or kind not in _FAULT_KINDS or (kind == "status" and status not in _FAULT_MESSAGES):
+            allowed = (
+                f"route must be one of {sorted(ROUTES)}, kind one of {list(_FAULT_KINDS)}, "
+                f"status one of {sorted(_FAULT_MESSAGES)}"
+            )
             return api_error(400, allowed)
         if not isinstance(count, int) or count < 1 or not isinstance(retry_after, int) or retry_after < 0:
             return api_error(400, "count must be a positive integer, retry_after a non-negative integer")
+        if not isinstance(delay, int | float) or not 0 <= delay <= 60:
+            return api_error(400, "delay must be a number of seconds between 0 and 60")
+        fault = (str(kind), int(status or 0), retry_after, float(delay))
         with state.lock:
-            state.faults.setdefault(route, deque()).extend([(status, retry_after)] * count)
+            state.faults.setdefault(route, deque()).extend([fault] * count)
             pending = {r: len(q) for r, q in state.faults.items() if q}
         return jsonify({"ok": True, "pending": pending})
+
+    @app.route("/_standin/mode", methods=["GET", "POST"], endpoint="standin_mode")
+    def mode() -> Response:
+        """Switch the tier of app being mimicked: ``{"mode": "extended"|"dev-2024"|"dev-2026"}``
+        or ``{"restrict": [...]}``; also clears pending faults. GET shows the current rules."""
+        if request.method == "POST":
+            spec = request.get_json(silent=True) or {}
+            if "mode" in spec:
+                if spec["mode"] not in MODES:
+                    return api_error(400, f"mode must be one of {sorted(MODES)}")
+                rules = MODES[spec["mode"]]
+            else:
+                raw = spec.get("restrict", [])
+                if not isinstance(raw, list) or not set(raw) <= RESTRICTIONS:
+                    return api_error(400, f"restrict must be a list among {sorted(RESTRICTIONS)}")
+                rules = frozenset(raw)
+            with state.lock:
+                state.restricted = rules
+                state.faults.clear()
+        current = restricted_now()
+        name = next((m for m, r in MODES.items() if r == current), None)
+        return jsonify({"mode": name, "restricted": sorted(current)})
+
+    @app.get("/reccobeats/v1/audio-features", endpoint="reccobeats_audio_features")
+    def reccobeats_audio_features() -> Response:
+        """ReccoBeats stand-in: no key; unknown ids silently omitted; matched back by ``href``."""
+        ids = [i.strip() for i in request.args.get("ids", "").split(",") if i.strip()]
+        if not ids:
+            resp = jsonify({"error": "ids is required"})
+            resp.status_code = 400
+            return resp
+        if len(ids) > RECCOBEATS_MAX_IDS:
+            resp = jsonify({"error": f"at most {RECCOBEATS_MAX_IDS} ids per request"})
+            resp.status_code = 400
+            return resp
+        return jsonify({"content": [catalogue.reccobeats[i] for i in ids if i in catalogue.reccobeats]})
 
     return app

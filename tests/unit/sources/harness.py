@@ -1,0 +1,108 @@
+"""Helpers for the chart-source and feature-provider tests: the stand-in's controls, an in-memory
+bucket, and extract's clients wired to them (no emulators)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from spotify_pipeline.config import Settings
+from spotify_pipeline.events import ObjectRef
+from spotify_pipeline.extract import ChartObject, Sources
+from spotify_pipeline.manifest import FileEntry, Manifest
+from spotify_pipeline.sources.cache import Cache, MemoryCacheBackend
+from spotify_pipeline.sources.http import RetryPolicy
+from spotify_pipeline.sources.reccobeats import ReccoBeatsApi
+from spotify_pipeline.spotify_api import SpotifyApi
+
+CHARTS = Path(__file__).resolve().parents[2] / "fixtures" / "charts"
+CLIENT_ID, CLIENT_SECRET = "sources-test-client", "sources-test-secret"
+NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+
+
+@dataclass
+class Standin:
+    url: str
+
+    def stats(self) -> dict[str, int]:
+        body: dict[str, Any] = requests.get(self.url + "/_standin/stats", timeout=5).json()
+        return dict(body["by_route"])
+
+    def reset(self) -> None:
+        requests.post(self.url + "/_standin/reset", timeout=5).raise_for_status()
+
+    def mode(self, mode: str) -> None:
+        requests.post(self.url + "/_standin/mode", json={"mode": mode}, timeout=5).raise_for_status()
+
+    def fault(self, **spec: Any) -> None:
+        requests.post(self.url + "/_standin/faults", json=spec, timeout=5).raise_for_status()
+
+    def settings(self, **overrides: Any) -> Settings:
+        base = {
+            "spotify_client_id": CLIENT_ID,
+            "spotify_client_secret": CLIENT_SECRET,
+            "spotify_api_base": self.url + "/v1/",
+            "spotify_token_url": self.url + "/api/token",
+            "reccobeats_api_base": self.url + "/reccobeats/v1/",
+            "spotify_timeout_seconds": 2,
+        }
+        return Settings(**{**base, **overrides})
+
+
+class MemoryStore:
+    """The surface extract writes through, in memory."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.manifests: dict[str, Manifest] = {}
+
+    def write(
+        self, name: str, data: bytes, content_type: str, *, rows: int | None = None, table: str | None = None
+    ) -> FileEntry:
+        self.objects[name] = data
+        return FileEntry(name, hashlib.sha256(data).hexdigest(), len(data), rows, table)
+
+    def write_manifest(self, manifest: Manifest, name: str) -> int:
+        self.objects[name] = manifest.to_bytes()
+        self.manifests[name] = manifest
+        return len(self.manifests)
+
+    def delete_stale(self, prefix: str, keep: set[str]) -> list[str]:
+        stale = [n for n in self.objects if n.startswith(prefix) and n not in keep]
+        for n in stale:
+            del self.objects[n]
+        return stale
+
+    def read_verified(self, entry: FileEntry) -> bytes:
+        return self.objects[entry.name]
+
+
+@dataclass
+class Harness:
+    standin: Standin
+    settings: Settings
+    files: dict[str, bytes] = field(default_factory=dict)
+    cache: MemoryCacheBackend = field(default_factory=MemoryCacheBackend)
+    sleeps: list[float] = field(default_factory=list)
+
+    def sources(self) -> Sources:
+        policy = RetryPolicy(
+            retry_after_cap=self.settings.retry_after_cap_seconds,
+            budget=self.settings.retry_budget_seconds,
+            sleep=self.sleeps.append,
+        )
+
+        def read_chart(ref: ObjectRef) -> ChartObject:
+            return ChartObject(self.files[ref.name], 7, "2026-11-20T08:00:00+00:00")
+
+        return Sources(
+            spotify=lambda: SpotifyApi(self.settings, policy=policy),
+            reccobeats=lambda: ReccoBeatsApi(self.settings.reccobeats_api_base, 2.0, policy),
+            read_chart=read_chart,
+            cache=Cache(self.cache if self.settings.cache_enabled else None),
+        )
