@@ -29,6 +29,7 @@ infra-tools: setup
 
 demo: setup
 	$(BIN)/spotify-pipeline demo
+	$(BIN)/spotify-pipeline dashboard --out build/dashboard
 
 test: setup infra-tools
 	$(BIN)/python -m pytest -q tests

@@ -15,7 +15,7 @@ from pathlib import Path
 import spotify_pipeline
 
 FUNCTIONS = ("extract", "transform", "recommend", "load")
-DEV_ONLY = ("stack", "standin")
+DEV_ONLY = ("stack", "standin", "dashboard")
 
 
 def _package_files() -> list[tuple[str, Path]]:

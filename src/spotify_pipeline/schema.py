@@ -2,7 +2,8 @@
 
 Terraform reads the same file (``jsondecode(file(...))``), the loader builds its
 BigQuery schemas from it, and transform/recommend build their Parquet schemas from it,
-so a column can only be added in one place.
+so a column can only be added in one place. Its "views" are the dashboard views, created by
+Terraform and by the local stack (``provision.ensure_views``) from the same SQL.
 """
 
 from __future__ import annotations
@@ -84,11 +85,30 @@ def _arrow_type(bq_type: str) -> pa.DataType:
         raise ValueError(f"schemas/tables.json: unsupported column type {bq_type!r}") from None
 
 
+@dataclass(frozen=True)
+class ViewSpec:
+    """A dashboard view: BigQuery Standard SQL naming tables as `{project}.{dataset}.table`."""
+
+    name: str
+    description: str
+    sql: str
+
+    def query(self, project: str, dataset: str) -> str:
+        """The SQL with the placeholders replaced (as Terraform does)."""
+        return self.sql.replace("{project}", project).replace("{dataset}", dataset)
+
+
 @cache
-def tables() -> dict[str, TableSpec]:
+def _raw() -> dict[str, Any]:
     raw: dict[str, Any] = json.loads(
         resources.files("spotify_pipeline").joinpath("schemas/tables.json").read_text("utf-8")
     )
+    return raw
+
+
+@cache
+def tables() -> dict[str, TableSpec]:
+    raw = _raw()
     out: dict[str, TableSpec] = {}
     for name, t in raw["tables"].items():
         out[name] = TableSpec(
@@ -107,3 +127,19 @@ def table(name: str) -> TableSpec:
         return tables()[name]
     except KeyError:
         raise KeyError(f"unknown table {name!r}; known: {', '.join(sorted(tables()))}") from None
+
+
+@cache
+def views() -> dict[str, ViewSpec]:
+    """The dashboard views (the file's "views"; empty if it has none), in file order."""
+    return {
+        name: ViewSpec(name=name, description=v.get("description", ""), sql=v["sql"])
+        for name, v in _raw().get("views", {}).items()
+    }
+
+
+def view(name: str) -> ViewSpec:
+    try:
+        return views()[name]
+    except KeyError:
+        raise KeyError(f"unknown view {name!r}; known: {', '.join(sorted(views()))}") from None

@@ -1,0 +1,226 @@
+"""Warehouse data for the dashboard tests: the pipeline's two demo weeks, and a small hand-made
+warehouse whose every dashboard number is known in advance.
+
+Shared by tests/integration/test_views.py (the views' SQL on the BigQuery emulator) and the browser
+tests (the page's movement tables). The pipeline's demo catalogue charts the same songs every week,
+so its week-over-week view shows no movement; this data set has every kind of it.
+
+Three stored weeks (the third after a two-week gap), two markets, five tracks:
+
+    GLOBAL  W1: a1 b2 c3        W2: b1 a2 d3 (c dropped)      W3: b1 d2 e3 (a dropped)
+    BR      (none)              W2: a1 a5 e2 (first week)     W3: e1 a2
+
+Track names carry the week ("Song a w2"), so a drop-out named from the previous week is visible;
+the recommendations' own name columns (while the table has them) say "STALE", so a view that read
+them instead of joining tracks would show it. Track e has no audio features and no popularity.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+W1, W2, W3 = date(2026, 1, 5), date(2026, 1, 12), date(2026, 1, 26)
+WEEKS = (W1, W2, W3)
+CHARTS: dict[date, dict[str, list[str]]] = {
+    W1: {"GLOBAL": ["a", "b", "c"]},
+    W2: {"GLOBAL": ["b", "a", "d"], "BR": ["a", "e", "x", "x", "a"]},  # "x": no entry at that rank
+    W3: {"GLOBAL": ["b", "d", "e"], "BR": ["e", "a"]},
+}
+POPULARITY = {"a": 80, "b": 70, "c": 60, "d": 90, "e": None}
+DANCEABILITY = {"a": 0.5, "b": 0.6, "c": 0.4, "d": 0.7, "e": None}
+DURATION_MS = {"a": 200_000, "b": 220_000, "c": 210_000, "d": 180_000, "e": 240_000}
+EXPLICIT = {"a": True, "b": False, "c": False, "d": False, "e": None}
+CREDITS = {"a": ["x1", "x2"], "b": ["x2"], "c": ["x3"], "d": ["x3"], "e": ["x4"]}
+GENRES = {"x1": ["pop", "dance"], "x2": ["pop"], "x3": ["rock"], "x4": []}
+# Neighbours per week among the modelled tracks (all but e), rank order.
+NEIGHBOURS = {"a": ["b", "d", "c"], "b": ["a", "d", "c"], "c": ["a", "b", "d"], "d": ["b", "a", "c"]}
+CLUSTER = {"a": 0, "b": 0, "c": 1, "d": 1}
+
+
+def track_id(key: str) -> str:
+    return f"crafted{key}".ljust(22, "0")
+
+
+def name(key: str, week: date) -> str:
+    suffix = " (synthetic)" if key == "e" else ""
+    return f"Song {key} w{WEEKS.index(week) + 1}{suffix}"
+
+
+def entries(week: date) -> list[tuple[str, int, str]]:
+    """(market, rank, track key) of a week's charts."""
+    return [(m, r, k) for m, keys in CHARTS[week].items() for r, k in enumerate(keys, start=1) if k != "x"]
+
+
+def charting(week: date) -> dict[str, list[str]]:
+    """Track key -> markets it charts in that week (sorted)."""
+    out: dict[str, set[str]] = {}
+    for m, _, k in entries(week):
+        out.setdefault(k, set()).add(m)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+def rows() -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {
+        t: []
+        for t in (
+            "chart_entries",
+            "tracks",
+            "track_artists",
+            "artist_genres",
+            "artists",
+            "model_features",
+            "track_clusters",
+            "clusters",
+            "recommendations",
+        )
+    }
+    for week in WEEKS:
+        day = week
+        markets = charting(week)
+        for m, r, k in entries(week):
+            out["chart_entries"].append(
+                {"snapshot_date": day, "market": m, "rank": r, "track_id": track_id(k), "chart_source": "crafted"}
+            )
+        for k, ms in markets.items():
+            best = min(r for m, r, kk in entries(week) if kk == k)
+            has = DANCEABILITY[k] is not None
+            out["tracks"].append(
+                {
+                    "snapshot_date": day,
+                    "track_id": track_id(k),
+                    "track_name": name(k, week),
+                    "artist_ids": CREDITS[k],
+                    "artist_names": [f"Artist {a}" for a in CREDITS[k]],
+                    "primary_artist_id": CREDITS[k][0],
+                    "duration_ms": DURATION_MS[k],
+                    "explicit": EXPLICIT[k],
+                    "popularity": POPULARITY[k],
+                    "markets": ms,
+                    "best_rank": best,
+                    "danceability": DANCEABILITY[k],
+                    "energy": 0.5 if has else None,
+                    "loudness": -6.0 if has else None,
+                    "valence": 0.5 if has else None,
+                    "has_features": has,
+                    "feature_source": "crafted" if has else None,
+                    "chart_source": "crafted",
+                }
+            )
+            for pos, a in enumerate(CREDITS[k]):
+                out["track_artists"].append(
+                    {"snapshot_date": day, "track_id": track_id(k), "artist_id": a, "artist_position": pos}
+                )
+        artists = sorted({a for k in markets for a in CREDITS[k]})
+        for a in artists:
+            out["artists"].append(
+                {"snapshot_date": day, "artist_id": a, "artist_name": f"Artist {a}", "genres": GENRES[a]}
+            )
+            for pos, g in enumerate(GENRES[a]):
+                out["artist_genres"].append(
+                    {"snapshot_date": day, "artist_id": a, "genre": g, "genre_position": pos, "is_main": pos == 0}
+                )
+        modelled = [k for k in markets if DANCEABILITY[k] is not None]
+        for k in modelled:
+            feats = {"danceability": DANCEABILITY[k], "energy": 0.5, "loudness": -6.0, "valence": 0.5}
+            out["model_features"].append(
+                {
+                    "snapshot_date": day,
+                    "track_id": track_id(k),
+                    **feats,
+                    **{f"{f}_z": 0.0 for f in feats},
+                    "feature_source": "crafted",
+                }
+            )
+            out["track_clusters"].append(
+                {"snapshot_date": day, "track_id": track_id(k), "cluster": CLUSTER[k], "distance_to_centroid": 0.25}
+            )
+            ranked = [n for n in NEIGHBOURS[k] if n in modelled]
+            for rank, n in enumerate(ranked, start=1):
+                out["recommendations"].append(
+                    {
+                        "snapshot_date": day,
+                        "track_id": track_id(k),
+                        "track_name": "STALE",
+                        "track_artists": "STALE",
+                        "track_markets": markets[k],
+                        "neighbor_track_id": track_id(n),
+                        "neighbor_track_name": "STALE",
+                        "neighbor_artists": "STALE",
+                        "neighbor_markets": markets[n],
+                        "distance": round(0.1 * rank + 0.01 * ord(k), 6),
+                        "rank": rank,
+                        "cross_market": bool(set(markets[n]) - set(markets[k])),
+                    }
+                )
+        for c in sorted({CLUSTER[k] for k in modelled}):
+            members = [k for k in modelled if CLUSTER[k] == c]
+            dance = [DANCEABILITY[k] for k in members]
+            out["clusters"].append(
+                {
+                    "snapshot_date": day,
+                    "cluster": c,
+                    "size": len(members),
+                    "danceability": sum(d for d in dance if d is not None) / len(members),
+                    "energy": 0.5,
+                    "loudness": -6.0,
+                    "valence": 0.5,
+                }
+            )
+    return out
+
+
+@contextmanager
+def crafted_dataset(client: Any) -> Iterator[str]:
+    """A fresh dataset with the tables and views of tables.json and the rows above; dropped after."""
+    from google.cloud import bigquery
+
+    from spotify_pipeline.provision import ensure_dataset
+    from spotify_pipeline.schema import table
+
+    dataset = f"dash_crafted_{uuid.uuid4().hex[:8]}"
+    ensure_dataset(client, dataset)
+    try:
+        for name_, data in rows().items():
+            spec = table(name_)
+            # As the loader loads (Parquet with list inference); columns a table does not have are left out.
+            body = io.BytesIO()
+            pq.write_table(pa.Table.from_pylist(data, schema=spec.arrow_schema()), body)
+            config = bigquery.LoadJobConfig(
+                schema=spec.bigquery_schema(),
+                source_format=bigquery.SourceFormat.PARQUET,
+                write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            )
+            config.parquet_options = bigquery.ParquetOptions()
+            config.parquet_options.enable_list_inference = True
+            body.seek(0)
+            client.load_table_from_file(body, f"{client.project}.{dataset}.{name_}", job_config=config).result()
+        yield dataset
+    finally:
+        client.delete_dataset(f"{client.project}.{dataset}", delete_contents=True, not_found_ok=True)
+
+
+PIPELINE_WEEKS = (date(2026, 11, 16), date(2026, 11, 23))
+
+
+def ensure_pipeline_weeks(stack: Any) -> tuple[date, ...]:
+    """Two weekly runs of the demo catalogue on the session's stack (once, whichever test asks first)."""
+    from helpers import query, run_pipeline
+
+    for day in PIPELINE_WEEKS:
+        run_id = f"dash-{day.isoformat()}"
+        done = query(
+            stack,
+            "SELECT COUNT(*) AS n FROM pipeline_runs WHERE run_id = @r AND stage = 'load' AND status = 'succeeded'",
+            r=run_id,
+        )
+        if not done[0]["n"]:
+            run_pipeline(stack, day, run_id, timeout=180)
+    return PIPELINE_WEEKS

@@ -1,0 +1,75 @@
+"""cli_dashboard: the `dashboard` sub-command, registered into a parser as cli.build_parser will."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from pathlib import Path
+
+import pytest
+
+import spotify_pipeline
+from spotify_pipeline import cli_dashboard
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spotify-pipeline")
+    p.add_argument("--stack-dir")
+    cli_dashboard.register(p.add_subparsers(dest="command", required=True))
+    return p
+
+
+def test_options() -> None:
+    args = parser().parse_args(["dashboard", "--out", "build/dashboard"])
+    assert (args.out, args.snapshot_date, args.project, args.weeks, args.neighbours) == (
+        "build/dashboard",
+        None,
+        None,
+        12,
+        None,
+    )
+    assert args.func is cli_dashboard.cmd_dashboard
+    args = parser().parse_args(
+        [
+            "dashboard",
+            "--out",
+            "d",
+            "--snapshot-date",
+            "2026-11-23",
+            "--project",
+            "p",
+            "--weeks",
+            "4",
+            "--neighbours",
+            "20",
+        ]
+    )
+    assert (args.snapshot_date, args.project, args.weeks, args.neighbours) == ("2026-11-23", "p", 4, 20)
+
+
+def test_out_is_required() -> None:
+    with pytest.raises(SystemExit):
+        parser().parse_args(["dashboard"])
+
+
+def test_bad_snapshot_date_is_refused_before_touching_the_warehouse(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit, match="YYYY-MM-DD"):
+        cli_dashboard.main(["dashboard", "--out", "x", "--snapshot-date", "23/11/2026"])
+
+
+def test_the_functions_never_import_the_dashboard() -> None:
+    """The four functions' modules import neither the dashboard nor its command."""
+    root = Path(spotify_pipeline.__file__).parent
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root)
+        if rel.parts[0] in ("dashboard", "stack", "standin") or path.name in ("cli.py", "cli_dashboard.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith(("spotify_pipeline.dashboard", "spotify_pipeline.cli_dashboard")), rel
+
+
+def test_default_weeks_agree() -> None:
+    from spotify_pipeline.dashboard import warehouse
+
+    assert cli_dashboard.DEFAULT_WEEKS == warehouse.DEFAULT_WEEKS
