@@ -47,9 +47,13 @@ resource "google_bigquery_table" "tables" {
   ])
 
   # The loader replaces one snapshot_date partition per run (MERGE on the partition field).
+  # Partitions older than var.table_partition_expiration_days are deleted by BigQuery (0: kept;
+  # the cost of either is written next to the variable).
   time_partitioning {
     type  = "DAY"
     field = each.value.partition_field
+
+    expiration_ms = var.table_partition_expiration_days > 0 ? var.table_partition_expiration_days * 86400000 : null
   }
 
   clustering = length(try(each.value.clustering, [])) > 0 ? each.value.clustering : null

@@ -61,7 +61,8 @@ resource "google_project_service" "enabled" {
     "cloudscheduler.googleapis.com",       # the weekly tick
     "eventarc.googleapis.com",             # the functions' event triggers
     "iam.googleapis.com",                  # service accounts
-    "logging.googleapis.com",              # function and build logs
+    "logging.googleapis.com",              # function and build logs, log-based metrics
+    "monitoring.googleapis.com",           # alert policies and their notification channel
     "pubsub.googleapis.com",               # ticks topic, Eventarc transport
     "run.googleapis.com",                  # gen2 functions run as Cloud Run services
     "secretmanager.googleapis.com",        # Spotify credentials

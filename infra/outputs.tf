@@ -106,3 +106,11 @@ output "looker_studio_create_url" {
   description = "Opens Looker Studio and creates the dashboard bound to the deployed views (null until tables.json has views)."
   value       = length(local.dashboard_views) == 0 ? null : "https://lookerstudio.google.com/reporting/create?${join("&", local.looker_studio_params)}"
 }
+
+output "alert_policies" {
+  description = "Cloud Monitoring alert policies (a stage failed; no successful load), notifying alert_email."
+  value = {
+    stage_failed = google_monitoring_alert_policy.stage_failed.name
+    no_load      = google_monitoring_alert_policy.no_load.name
+  }
+}

@@ -228,8 +228,14 @@ variable "functions_source_dir" {
   }
 }
 
+# Retention and its cost (docs/operations.md, "Retention"). Raw responses are what
+# `spotify-pipeline replay --stage transform` re-reads; older weeks can still be replayed from their
+# clean tables (--stage recommend), which are kept. Size: ~0.7 MB per week for the demo's 3 markets
+# (roughly 0.25 MB per market and week), at $0.02 per GB-month (Standard storage): the default 12
+# weeks hold ~10 MB (< $0.001 a month); 520 weeks (10 years) ~0.4 GB (~$0.01 a month); 70 markets
+# for 10 years ~9 GB (~$0.18 a month).
 variable "raw_retention_weeks" {
-  description = "Weeks raw Spotify responses (the bucket's extract/ prefix) are kept before deletion."
+  description = "Weeks raw Spotify responses and dropped chart files (the bucket's extract/ and inbox/ prefixes) are kept before deletion; also how far back `spotify-pipeline replay --stage transform` can go. Default 12: ~10 MB for 3 markets, well under $0.01 a month."
   type        = number
   default     = 12
 
@@ -320,5 +326,53 @@ variable "labels" {
       can(regex("^[a-z][a-z0-9_-]{0,62}$", k)) && can(regex("^[a-z0-9_-]{0,63}$", v))
     ])
     error_message = "Label keys must start with a lower-case letter; keys and values use only lower-case letters, digits, _ and - (max 63)."
+  }
+}
+
+# Table partitions: every table is partitioned by day of snapshot_date (pipeline_runs: started_at).
+# Cost of keeping them: recommendations dominate, N x (N - 1) rows per week up to
+# PIPELINE_ALL_PAIRS_MAX_TRACKS; the demo's 3 markets (~143 tracks) store ~2 MB a week, ~110 MB a
+# year, inside BigQuery's 10 GB of free storage for decades. At the 2000-track all-pairs limit a
+# week is ~400 MB, ~20 GB a year: ~$0.20 a month after the first year, at $0.02 per GB-month
+# (active) and $0.01 once a partition is 90 days unmodified (long-term); a 365-day expiration caps
+# that at ~$0.20 a month for good. Views read recent weeks only, so history adds little query cost.
+variable "table_partition_expiration_days" {
+  description = "Days a table partition is kept after its date (snapshot_date; started_at for pipeline_runs) before BigQuery deletes it; 0 = keep every week (default: ~110 MB a year for 3 markets, inside the free 10 GB). A backfill of weeks older than this is deleted by BigQuery right after it loads."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.table_partition_expiration_days >= 0 && floor(var.table_partition_expiration_days) == var.table_partition_expiration_days
+    error_message = "table_partition_expiration_days must be a whole number of days, 0 (never expire) or more."
+  }
+}
+
+# Alerts (infra/monitoring.tf). Cost: log-based metrics and e-mails are free; Cloud Monitoring
+# bills about $1.50 a month per alerting condition (two) once its alerting charges apply.
+variable "alert_email" {
+  description = "E-mail address notified when a stage fails or no load succeeds for no_load_alert_days days (a Cloud Monitoring notification channel). Empty: no channel, incidents show in the console only."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.alert_email == "" || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alert_email))
+    error_message = "alert_email must be an e-mail address such as ops@example.com, or empty."
+  }
+}
+
+variable "alerts_enabled" {
+  description = "Enable the two alert policies (a stage failed; no successful load). The log-based metrics exist either way."
+  type        = bool
+  default     = true
+}
+
+variable "no_load_alert_days" {
+  description = "Days without a successful load after which the no-load alert fires (weekly schedule: 8 = one missed week plus a day)."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.no_load_alert_days >= 2 && var.no_load_alert_days <= 30 && floor(var.no_load_alert_days) == var.no_load_alert_days
+    error_message = "no_load_alert_days must be a whole number of days between 2 and 30."
   }
 }

@@ -403,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     from spotify_pipeline.cli_dashboard import register as register_dashboard
 
     register_dashboard(sub)
+    from spotify_pipeline.cli_ops import register as register_ops
+
+    register_ops(sub)
     return parser
 
 

@@ -1,0 +1,411 @@
+"""``spotify-pipeline replay | backfill | status``: operate the pipeline for months and years.
+
+* ``replay --from D1 [--to D2] [--stage transform|recommend|load] [--force] [--dry-run]``: re-run the
+  later stages of stored snapshots from the bucket, in this process, with no external API call
+  (see :mod:`spotify_pipeline.replay`);
+* ``backfill --charts-csv FILE [--from D1] [--to D2] [--markets ...] [--force] [--dry-run]``: one
+  snapshot per ISO week of a chart file holding many dates, each run through the pipeline and
+  followed to its load;
+* ``status [--limit N] [--days D] [--stage S] [--wide]``: the last runs per stage from
+  ``pipeline_runs``, with durations, row counts, sources and errors.
+
+Target, as ``run`` and ``query`` choose it: the local stack in ``--stack-dir`` when it exists (it
+must be up for replay and backfill; ``status`` starts its BigQuery emulator alone if it is down);
+otherwise, or with ``--project``, Google Cloud through Application Default Credentials, configured
+by the environment the functions use (``PIPELINE_BUCKET``, ``PIPELINE_DATASET``,
+``PIPELINE_TICKS_TOPIC``; with ``--project``, the bucket defaults to Terraform's
+``<project>-spotify-pipeline-data``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from spotify_pipeline.config import ConfigError, Settings
+
+EMULATOR_VARIABLES = ("STORAGE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
+STAGE_ORDER = ("extract", "transform", "recommend", "load")
+NO_LOAD_ALERT_DAYS = 8  # infra/monitoring.tf alerts after this many days without a successful load
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``replay``, ``backfill`` and ``status`` to ``spotify-pipeline``'s sub-commands."""
+    p = subparsers.add_parser(
+        "replay",
+        help="re-run transform/recommend/load of stored snapshots from the bucket (no Spotify request)",
+        description="Re-runs --stage and every later stage for each stored snapshot from --from to --to, "
+        "oldest first, in this process, with this environment's model settings (PIPELINE_CLUSTERS, ...).",
+    )
+    p.add_argument("--from", dest="first", required=True, metavar="YYYY-MM-DD", help="first snapshot date")
+    p.add_argument("--to", dest="last", metavar="YYYY-MM-DD", help="last snapshot date (default: --from)")
+    p.add_argument(
+        "--stage",
+        choices=["transform", "recommend", "load"],
+        default="transform",
+        help="first stage to re-run (default transform: from the raw objects; recommend: from the clean "
+        "tables, e.g. after a model change; load: reload BigQuery only)",
+    )
+    p.add_argument("--force", action="store_true", help="go past failed data-quality gates (recorded)")
+    p.add_argument("--dry-run", action="store_true", help="list the snapshots that would be replayed")
+    _cloud_arguments(p)
+    p.set_defaults(func=cmd_replay)
+
+    p = subparsers.add_parser(
+        "backfill",
+        help="load past weeks from a chart file holding many dates (one snapshot per ISO week)",
+        description="Rule: per ISO week (Monday-Sunday), the latest date of that week the file holds within "
+        "[--from, --to]; snapshot_date = that date. Each week runs through the pipeline, oldest first.",
+    )
+    p.add_argument("--charts-csv", required=True, metavar="PATH", help="chart file: local path or gs://BUCKET/NAME")
+    p.add_argument("--from", dest="first", metavar="YYYY-MM-DD", help="first date considered (default: the file's)")
+    p.add_argument("--to", dest="last", metavar="YYYY-MM-DD", help="last date considered (default: the file's)")
+    p.add_argument("--markets", help="comma separated, e.g. GLOBAL,BR (default: every market of the file)")
+    p.add_argument("--force", action="store_true", help="load weeks even if a data-quality gate fails (recorded)")
+    p.add_argument("--dry-run", action="store_true", help="print the weeks and dates the rule picks, run nothing")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each week's load (default 300)")
+    p.add_argument("--topic", help="ticks topic (default: $PIPELINE_TICKS_TOPIC or spotify-pipeline-ticks)")
+    _cloud_arguments(p)
+    p.set_defaults(func=cmd_backfill)
+
+    p = subparsers.add_parser(
+        "status", help="last runs per stage from pipeline_runs: durations, row counts, sources, errors"
+    )
+    p.add_argument("--limit", type=int, default=5, help="runs shown per stage (default 5)")
+    p.add_argument("--days", type=int, default=60, help="look this many days back (default 60)")
+    p.add_argument("--stage", help="only this stage")
+    p.add_argument("--wide", action="store_true", help="do not shorten errors")
+    p.add_argument("--project", help="read this Google Cloud project's BigQuery instead of the local stack")
+    p.set_defaults(func=cmd_status)
+
+
+def _cloud_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--project", help="act on this Google Cloud project instead of the local stack")
+    p.add_argument(
+        "--bucket", help="data bucket with --project (default: $PIPELINE_BUCKET or PROJECT-spotify-pipeline-data)"
+    )
+
+
+def _date(value: str | None, flag: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise SystemExit(f"error: {flag} must be YYYY-MM-DD, got {value!r}") from None
+
+
+def _stack_root(args: argparse.Namespace) -> Path:
+    from spotify_pipeline.stack.local import default_root
+
+    given = getattr(args, "stack_dir", None)
+    return Path(given).resolve() if given else default_root()
+
+
+def _target(args: argparse.Namespace) -> tuple[dict[str, str], Any]:
+    """The environment of the target (and the stack state when it is the local stack)."""
+    project = getattr(args, "project", None)
+    if project:
+        env = {k: v for k, v in os.environ.items() if k not in EMULATOR_VARIABLES}
+        env["GOOGLE_CLOUD_PROJECT"] = project
+        env["PIPELINE_BUCKET"] = (
+            getattr(args, "bucket", None) or os.environ.get("PIPELINE_BUCKET") or f"{project}-spotify-pipeline-data"
+        )
+        return env, None
+    from spotify_pipeline.stack.local import StackState
+
+    root = _stack_root(args)
+    state = StackState.load(root)
+    if state is not None:
+        if not state.running():
+            raise SystemExit(
+                f"error: the local stack in {root} is down: run `spotify-pipeline stack up` (or pass --project)"
+            )
+        return {**os.environ, **state.env()}, state
+    if os.environ.get("GOOGLE_CLOUD_PROJECT") and os.environ.get("PIPELINE_BUCKET"):
+        return dict(os.environ), None
+    raise SystemExit(
+        f"error: no local stack in {root} and no cloud target: run `spotify-pipeline stack up`, or pass --project "
+        "(or set GOOGLE_CLOUD_PROJECT and PIPELINE_BUCKET)"
+    )
+
+
+# ------------------------------------------------------------------------ replay
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from spotify_pipeline.entrypoints import Runtime
+    from spotify_pipeline.replay import new_run_id, replay, replay_plan
+
+    first = _date(args.first, "--from")
+    last = _date(args.last, "--to") or first
+    assert first is not None and last is not None  # --from is required
+    if last < first:
+        raise SystemExit(f"error: --to {last} is before --from {first}")
+    env, _ = _target(args)
+    rt = Runtime(env=env)
+    try:
+        rt.settings  # noqa: B018  (validates the configuration before anything runs)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        days = replay_plan(rt, args.stage, first, last)
+        print(f"{len(days)} snapshot(s) to replay from {args.stage}: {', '.join(map(str, days)) or 'none'}")
+        return 0
+    run_id = new_run_id("replay", rt.now())
+    outcomes = replay(rt, args.stage, first, last, run_id=run_id, force=args.force, say=_say)
+    if not outcomes:
+        print(
+            f"nothing to replay: no stored {args.stage} input between {first} and {last} "
+            "(raw objects are kept raw_retention_weeks; older weeks replay from --stage recommend)",
+            file=sys.stderr,
+        )
+        return 1
+    failed = [o.snapshot_date.isoformat() for o in outcomes if not o.ok]
+    print(f"replay {run_id}: {len(outcomes) - len(failed)} of {len(outcomes)} snapshot(s) replayed")
+    if failed:
+        print(f"failed: {', '.join(failed)} (see above, or `spotify-pipeline status`)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+# ------------------------------------------------------------------------ backfill
+
+
+def _read_chart(path: str, settings: Settings, env: Mapping[str, str]) -> tuple[bytes, str]:
+    if path.startswith("gs://"):
+        from spotify_pipeline.clients import storage_client
+        from spotify_pipeline.events import parse_object_ref
+
+        ref = parse_object_ref(path, settings.bucket, "--charts-csv", "charts_csv")
+        blob = (
+            storage_client(settings.project, env).bucket(settings.bucket).get_blob(ref.name, generation=ref.generation)
+        )
+        if blob is None:
+            raise SystemExit(f"error: --charts-csv {path}: no such object in gs://{settings.bucket}")
+        return blob.download_as_bytes(), ref.name.rsplit("/", 1)[-1]
+    return Path(path).read_bytes(), Path(path).name
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from spotify_pipeline.cli import publish_tick, wait_for_run
+    from spotify_pipeline.clients import bigquery_client, storage_client
+    from spotify_pipeline.config import parse_markets
+    from spotify_pipeline.errors import DataError
+    from spotify_pipeline.events import InvalidEvent, parse_run_request
+    from spotify_pipeline.replay import backfill_request, new_run_id, plan_backfill
+
+    env, state = _target(args)
+    env["PIPELINE_TICKS_TOPIC"] = args.topic or env.get("PIPELINE_TICKS_TOPIC") or "spotify-pipeline-ticks"
+    try:
+        settings = Settings.from_env(env)
+        markets = parse_markets(args.markets, "--markets") if args.markets else ()
+        data, name = _read_chart(args.charts_csv, settings, env)
+        weeks, gaps = plan_backfill(data, name, _date(args.first, "--from"), _date(args.last, "--to"), markets)
+    except (ConfigError, DataError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not weeks:
+        print(f"error: {name} holds no date between {args.first or 'its first'} and {args.last or 'its last'}")
+        return 2
+    print(f"backfill of {name}: {len(weeks)} week(s), one snapshot each (the latest date of the ISO week):")
+    for w in weeks:
+        print(
+            f"  {w.pick.label}  snapshot {w.pick.snapshot_date}  ({w.pick.dates_in_week} date(s) of the week in "
+            f"the file, {w.entries} entries, markets {','.join(w.markets)})"
+        )
+    if gaps:
+        print(f"  weeks without any date in the file: {', '.join(gaps)}")
+    if args.dry_run:
+        return 0
+
+    now = datetime.now(UTC)
+    backfill_id = new_run_id("backfill", now)
+    bucket = storage_client(settings.project, env).bucket(settings.bucket)
+    client = bigquery_client(settings.project, settings.bq_location, env)
+    failed: list[str] = []
+    for i, week in enumerate(weeks, 1):
+        day = week.pick.snapshot_date
+        run_id = f"{backfill_id}-{day:%Y%m%d}"
+        # uploads/ starts nothing (only inbox/ does): the run request below names the object.
+        blob = bucket.blob(f"uploads/{backfill_id}/{day.isoformat()}/{name}")
+        blob.upload_from_string(week.data, content_type="text/csv")
+        message = backfill_request(week, f"{blob.name}#{blob.generation}", run_id, force=args.force)
+        try:
+            parse_run_request(message, settings, default_run_id=run_id)  # extract's own validation, first
+        except InvalidEvent as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"[{i}/{len(weeks)}] {week.pick.label}: snapshot {day}, run {run_id}", flush=True)
+        publish_tick(env, state, message)
+        if wait_for_run(client, settings, run_id, args.timeout) != 0:
+            failed.append(day.isoformat())
+    print(f"backfill {backfill_id}: {len(weeks) - len(failed)} of {len(weeks)} week(s) loaded")
+    if failed:
+        print(f"not loaded: {', '.join(failed)} (see above, or `spotify-pipeline status`)", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ------------------------------------------------------------------------ status
+
+
+STATUS_COLUMNS = (
+    "run_id",
+    "snapshot_date",
+    "stage",
+    "status",
+    "started_at",
+    "finished_at",
+    "duration_seconds",
+    "rows",
+    "row_counts",
+    "chart_source",
+    "feature_source",
+    "trigger",
+    "error",
+)
+
+
+def _warehouse(args: argparse.Namespace) -> tuple[Any, str, str, int | None]:
+    """(BigQuery client, project, dataset, pid of a BigQuery emulator started just for this)."""
+    from spotify_pipeline.clients import bigquery_client
+    from spotify_pipeline.stack import local, processes
+
+    if not args.project:
+        state = local.StackState.load(_stack_root(args))
+        if state is not None:
+            temp = None
+            if not (state.running() or ("bigquery" in state.pids and processes.alive(state.pids["bigquery"]))):
+                state, temp = local.start_bigquery_only(state.root)
+            env = {"BIGQUERY_EMULATOR_HOST": state.url("bigquery")}
+            return bigquery_client(local.PROJECT, "US", env), local.PROJECT, local.DATASET, temp
+    env = {k: v for k, v in os.environ.items() if not (args.project and k in EMULATOR_VARIABLES)}
+    settings = Settings.from_env(env)
+    project = args.project or settings.project
+    return bigquery_client(project, settings.bq_location, env), project, settings.dataset, None
+
+
+def fetch_status(
+    client: Any, project: str, dataset: str, *, days: int, now: datetime
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Recent ``pipeline_runs`` rows (newest first) and the last successful load, whenever it was."""
+    from google.cloud import bigquery
+
+    table = f"`{project}.{dataset}.pipeline_runs`"
+    cols = ", ".join(f"`{c}`" for c in STATUS_COLUMNS)
+    cfg = bigquery.QueryJobConfig(
+        query_parameters=[bigquery.ScalarQueryParameter("since", "TIMESTAMP", now - timedelta(days=days))]
+    )
+    sql = f"SELECT {cols} FROM {table} WHERE started_at >= @since ORDER BY started_at DESC LIMIT 5000"
+    rows = [dict(r.items()) for r in client.query(sql, job_config=cfg).result()]
+    last_sql = (
+        f"SELECT `snapshot_date`, `finished_at`, `run_id` FROM {table} "
+        "WHERE `stage` = 'load' AND `status` = 'succeeded' ORDER BY `finished_at` DESC LIMIT 1"
+    )
+    last = [dict(r.items()) for r in client.query(last_sql).result()]
+    return rows, (last[0] if last else None)
+
+
+def _when(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return str(value or "")
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if width <= 0 or len(text) <= width else text[: width - 3] + "..."
+
+
+def render_status(
+    rows: Sequence[Mapping[str, Any]],
+    last_load: Mapping[str, Any] | None,
+    *,
+    now: datetime,
+    limit: int = 5,
+    stage: str | None = None,
+    wide: bool = False,
+    where: str = "",
+) -> str:
+    """Pure: the status report of ``rows`` (newest first), ``limit`` per stage."""
+    by_stage: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        if stage and row["stage"] != stage:
+            continue
+        by_stage.setdefault(str(row["stage"]), [])
+        if len(by_stage[str(row["stage"])]) < limit:
+            by_stage[str(row["stage"])].append(row)
+    lines = [f"pipeline_runs{' of ' + where if where else ''}: last {limit} run(s) per stage"]
+    if last_load is None:
+        lines.append("last successful load: none recorded")
+    else:
+        finished = last_load["finished_at"]
+        age = (now - finished).total_seconds() / 86400 if isinstance(finished, datetime) else None
+        ago = f", {age:.1f} days ago" if age is not None else ""
+        lines.append(
+            f"last successful load: snapshot {last_load['snapshot_date']} at {_when(finished)} UTC{ago} "
+            f"(run {last_load['run_id']})"
+        )
+        if age is not None and age > NO_LOAD_ALERT_DAYS:
+            lines.append(f"WARNING: no successful load in {NO_LOAD_ALERT_DAYS} days (the monitoring alert fires)")
+    order = [s for s in STAGE_ORDER if s in by_stage] + sorted(s for s in by_stage if s not in STAGE_ORDER)
+    if not order:
+        lines.append("no runs recorded in this period")
+    header = ("started (UTC)", "snapshot", "status", "seconds", "rows", "sources", "run id", "details")
+    for name in order:
+        table = [header]
+        for row in by_stage[name]:
+            counts = json.loads(row["row_counts"]) if row.get("row_counts") else {}
+            detail = row.get("error") or ""
+            if row["status"] == "succeeded":
+                detail = ", ".join(f"{k}={v}" for k, v in counts.items()) + (f"  NOTE {detail}" if detail else "")
+            sources = "/".join(str(row.get(k) or "-") for k in ("chart_source", "feature_source"))
+            seconds = row.get("duration_seconds")
+            table.append(
+                (
+                    _when(row.get("started_at")),
+                    str(row.get("snapshot_date") or "-"),
+                    str(row["status"]),
+                    f"{seconds:.1f}" if isinstance(seconds, int | float) else "-",
+                    str(row.get("rows") if row.get("rows") is not None else "-"),
+                    sources,
+                    str(row["run_id"]),
+                    _short(detail, 0 if wide else 160),
+                )
+            )
+        widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
+        lines.append("")
+        lines.append(name)
+        for r in table:
+            lines.append("  " + "  ".join(v.ljust(w) for v, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1])
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from spotify_pipeline.stack import processes
+
+    client, project, dataset, temp = _warehouse(args)
+    now = datetime.now(UTC)
+    try:
+        rows, last = fetch_status(client, project, dataset, days=args.days, now=now)
+    finally:
+        if temp is not None:
+            processes.stop(temp)
+    print(
+        render_status(
+            rows, last, now=now, limit=args.limit, stage=args.stage, wide=args.wide, where=f"{project}.{dataset}"
+        )
+    )
+    return 0
