@@ -400,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--functions", default="functions")
     p.add_argument("--out", default="build/functions")
     p.set_defaults(func=cmd_package)
+    from spotify_pipeline.cli_recommend import register as register_recommend
+
+    register_recommend(sub)
     from spotify_pipeline.cli_dashboard import register as register_dashboard
 
     register_dashboard(sub)
