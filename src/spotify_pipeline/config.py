@@ -12,6 +12,10 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spotify_pipeline.gates import GateThresholds
 
 DEFAULT_MARKETS: tuple[str, ...] = ("GLOBAL", "BR", "KR")
 
@@ -156,11 +160,12 @@ class Settings:
     retry_after_cap_seconds: float = 60.0
     retry_budget_seconds: float = 180.0
     cache_enabled: bool = True
-    max_event_age_seconds: int = 6 * 3600
+    max_event_age_seconds: int = 24 * 3600  # Eventarc retries for up to 24 h; this ends them
     n_clusters: int = 5
     random_state: int = 42
     top_k: int = 100
     all_pairs_max_tracks: int = 2000
+    gates: GateThresholds = field(default_factory=lambda: _default_gates())  # data-quality gates (gates.py)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -198,7 +203,31 @@ class Settings:
             random_state=_int(env, "PIPELINE_RANDOM_STATE", cls.random_state),
             top_k=_int(env, "PIPELINE_TOP_K", cls.top_k, 1),
             all_pairs_max_tracks=_int(env, "PIPELINE_ALL_PAIRS_MAX_TRACKS", cls.all_pairs_max_tracks, 2),
+            gates=_gate_thresholds(
+                env,
+                (  # declared, with defaults and meaning, in spotify_pipeline.gates.GateThresholds
+                    "PIPELINE_GATE_EXPECTED_MARKETS",
+                    "PIPELINE_GATE_MIN_ENTRIES_PER_MARKET",
+                    "PIPELINE_GATE_MAX_ENTRIES_PER_MARKET",
+                    "PIPELINE_GATE_MAX_SHARE_WITHOUT_FEATURES",
+                    "PIPELINE_GATE_MIN_RATIO_VS_PREVIOUS",
+                    "PIPELINE_GATE_PREVIOUS_MAX_AGE_DAYS",
+                    "PIPELINE_GATE_FEATURE_RANGES",
+                ),
+            ),
         )
+
+
+def _default_gates() -> GateThresholds:
+    from spotify_pipeline.gates import GateThresholds
+
+    return GateThresholds()
+
+
+def _gate_thresholds(env: Mapping[str, str], names: tuple[str, ...]) -> GateThresholds:
+    from spotify_pipeline.gates import parse_thresholds
+
+    return parse_thresholds(env, names)
 
 
 # Documented in README's configuration table; infra/ and a test cross-check these names.
@@ -227,9 +256,15 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "it below the extract function's timeout.",
     "PIPELINE_CACHE": "true (default): reuse features, artists and track metadata fetched in earlier weeks "
     "(bucket objects under cache/); false: fetch everything every run.",
-    "PIPELINE_MAX_EVENT_AGE_SECONDS": "Events older than this are acknowledged and dropped, ending retries.",
+    "PIPELINE_MAX_EVENT_AGE_SECONDS": "Events older than this (default 86400: 24 h) are acknowledged and dropped "
+    "with one log line, ending retries.",
     "PIPELINE_CLUSTERS": "KMeans clusters.",
     "PIPELINE_RANDOM_STATE": "KMeans seed.",
     "PIPELINE_TOP_K": "Neighbours per track when a snapshot has more tracks than the all-pairs limit.",
     "PIPELINE_ALL_PAIRS_MAX_TRACKS": "Up to this many tracks, every pair is written (the seed's output).",
 }
+
+# The data-quality gates' thresholds, documented where they are declared (gates.GateThresholds).
+from spotify_pipeline.gates import threshold_variables as _gate_variables  # noqa: E402  (gates imports no config)
+
+ENVIRONMENT_VARIABLES.update(_gate_variables())

@@ -26,11 +26,17 @@ from typing import TYPE_CHECKING, Any
 
 from spotify_pipeline import layout, logs
 from spotify_pipeline.config import Settings
-from spotify_pipeline.errors import PermanentError
-from spotify_pipeline.events import InvalidEvent, decode_pubsub_payload, parse_run_request, parse_storage_event
-from spotify_pipeline.manifest import ManifestError, UpstreamRef
+from spotify_pipeline.errors import DataError, PermanentError
+from spotify_pipeline.events import (
+    InvalidEvent,
+    decode_pubsub_payload,
+    parse_event_time,
+    parse_run_request,
+    parse_storage_event,
+)
+from spotify_pipeline.manifest import Manifest, ManifestError, UpstreamRef
 from spotify_pipeline.runlog import RunLog, StageRun
-from spotify_pipeline.store import BucketStore, StaleObject
+from spotify_pipeline.store import BucketStore, ConcurrentPublish, ObjectMismatch, RunScopedStore, StaleObject
 
 if TYPE_CHECKING:
     import google.cloud.storage as gcs
@@ -44,6 +50,12 @@ log = logging.getLogger("spotify_pipeline")
 
 INBOX_PREFIX = "inbox/"
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
+# How a stage ended, as a `status` field of its log line (the alerts' log-based metrics filter on it).
+STATUS_FAILED = {"status": "failed"}
+STATUS_RETRYING = {"status": "retrying"}
+# A manifest whose sources carry this key was written by `spotify-pipeline replay`, which runs the
+# next stages itself (in its own process); the functions leave such manifests alone.
+REPLAY_SOURCE = "replay"
 
 
 def is_inbox_chart(name: str) -> bool:
@@ -103,13 +115,7 @@ def runtime() -> Runtime:
 
 
 def _event_time(cloud_event: CloudEvent) -> datetime | None:
-    raw = cloud_event.get("time")
-    if not raw:
-        return None
-    try:
-        return datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    return parse_event_time(cloud_event.get("time"))
 
 
 def _too_old(rt: Runtime, when: datetime | None, what: str) -> bool:
@@ -118,32 +124,39 @@ def _too_old(rt: Runtime, when: datetime | None, what: str) -> bool:
     age = (rt.now() - when).total_seconds()
     if age > rt.settings.max_event_age_seconds:
         log.error(
-            "dropping %s: %.0f s old, older than PIPELINE_MAX_EVENT_AGE_SECONDS=%d; retries end here",
+            "dropping %s: %.0f s old, older than PIPELINE_MAX_EVENT_AGE_SECONDS=%d; acknowledged, retries end here",
             what,
             age,
             rt.settings.max_event_age_seconds,
+            extra={"fields": {"event_time": when.isoformat(), "age_seconds": round(age)}},
         )
         return True
     return False
 
 
 def _finish(rt: Runtime, run: StageRun, fn: Callable[[], dict[str, int]]) -> None:
-    """Run a stage body and record how it ended. Permanent errors are acknowledged, others retried."""
-    fields = {"stage": run.stage, "run_id": run.run_id, "snapshot_date": str(run.snapshot_date), "trigger": run.trigger}
+    """Run a stage body and record how it ended. Permanent errors are acknowledged, others retried.
+
+    Each outcome is one log line (the event's fields come from :func:`logs.context`); a transient
+    error is re-raised marked as logged, so functions-framework's own report of it is dropped.
+    """
     try:
         counts = fn()
     except StaleObject as exc:
-        log.info("%s: superseded, nothing to do: %s", run.stage, exc, extra={"fields": fields})
+        log.info("%s: superseded, nothing to do: %s", run.stage, exc)
         return
     except (PermanentError, InvalidEvent, ManifestError) as exc:
-        log.error("%s failed permanently (acknowledged, not retried): %s", run.stage, exc, extra={"fields": fields})
+        log.error(
+            "%s failed permanently (acknowledged, not retried): %s", run.stage, exc, extra={"fields": STATUS_FAILED}
+        )
         rt.runlog.record(run.row("failed", rt.now(), error=str(exc)))
         return
     except Exception as exc:
-        log.exception("%s failed; the event will be redelivered: %s", run.stage, exc, extra={"fields": fields})
+        log.exception("%s failed; the event will be redelivered: %s", run.stage, exc, extra={"fields": STATUS_RETRYING})
         rt.runlog.record(run.row("retrying", rt.now(), error=f"{type(exc).__name__}: {exc}"))
+        logs.mark_logged(exc)
         raise
-    log.info("%s succeeded: %s", run.stage, counts, extra={"fields": {**fields, "row_counts": counts}})
+    log.info("%s succeeded: %s", run.stage, counts, extra={"fields": {"row_counts": counts, "status": "succeeded"}})
     rt.runlog.record(run.row("succeeded", rt.now(), counts))
 
 
@@ -151,28 +164,29 @@ def handle_tick(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
     """extract: a Pub/Sub run request."""
 
     rt = rt or runtime()
-    data: Mapping[str, Any] = cloud_event.data or {}
-    message = data.get("message") if isinstance(data, Mapping) else None
+    data: Mapping[str, Any] = cloud_event.data if isinstance(cloud_event.data, Mapping) else {}
+    message = data.get("message")
     message = message if isinstance(message, Mapping) else {}  # decode_pubsub_payload reports the shape
     message_id = str(message.get("messageId") or message.get("message_id") or cloud_event["id"])
     where = f"Pub/Sub message {message_id}"
-    if _too_old(rt, _event_time(cloud_event), where):
-        return
-    try:
-        payload = decode_pubsub_payload(data, where)
-        # A redelivered message keeps its id, so it keeps its run id.
-        default_run_id = "ps-" + hashlib.sha256(message_id.encode()).hexdigest()[:16]
-        request = parse_run_request(
-            payload, rt.settings, default_run_id=default_run_id, today=rt.now().date(), where=where
-        )
-    except InvalidEvent as exc:
-        log.error(
-            "rejected run request (acknowledged, nothing written): %s",
-            exc,
-            extra={"fields": {"stage": "extract", "field": exc.field, "value": exc.value}},
-        )
-        return
-    _run_extract(rt, request, where)
+    with logs.context(stage="extract", object=where):
+        if _too_old(rt, _event_time(cloud_event), where):
+            return
+        try:
+            payload = decode_pubsub_payload(data, where)
+            # A redelivered message keeps its id, so it keeps its run id.
+            default_run_id = "ps-" + hashlib.sha256(message_id.encode()).hexdigest()[:16]
+            request = parse_run_request(
+                payload, rt.settings, default_run_id=default_run_id, today=rt.now().date(), where=where
+            )
+        except InvalidEvent as exc:
+            log.error(
+                "rejected run request (acknowledged, nothing written): %s",
+                exc,
+                extra={"fields": {"field": exc.field, "value": exc.value}},
+            )
+            return
+        _run_extract(rt, request, where)
 
 
 def handle_inbox(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
@@ -186,26 +200,28 @@ def handle_inbox(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
     try:
         obj = parse_storage_event(cloud_event.data, cloud_event.get("time"))
     except InvalidEvent as exc:
-        log.error("ingest: malformed storage event (acknowledged): %s", exc)
+        with logs.context(stage="ingest"):
+            log.error("ingest: malformed storage event (acknowledged): %s", exc)
         return
     if obj.bucket != rt.settings.bucket or not is_inbox_chart(obj.name):
         return  # not a chart file for us
     where = f"chart file {obj.uri}"
-    if _too_old(rt, obj.event_time, where):
-        return
-    default_run_id = "gcs-" + hashlib.sha256(f"{obj.name}#{obj.generation}".encode()).hexdigest()[:16]
-    try:
-        request = parse_run_request(
-            {"chart_source": "charts-csv", "charts_csv": f"{obj.name}#{obj.generation}"},
-            rt.settings,
-            default_run_id=default_run_id,
-            today=rt.now().date(),
-            where=where,
-        )
-    except InvalidEvent as exc:
-        log.error("ingest: rejected %s (acknowledged, nothing written): %s", obj.uri, exc)
-        return
-    _run_extract(rt, request, where)
+    with logs.context(stage="extract", object=obj.uri):
+        if _too_old(rt, obj.event_time, where):
+            return
+        default_run_id = "gcs-" + hashlib.sha256(f"{obj.name}#{obj.generation}".encode()).hexdigest()[:16]
+        try:
+            request = parse_run_request(
+                {"chart_source": "charts-csv", "charts_csv": f"{obj.name}#{obj.generation}"},
+                rt.settings,
+                default_run_id=default_run_id,
+                today=rt.now().date(),
+                where=where,
+            )
+        except InvalidEvent as exc:
+            log.error("ingest: rejected %s (acknowledged, nothing written): %s", obj.uri, exc)
+            return
+        _run_extract(rt, request, where)
 
 
 def handle_extract_event(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
@@ -258,6 +274,8 @@ def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
     """Run extract and record one ``pipeline_runs`` row per snapshot written (a chart file may hold several).
 
     Permanent errors are recorded and acknowledged; anything else is recorded and raised (redelivery).
+    Whatever the outcome, nothing of a failed execution stays in the bucket (its run folders are
+    deleted); a snapshot another execution published meanwhile is left to it.
     """
     from spotify_pipeline.extract import run_extract
 
@@ -273,44 +291,66 @@ def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
             "feature_source": ",".join(request.provider_chain(from_file)),
         },
     )
-    fields = {"stage": "extract", "run_id": run.run_id, "trigger": trigger}
-    try:
-        results = run_extract(request, rt.store, extract_sources(rt), rt.now, bucket=rt.settings.bucket)
-    except StaleObject as exc:
-        log.info("extract: superseded, nothing to do: %s", exc, extra={"fields": fields})
-        return
-    except (PermanentError, InvalidEvent, ManifestError) as exc:
-        log.error("extract failed permanently (acknowledged, not retried): %s", exc, extra={"fields": fields})
-        rt.runlog.record(run.row("failed", rt.now(), error=str(exc)))
-        return
-    except Exception as exc:
-        log.exception("extract failed; the event will be redelivered: %s", exc, extra={"fields": fields})
-        rt.runlog.record(run.row("retrying", rt.now(), error=f"{type(exc).__name__}: {exc}"))
-        raise
-    for manifest, _ in results:
-        summary = manifest.summary
-        counts = {
-            "raw_objects": len(manifest.files),
-            "chart_entries": sum(summary["entries_per_market"].values()),
-            "tracks": summary["distinct_tracks"],
-            "artists": summary["distinct_artists"],
-            "tracks_without_features": summary["tracks_without_features"],
-            "spotify_requests": summary["requests"]["spotify"],
-            "reccobeats_requests": summary["requests"]["reccobeats"],
-        }
-        one = StageRun(
-            run_id=run.run_id,
-            stage="extract",
-            started_at=run.started_at,
-            snapshot_date=manifest.snapshot_date,
-            trigger=trigger,
-            sources={k: manifest.sources[k] for k in ("chart_source", "feature_source")},
-        )
-        # Finished when its manifest was written: transform may already be running (and recorded) by now.
-        row = one.row("succeeded", datetime.fromisoformat(manifest.finished_at), counts)
-        row["rows"] = counts["raw_objects"]  # the other counts describe the snapshot, not objects written
-        log.info("extract succeeded: %s", counts, extra={"fields": {**fields, "row_counts": counts}})
-        rt.runlog.record(row)
+    scoped = RunScopedStore(rt.store, "extract", request.run_id)
+    with logs.context(
+        stage="extract",
+        run_id=run.run_id,
+        trigger=trigger,
+        snapshot_date=str(run.snapshot_date) if run.snapshot_date else None,
+    ):
+        try:
+            results = run_extract(request, scoped, extract_sources(rt), rt.now, bucket=rt.settings.bucket)
+        except StaleObject as exc:
+            scoped.abandon()
+            log.info("extract: superseded, nothing to do: %s", exc)
+            return
+        except (PermanentError, InvalidEvent, ManifestError) as exc:
+            scoped.abandon()
+            log.error(
+                "extract failed permanently (acknowledged, not retried): %s", exc, extra={"fields": STATUS_FAILED}
+            )
+            rt.runlog.record(run.row("failed", rt.now(), error=str(exc)))
+            return
+        except Exception as exc:
+            scoped.abandon()
+            log.exception("extract failed; the event will be redelivered: %s", exc, extra={"fields": STATUS_RETRYING})
+            rt.runlog.record(run.row("retrying", rt.now(), error=f"{type(exc).__name__}: {exc}"))
+            logs.mark_logged(exc)
+            raise
+        for manifest, _ in results:
+            summary = manifest.summary
+            counts = {
+                "raw_objects": len(manifest.files),
+                "chart_entries": sum(summary["entries_per_market"].values()),
+                "tracks": summary["distinct_tracks"],
+                "artists": summary["distinct_artists"],
+                "tracks_without_features": summary["tracks_without_features"],
+                "spotify_requests": summary["requests"]["spotify"],
+                "reccobeats_requests": summary["requests"]["reccobeats"],
+            }
+            one = StageRun(
+                run_id=run.run_id,
+                stage="extract",
+                started_at=run.started_at,
+                snapshot_date=manifest.snapshot_date,
+                trigger=trigger,
+                sources={k: manifest.sources[k] for k in ("chart_source", "feature_source")},
+            )
+            # Finished when its manifest was written: transform may already be running (and recorded) by now.
+            row = one.row("succeeded", datetime.fromisoformat(manifest.finished_at), counts)
+            row["rows"] = counts["raw_objects"]  # the other counts describe the snapshot, not objects written
+            log.info(
+                "extract succeeded: %s",
+                counts,
+                extra={
+                    "fields": {
+                        "snapshot_date": manifest.snapshot_date.isoformat(),
+                        "row_counts": counts,
+                        "status": "succeeded",
+                    }
+                },
+            )
+            rt.runlog.record(row)
 
 
 def handle_object(stage: layout.Stage, cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
@@ -319,39 +359,126 @@ def handle_object(stage: layout.Stage, cloud_event: CloudEvent, rt: Runtime | No
     try:
         obj = parse_storage_event(cloud_event.data, cloud_event.get("time"))
     except InvalidEvent as exc:
-        log.error("%s: malformed storage event (acknowledged): %s", stage, exc)
+        with logs.context(stage=stage):
+            log.error("%s: malformed storage event (acknowledged): %s", stage, exc)
         return
     ref = layout.parse_manifest_name(obj.name)
     if ref is None or ref.stage != layout.UPSTREAM[stage] or obj.bucket != rt.settings.bucket:
         return  # not ours: decided by name alone, the object is never read
-    if _too_old(rt, obj.event_time, obj.uri):
-        return
-    run = StageRun(run_id="unknown", stage=stage, started_at=rt.now(), snapshot_date=ref.snapshot_date, trigger=obj.uri)
+    with logs.context(stage=stage, object=obj.uri, snapshot_date=ref.snapshot_date.isoformat()):
+        if _too_old(rt, obj.event_time, obj.uri):
+            return
+        run = StageRun(
+            run_id="unknown", stage=stage, started_at=rt.now(), snapshot_date=ref.snapshot_date, trigger=obj.uri
+        )
+        _finish(rt, run, lambda: _stage_body(rt, stage, obj.name, obj.generation, ref, run))
 
-    def body() -> dict[str, int]:
-        manifest, generation, sha = rt.store.read_manifest(obj.name, obj.generation)
-        run.run_id, run.sources = manifest.run_id, dict(manifest.sources)
-        if manifest.stage != ref.stage or manifest.snapshot_date != ref.snapshot_date:
-            raise ManifestError(
-                f"{obj.uri}: manifest says {manifest.stage}/{manifest.snapshot_date}, "
-                f"its name says {ref.stage}/{ref.snapshot_date}"
-            )
-        upstream = UpstreamRef(obj.name, generation, sha)
-        s = rt.settings
-        if stage == "transform":
-            from spotify_pipeline.transform import run_transform
 
-            out, _ = run_transform(manifest, upstream, rt.store, rt.now)
-            return out.row_counts
+def _stage_body(
+    rt: Runtime, stage: layout.Stage, name: str, generation: int, ref: layout.ManifestRef, run: StageRun
+) -> dict[str, int]:
+    manifest, generation, sha = rt.store.read_manifest(name, generation)
+    run.run_id, run.sources = manifest.run_id, dict(manifest.sources)
+    logs.bind(run_id=manifest.run_id)
+    uri = f"gs://{rt.settings.bucket}/{name}#{generation}"
+    if manifest.stage != ref.stage or manifest.snapshot_date != ref.snapshot_date:
+        raise ManifestError(
+            f"{uri}: manifest says {manifest.stage}/{manifest.snapshot_date}, "
+            f"its name says {ref.stage}/{ref.snapshot_date}"
+        )
+    if manifest.sources.get(REPLAY_SOURCE):
+        raise StaleObject(
+            f"{uri} was written by `spotify-pipeline replay` (run {manifest.run_id}), which runs {stage} itself"
+        )
+    upstream = UpstreamRef(name, generation, sha)
+    if stage != "load":
+        # A redelivered event whose result is already published: nothing to redo, nothing cascades.
+        # (load always runs again: it is the last stage and replacing a partition is idempotent.)
+        own = layout.manifest_name(stage, ref.snapshot_date)
+        try:
+            done, done_generation, _ = rt.store.read_manifest(own)
+        except (StaleObject, ManifestError):
+            done = None
+        if done is not None and done.upstream == upstream:
+            raise StaleObject(f"gs://{rt.settings.bucket}/{own}#{done_generation} was already computed from {uri}")
+    return run_stage(rt, stage, manifest, upstream, run)
+
+
+def run_stage(
+    rt: Runtime,
+    stage: layout.Stage,
+    manifest: Manifest,
+    upstream: UpstreamRef,
+    run: StageRun,
+    *,
+    force_gates: bool | None = None,
+) -> dict[str, int]:
+    """Run ``stage`` on its upstream ``manifest`` (read from ``upstream``); return its row counts.
+
+    Shared by the functions and ``spotify-pipeline replay``. Before recommend, the data-quality
+    gates check transform's tables (:func:`spotify_pipeline.gates.check_snapshot`): a failure is a
+    permanent error, so nothing of the snapshot is modelled or loaded; ``force_gates`` (replay's
+    ``--force``; None: the run request's ``force_gates``) goes on and notes it on ``run``.
+    """
+    uri = f"gs://{rt.settings.bucket}/{upstream.name}#{upstream.generation}"
+    # What must still be current for a missing or altered input file to be a permanent error.
+    inputs = [upstream] + ([manifest.upstream] if stage == "load" and manifest.upstream is not None else [])
+    s = rt.settings
+    try:
         if stage == "recommend":
+            from spotify_pipeline.gates import check_snapshot
+
+            report = check_snapshot(manifest, rt.store, s.gates, force=force_gates)
+            if report.forced:
+                run.note = report.message()
+        if stage == "load":
+            from spotify_pipeline.load import run_load
+
+            _, counts = run_load(manifest, upstream, rt.store, rt.bigquery, s.dataset, rt.now)
+            return counts
+        scoped = RunScopedStore(rt.store, stage, manifest.run_id)
+        try:
+            if stage == "transform":
+                from spotify_pipeline.transform import run_transform
+
+                out, _ = run_transform(manifest, upstream, scoped, rt.now)
+                return out.row_counts
             from spotify_pipeline.recommend import ModelParams, run_recommend
 
             params = ModelParams(s.n_clusters, s.random_state, s.top_k, s.all_pairs_max_tracks)
-            out, _ = run_recommend(manifest, upstream, rt.store, params, rt.now)
+            out, _ = run_recommend(manifest, upstream, scoped, params, rt.now)
             return out.row_counts
-        from spotify_pipeline.load import run_load
+        except ConcurrentPublish as exc:
+            _resolve_conflict(rt, upstream, exc)
+            raise
+        except BaseException:
+            scoped.abandon()  # nothing partial stays: not the files of a failed execution
+            raise
+    except ObjectMismatch as exc:
+        if all(rt.store.generation(i.name) == i.generation for i in inputs):
+            raise DataError(
+                f"{exc}; {uri} is still the current manifest, so the object was changed or deleted outside "
+                "the pipeline: run the upstream stage again"
+            ) from None
+        raise  # its manifest was superseded meanwhile: stale
 
-        _, counts = run_load(manifest, upstream, rt.store, rt.bigquery, s.dataset, rt.now)
-        return counts
 
-    _finish(rt, run, body)
+def _resolve_conflict(rt: Runtime, upstream: UpstreamRef, exc: ConcurrentPublish) -> None:
+    """This execution lost the race to publish. Stale (acknowledged) when its input was superseded
+    or when the winner published from the same input (a duplicate delivery); otherwise returns, and
+    the caller re-raises ``exc`` as transient: the winner worked from an older input, so the event
+    is redelivered and published again from the current one."""
+    current = rt.store.generation(upstream.name)
+    if current != upstream.generation:
+        raise StaleObject(f"{exc}; its input {upstream.name}#{upstream.generation} was superseded meanwhile")
+    try:
+        winner, generation, _ = rt.store.read_manifest(exc.name)
+    except (StaleObject, ManifestError):
+        return
+    if winner.upstream is not None and (winner.upstream.name, winner.upstream.generation) == (
+        upstream.name,
+        upstream.generation,
+    ):
+        raise StaleObject(
+            f"{exc.name}#{generation} was published from the same input by a concurrent delivery of this event"
+        )

@@ -10,7 +10,8 @@ Run request fields (all optional; message > environment > default):
 (``spotify-playlist`` | ``charts-csv``), ``charts_csv`` (the chart file: object name in the data
 bucket or ``gs://bucket/name``, optionally ``#generation``), ``feature_providers`` (ordered list of
 ``dataset``, ``spotify``, ``reccobeats``), ``dataset_features`` (bool: features inside the chart
-file first).
+file first), ``force_gates`` (bool, default false: load the snapshot even if a data-quality gate
+fails; recorded in ``pipeline_runs``, see ``spotify_pipeline.gates``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from spotify_pipeline.config import (
 ISO_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PLAYLIST_ID_RE = re.compile(r"^[A-Za-z0-9]{22}$")
-OBJECT_REF_RE = re.compile(r"^(?:gs://(?P<bucket>[^/]+)/)?(?P<name>[^#]+?)(?:#(?P<generation>\d+))?$")
+OBJECT_REF_RE = re.compile(r"^(?:gs://(?P<bucket>[^/]+)/)?(?P<name>.+?)(?:#(?P<generation>\d{1,19}))?$", re.DOTALL)
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+FUTURE_SLACK_DAYS = 7  # a weekly chart is dated by the last day of its week: up to 7 days ahead
 RUN_REQUEST_FIELDS = (
     "snapshot_date",
     "markets",
@@ -47,6 +50,7 @@ RUN_REQUEST_FIELDS = (
     "charts_csv",
     "feature_providers",
     "dataset_features",
+    "force_gates",
 )
 
 
@@ -89,6 +93,7 @@ class RunRequest:
     charts_csv: ObjectRef | None = None
     dataset_features: bool = True
     snapshot_date_given: bool = True
+    force_gates: bool = False
 
     def provider_chain(self, chart_has_features: bool) -> tuple[str, ...]:
         """Providers in the order they are asked; ``dataset`` leads when the chart file carries
@@ -110,6 +115,8 @@ class RunRequest:
             "charts_csv": str(self.charts_csv) if self.charts_csv is not None else None,
             "feature_providers": list(self.feature_providers),
             "dataset_features": self.dataset_features,
+            # Only when set, so ordinary runs' manifests are unchanged; recommend reads it (gates).
+            **({"force_gates": True} if self.force_gates else {}),
         }
 
 
@@ -142,11 +149,16 @@ def parse_run_request(
             where, unknown[0], payload[unknown[0]], f"unknown field; allowed: {', '.join(RUN_REQUEST_FIELDS)}"
         )
 
+    today = today or datetime.now(UTC).date()
     snapshot = (
         parse_iso_date(payload["snapshot_date"], where, "snapshot_date")
         if payload.get("snapshot_date") is not None
-        else (today or datetime.now(UTC).date())
+        else today
     )
+    if (snapshot - today).days > FUTURE_SLACK_DAYS:
+        raise InvalidEvent(
+            where, "snapshot_date", payload["snapshot_date"], f"in the future (today is {today.isoformat()} UTC)"
+        )
 
     markets = settings.markets
     if payload.get("markets") is not None:
@@ -226,6 +238,11 @@ def parse_run_request(
         dataset_features = settings.dataset_features
     if not isinstance(dataset_features, bool):
         raise InvalidEvent(where, "dataset_features", dataset_features, "expected true or false")
+    force_gates = payload.get("force_gates")
+    if force_gates is None:
+        force_gates = False
+    if not isinstance(force_gates, bool):
+        raise InvalidEvent(where, "force_gates", force_gates, "expected true or false")
 
     return RunRequest(
         snapshot_date=snapshot,
@@ -236,6 +253,7 @@ def parse_run_request(
         feature_providers=providers,
         charts_csv=charts_ref,
         dataset_features=dataset_features,
+        force_gates=force_gates,
         snapshot_date_given=payload.get("snapshot_date") is not None,
     )
 
@@ -247,6 +265,11 @@ def parse_object_ref(value: object, bucket: str, where: str, field_name: str) ->
         raise InvalidEvent(
             where, field_name, value, "expected an object name such as inbox/chart.csv or gs://BUCKET/NAME"
         )
+    name = match["name"]
+    if CONTROL_RE.search(name) or name in (".", "..") or len(name.encode("utf-8", "surrogatepass")) > 1024:
+        raise InvalidEvent(
+            where, field_name, value, "not a Cloud Storage object name (1-1024 bytes, no control characters)"
+        )
     if match["bucket"] and match["bucket"] != bucket:
         raise InvalidEvent(
             where, field_name, value, f"the chart file must be in the data bucket {bucket}; copy it there first"
@@ -257,7 +280,7 @@ def parse_object_ref(value: object, bucket: str, where: str, field_name: str) ->
 
 def decode_pubsub_payload(data: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
     """The JSON object inside a ``messagePublished`` CloudEvent's ``message.data``."""
-    message = (data or {}).get("message")
+    message = data.get("message") if isinstance(data, Mapping) else None
     if not isinstance(message, Mapping):
         raise InvalidEvent(where, "message", message, "not a Pub/Sub messagePublished event")
     encoded = message.get("data") or ""
@@ -271,6 +294,8 @@ def decode_pubsub_payload(data: Mapping[str, Any] | None, where: str) -> dict[st
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidEvent(where, "message.data", text[:200], f"not JSON ({exc.msg})") from None
+    except RecursionError:
+        raise InvalidEvent(where, "message.data", text[:200], "JSON nested too deeply") from None
     if not isinstance(payload, dict):
         raise InvalidEvent(where, "message.data", text[:200], "expected a JSON object")
     return payload
@@ -292,22 +317,25 @@ class StorageObject:
 
 def parse_storage_event(data: Mapping[str, Any] | None, event_time: str | None) -> StorageObject:
     where = "storage event"
-    data = data or {}
+    if not isinstance(data, Mapping):
+        raise InvalidEvent(where, "data", data, "expected the object's metadata (a JSON object)")
     bucket, name, generation = data.get("bucket"), data.get("name"), data.get("generation")
     if not isinstance(bucket, str) or not bucket:
         raise InvalidEvent(where, "bucket", bucket, "missing")
     if not isinstance(name, str) or not name:
         raise InvalidEvent(where, "name", name, "missing")
-    try:
-        gen = int(str(generation))
-    except ValueError:
-        gen = -1
-    if gen < 0:
+    gen = int(generation) if isinstance(generation, str | int) and re.fullmatch(r"\d{1,19}", str(generation)) else -1
+    if gen < 0 or isinstance(generation, bool):
         raise InvalidEvent(f"gs://{bucket}/{name}", "generation", generation, "not a non-negative integer")
-    when: datetime | None = None
-    if event_time:
-        try:
-            when = datetime.fromisoformat(event_time.replace("Z", "+00:00"))
-        except ValueError:
-            when = None
-    return StorageObject(bucket=bucket, name=name, generation=gen, event_time=when)
+    return StorageObject(bucket=bucket, name=name, generation=gen, event_time=parse_event_time(event_time))
+
+
+def parse_event_time(value: object) -> datetime | None:
+    """A CloudEvent ``time`` (RFC 3339); without an offset it is taken as UTC; None if unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -16,7 +16,8 @@ One run reads its chart source, then asks each API only what it must, then write
    use is reported once, with the fix, and the chain moves on.
 
 Everything is fetched before anything is written: a failure leaves nothing partial. Then, per
-snapshot date, the raw objects under ``extract/snapshot_date=D/`` and the manifest last::
+snapshot date, the raw objects under ``extract/snapshot_date=D/`` (in this execution's run folder,
+see :mod:`.layout`) and the manifest last::
 
     playlists/<MARKET>/<playlist id>/page-NNN.json   spotify-playlist: API pages as received
     charts/<MARKET>.json                             charts-csv: the file's rows of that market and date
@@ -46,6 +47,7 @@ from spotify_pipeline.manifest import FileEntry, Manifest, sha256_hex
 from spotify_pipeline.sources.cache import Cache
 from spotify_pipeline.sources.charts_csv import ChartEntry, ChartFile, parse_chart_csv
 from spotify_pipeline.sources.reccobeats import match_by_href
+from spotify_pipeline.store import ConcurrentPublish, StaleObject
 
 if TYPE_CHECKING:  # transform imports track_of and must not need spotipy
     from spotify_pipeline.sources.reccobeats import ReccoBeatsApi
@@ -419,6 +421,7 @@ def run_extract(
     if chart_file is not None:
         sources_row["chart_file"] = chart_file["uri"]
     results: list[tuple[Manifest, int]] = []
+    superseded: list[str] = []
     for snap in snapshots:
         prefix = layout.prefix("extract", snap.snapshot_date)
         objects, artists = _snapshot_objects(snap, fetched)
@@ -454,11 +457,19 @@ def run_extract(
             request=request.to_message(),
         )
         name = layout.manifest_name("extract", snap.snapshot_date)
-        generation = store.write_manifest(manifest, name)
+        try:
+            generation = store.write_manifest(manifest, name)
+        except ConcurrentPublish as exc:
+            # Another run of this snapshot published while this one ran: its result stands, whole.
+            superseded.append(str(exc))
+            log.info("snapshot %s not published: %s", snap.snapshot_date, exc)
+            continue
         # Objects of an earlier run of this snapshot that this one did not write (fewer pages, fewer markets).
         removed = store.delete_stale(prefix, {f.name for f in files} | {name})
         if removed:
             log.info("removed %d objects of an earlier run under %s", len(removed), prefix)
         results.append((manifest, generation))
     sources.cache.flush()
+    if superseded and not results:
+        raise StaleObject("; ".join(superseded))
     return results

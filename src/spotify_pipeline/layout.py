@@ -1,16 +1,27 @@
 """Where every object of a run lives in the data bucket.
 
-    extract/snapshot_date=2026-11-23/playlists/GLOBAL/<playlist id>/page-000.json   raw API responses
-    extract/snapshot_date=2026-11-23/artists/batch-000.json
-    extract/snapshot_date=2026-11-23/audio_features/batch-000.json
-    extract/snapshot_date=2026-11-23/_manifest.json                   written last
-    transform/snapshot_date=2026-11-23/<table>.parquet + _manifest.json
-    recommend/snapshot_date=2026-11-23/<table>.parquet + _manifest.json
+    extract/snapshot_date=2026-11-23/run=<run folder>/playlists/GLOBAL/<playlist id>/page-000.json   raw API responses
+    extract/snapshot_date=2026-11-23/run=<run folder>/artists/batch-000.json
+    extract/snapshot_date=2026-11-23/run=<run folder>/audio_features/batch-000.json
+    extract/snapshot_date=2026-11-23/_manifest.json                   written last; lists the files above
+    transform/snapshot_date=2026-11-23/run=<run folder>/<table>.parquet + transform/.../_manifest.json
+    recommend/snapshot_date=2026-11-23/run=<run folder>/<table>.parquet + recommend/.../_manifest.json
     load/snapshot_date=2026-11-23/_manifest.json                      receipt of the load
 
 A stage acts only on its upstream stage's ``_manifest.json``; every other object is ignored
 by name, without being read. Stages write under their own prefix only, and no stage consumes
 its own manifest, so nothing a stage writes can trigger itself.
+
+Each execution of a stage writes its data files into a run folder of its own,
+``run=<run id>.<base generation>.<nonce>``: the run id, the generation of the stage's manifest
+when the execution began (0: none yet) and 8 random hex digits (two deliveries of one event
+never share a folder). The manifest keeps its fixed name, is published last with the generation
+precondition ``ifGenerationMatch=<base generation>``, and is the only way to find the current
+files. Because generations only grow, a folder whose base generation is older than the current
+manifest's can never be published any more: the publisher deletes such folders (an earlier run's,
+a crashed or a losing concurrent execution's), and leaves alone the folders of executions that
+began after it published (see :class:`spotify_pipeline.store.RunScopedStore`). File contents do
+not depend on the folder: same inputs, byte-identical files.
 """
 
 from __future__ import annotations
@@ -28,6 +39,10 @@ MANIFEST = "_manifest.json"
 UPSTREAM: dict[Stage, Stage] = {"transform": "extract", "recommend": "transform", "load": "recommend"}
 
 _MANIFEST_RE = re.compile(r"^(extract|transform|recommend|load)/snapshot_date=(\d{4}-\d{2}-\d{2})/_manifest\.json$")
+_RUN_FOLDER_RE = re.compile(
+    r"^(?P<prefix>(?:extract|transform|recommend|load)/snapshot_date=\d{4}-\d{2}-\d{2}/)"
+    r"run=(?P<run_id>[A-Za-z0-9_-]{1,64})\.(?P<base>\d{1,20})\.(?P<nonce>[0-9a-f]{8})/"
+)
 
 
 def prefix(stage: Stage, snapshot_date: date) -> str:
@@ -55,3 +70,29 @@ def parse_manifest_name(name: str) -> ManifestRef | None:
         return None
     stage: Stage = match.group(1)  # type: ignore[assignment]  # the regex admits only stage names
     return ManifestRef(stage, snapshot)
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The folder one execution of a stage writes its data files into (see the module doc)."""
+
+    prefix: str  # the stage's snapshot prefix, e.g. ``transform/snapshot_date=2026-11-23/``
+    run_id: str
+    base_generation: int  # the stage manifest's generation when the execution began; 0: none
+    nonce: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.prefix}run={self.run_id}.{self.base_generation}.{self.nonce}/"
+
+
+def run_folder(stage: Stage, snapshot_date: date, run_id: str, base_generation: int, nonce: str) -> RunFolder:
+    return RunFolder(prefix(stage, snapshot_date), run_id, base_generation, nonce)
+
+
+def parse_run_folder(name: str) -> RunFolder | None:
+    """The run folder an object lives in; None for an object outside any run folder."""
+    match = _RUN_FOLDER_RE.match(name)
+    if match is None:
+        return None
+    return RunFolder(match["prefix"], match["run_id"], int(match["base"]), match["nonce"])

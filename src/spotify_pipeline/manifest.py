@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from spotify_pipeline.layout import Stage
+from spotify_pipeline.layout import STAGES, Stage
 
 FORMAT_VERSION = 1
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class ManifestError(ValueError):
@@ -71,26 +73,104 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> Manifest:
+        """Parse and type-check a manifest; anything else is a :class:`ManifestError` naming
+        ``where``, the field and the value."""
         try:
             body = json.loads(data)
-            if not isinstance(body, dict):
-                raise ManifestError(f"{where}: expected a JSON object, got {type(body).__name__}")
-            if body.get("format") != FORMAT_VERSION:
-                raise ManifestError(f"{where}: field 'format' = {body.get('format')!r}: expected {FORMAT_VERSION}")
-            upstream = body.get("upstream")
-            return cls(
-                stage=body["stage"],
-                snapshot_date=date.fromisoformat(body["snapshot_date"]),
-                run_id=body["run_id"],
-                started_at=body["started_at"],
-                finished_at=body["finished_at"],
-                files=tuple(FileEntry(**f) for f in body["files"]),
-                upstream=UpstreamRef(**upstream) if upstream else None,
-                sources=dict(body.get("sources") or {}),
-                summary=dict(body.get("summary") or {}),
-                request=body.get("request"),
-            )
-        except ManifestError:
-            raise
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ManifestError(f"{where}: not a valid manifest ({type(exc).__name__}: {exc})") from None
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise ManifestError(f"{where}: not a valid manifest (not JSON: {type(exc).__name__}: {exc})") from None
+        if not isinstance(body, dict):
+            raise ManifestError(f"{where}: expected a JSON object, got {type(body).__name__}")
+        if body.get("format") != FORMAT_VERSION:
+            raise ManifestError(f"{where}: field 'format' = {body.get('format')!r}: expected {FORMAT_VERSION}")
+        field_ = _Fields(where)
+        stage = field_.text(body, "stage")
+        if stage not in STAGES:
+            raise field_.bad("stage", stage, f"expected one of {', '.join(STAGES)}")
+        raw_date = field_.text(body, "snapshot_date")
+        try:
+            snapshot = date.fromisoformat(raw_date)
+        except ValueError:
+            raise field_.bad("snapshot_date", raw_date, "expected an ISO date YYYY-MM-DD") from None
+        files = body.get("files")
+        if not isinstance(files, list):
+            raise field_.bad("files", files, "expected a list of file entries")
+        upstream = body.get("upstream")
+        if upstream is not None and not isinstance(upstream, dict):
+            raise field_.bad("upstream", upstream, "expected an object or null")
+        for name in ("sources", "summary"):
+            if body.get(name) is not None and not isinstance(body[name], dict):
+                raise field_.bad(name, body[name], "expected an object")
+        sources = body.get("sources") or {}
+        if not all(isinstance(v, str) for v in sources.values()):
+            raise field_.bad("sources", sources, "expected an object of strings")
+        request = body.get("request")
+        if request is not None and not isinstance(request, dict):
+            raise field_.bad("request", request, "expected an object or null")
+        return cls(
+            stage=stage,  # checked against STAGES above
+            snapshot_date=snapshot,
+            run_id=field_.text(body, "run_id"),
+            started_at=field_.text(body, "started_at"),
+            finished_at=field_.text(body, "finished_at"),
+            files=tuple(field_.file(f, f"files[{i}]") for i, f in enumerate(files)),
+            upstream=(
+                UpstreamRef(
+                    field_.text(upstream, "name", "upstream."),
+                    field_.integer(upstream, "generation", "upstream."),
+                    field_.text(upstream, "sha256", "upstream."),
+                )
+                if upstream
+                else None
+            ),
+            sources=dict(sources),
+            summary=dict(body.get("summary") or {}),
+            request=request,
+        )
+
+
+class _Fields:
+    """Typed field access for :meth:`Manifest.from_bytes`, with errors naming object, field and value."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def bad(self, name: str, value: object, reason: str) -> ManifestError:
+        shown = repr(value)
+        return ManifestError(f"{self.where}: field {name!r} = {shown[:200]}: {reason}")
+
+    def text(self, body: dict[str, Any], name: str, path: str = "") -> str:
+        value = body.get(name)
+        if not isinstance(value, str):
+            raise self.bad(path + name, value, "expected a string")
+        return value
+
+    def integer(self, body: dict[str, Any], name: str, path: str = "") -> int:
+        value = body.get(name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise self.bad(path + name, value, "expected a non-negative integer")
+        return value
+
+    def optional_integer(self, body: dict[str, Any], name: str, path: str = "") -> int | None:
+        return None if body.get(name) is None else self.integer(body, name, path)
+
+    def file(self, entry: object, path: str) -> FileEntry:
+        if not isinstance(entry, dict):
+            raise self.bad(path, entry, "expected a file entry object")
+        unknown = sorted(set(entry) - {"name", "sha256", "bytes", "rows", "table"})
+        if unknown:
+            raise self.bad(f"{path}.{unknown[0]}", entry[unknown[0]], "unknown field of a file entry")
+        sha = self.text(entry, "sha256", path + ".")
+        if not _SHA256.fullmatch(sha):
+            raise self.bad(f"{path}.sha256", sha, "expected 64 lower-case hex digits")
+        table = entry.get("table")
+        if table is not None and not isinstance(table, str):
+            raise self.bad(f"{path}.table", table, "expected a string or null")
+        rows = self.optional_integer(entry, "rows", path + ".")
+        return FileEntry(
+            name=self.text(entry, "name", path + "."),
+            sha256=sha,
+            bytes=self.integer(entry, "bytes", path + "."),
+            rows=rows,
+            table=table,
+        )

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from google.cloud import bigquery
 
 log = logging.getLogger(__name__)
+RECORD_TIMEOUT_SECONDS = 10.0
 Status = Literal["succeeded", "failed", "retrying"]
 
 
@@ -23,6 +24,8 @@ class StageRun:
     snapshot_date: date | None = None
     trigger: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    # Recorded in `error` when the stage succeeds with something to say (forced past failed gates).
+    note: str | None = None
 
     def row(
         self, status: Status, finished_at: datetime, row_counts: dict[str, int] | None = None, error: str | None = None
@@ -41,7 +44,7 @@ class StageRun:
             "chart_source": self.sources.get("chart_source"),
             "feature_source": self.sources.get("feature_source"),
             "trigger": self.trigger,
-            "error": error,
+            "error": error if error is not None else self.note,
         }
 
 
@@ -52,8 +55,14 @@ class RunLog:
 
     def record(self, row: dict[str, object]) -> None:
         # The record must not turn a finished stage into a retried one: failures to write it are logged only.
+        from google.cloud import bigquery
+
         try:
-            errors = self._client.insert_rows_json(self.table_id, [row])
+            # Bounded: with the warehouse unreachable, the stage must not hang on its record for the
+            # client's default 10 minutes of retries (its event would be redelivered meanwhile).
+            errors = self._client.insert_rows_json(
+                self.table_id, [row], retry=bigquery.DEFAULT_RETRY.with_timeout(RECORD_TIMEOUT_SECONDS), timeout=10
+            )
         except Exception as exc:
             log.error("could not record stage run in %s: %s", self.table_id, exc)
             return

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -16,8 +17,8 @@ from spotify_pipeline.errors import DataError
 from spotify_pipeline.extract import track_of
 from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
 from spotify_pipeline.schema import table
+from spotify_pipeline.sources.charts_csv import FEATURE_RANGES, INT64_MAX, MAX_RANK
 from spotify_pipeline.sources.reccobeats import match_by_href
-from spotify_pipeline.store import BucketStore
 from spotify_pipeline.tabular import parquet_bytes, to_arrow
 
 MODEL_FEATURES = ("danceability", "energy", "loudness", "valence")
@@ -31,10 +32,16 @@ _CACHED_RE = re.compile(r"/cached/(?P<kind>[a-z-]+)\.json$")
 
 
 def _load_json(name: str, data: bytes) -> Any:
+    if not data.strip():
+        raise DataError(f"{name}: empty object ({len(data)} bytes), expected a JSON document")
     try:
         return json.loads(data)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{name}: not JSON ({exc.msg} at line {exc.lineno})") from None
+        raise DataError(f"{name}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{name}: byte {exc.start} is not UTF-8, expected a JSON document") from None
+    except RecursionError:
+        raise DataError(f"{name}: JSON nested too deeply") from None
 
 
 def _features_of(
@@ -59,12 +66,183 @@ def _features_of(
 
 
 def _timestamp(value: object) -> datetime | None:
+    """An ISO 8601 timestamp (UTC when it names no offset); None if it is not one."""
     if not isinstance(value, str) or not value:
         return None
     try:
-        return pd.Timestamp(value).to_pydatetime()
-    except ValueError:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
         return None
+    if pd.isna(stamp):
+        return None
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    when: datetime = stamp.to_pydatetime()
+    return when
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+class _Raw:
+    """Typed access to one raw object (API answer or chart rows as extract stored them), with
+    errors naming the object, the field and the value: a malformed answer is a permanent
+    :class:`DataError`, never a crash deeper down. Returns cleaned copies holding only the fields
+    the tables use."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def bad(self, path: str, value: object, reason: str) -> DataError:
+        return DataError(f"{self.name}: field {path!r} = {_show(value)}: {reason}")
+
+    def obj(self, value: object, path: str, *, optional: bool = False) -> dict[str, Any]:
+        if value is None and optional:
+            return {}
+        if not isinstance(value, dict):
+            raise self.bad(path, value, "expected a JSON object")
+        return value
+
+    def items(self, value: object, path: str) -> list[Any]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.bad(path, value, "expected a list")
+        return value
+
+    def text(self, value: object, path: str, *, optional: bool = True) -> str:
+        if value is None and optional:
+            return ""
+        if not isinstance(value, str) or (not optional and not value):
+            raise self.bad(path, value, "expected a string" if optional else "expected a non-empty string")
+        return value
+
+    def integer(self, value: object, path: str, low: int = -INT64_MAX, high: int = INT64_MAX) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise self.bad(path, value, f"expected an integer from {low} to {high}")
+        return value
+
+    def boolean(self, value: object, path: str) -> bool | None:
+        if value is not None and not isinstance(value, bool):
+            raise self.bad(path, value, "expected true or false")
+        return value
+
+    def time(self, value: object, path: str) -> datetime | None:
+        if value is None or value == "":
+            return None
+        when = _timestamp(value) if isinstance(value, str) else None
+        if when is None:
+            raise self.bad(path, value, "expected an ISO 8601 timestamp")
+        return when
+
+    def features(self, value: object, path: str) -> dict[str, Any]:
+        feat = self.obj(value, path)
+        out: dict[str, Any] = {}
+        for col, (low, high) in FEATURE_RANGES.items():
+            v = feat.get(col)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not low <= v <= high:
+                raise self.bad(f"{path}.{col}", v, f"expected a number from {low:g} to {high:g}")
+            if col in INT_FEATURES and v != int(v):
+                raise self.bad(f"{path}.{col}", v, "expected a whole number")
+            out[col] = v
+        return out
+
+    def track(self, value: object, path: str) -> dict[str, Any]:
+        t = self.obj(value, path)
+        credits = []
+        for i, a in enumerate(self.items(t.get("artists"), f"{path}.artists")):
+            a = self.obj(a, f"{path}.artists[{i}]")
+            if a.get("id") is not None:
+                credits.append(
+                    {
+                        "id": self.text(a.get("id"), f"{path}.artists[{i}].id", optional=False),
+                        "name": self.text(a.get("name"), f"{path}.artists[{i}].name") or None,
+                    }
+                )
+        album = self.obj(t.get("album"), f"{path}.album", optional=True)
+        return {
+            "id": self.text(t.get("id"), f"{path}.id", optional=False),
+            "name": self.text(t.get("name"), f"{path}.name") or None,
+            "artists": credits,
+            "album": {k: self.text(album.get(k), f"{path}.album.{k}") or None for k in ("id", "name", "release_date")},
+            "duration_ms": self.integer(t.get("duration_ms"), f"{path}.duration_ms", 0),
+            "explicit": self.boolean(t.get("explicit"), f"{path}.explicit"),
+            "popularity": self.integer(t.get("popularity"), f"{path}.popularity", 0, 100),
+            "external_ids": {
+                "isrc": self.text(
+                    self.obj(t.get("external_ids"), f"{path}.external_ids", optional=True).get("isrc"),
+                    f"{path}.external_ids.isrc",
+                )
+                or None
+            },
+            "external_urls": {
+                "spotify": self.text(
+                    self.obj(t.get("external_urls"), f"{path}.external_urls", optional=True).get("spotify"),
+                    f"{path}.external_urls.spotify",
+                )
+                or None
+            },
+        }
+
+    def artist(self, value: object, path: str) -> dict[str, Any]:
+        a = self.obj(value, path)
+        genres = self.items(a.get("genres"), f"{path}.genres")
+        for i, g in enumerate(genres):
+            self.text(g, f"{path}.genres[{i}]")
+        followers = self.obj(a.get("followers"), f"{path}.followers", optional=True)
+        return {
+            "id": self.text(a.get("id"), f"{path}.id", optional=False),
+            "name": self.text(a.get("name"), f"{path}.name") or None,
+            "popularity": self.integer(a.get("popularity"), f"{path}.popularity", 0, 100),
+            "followers": {"total": self.integer(followers.get("total"), f"{path}.followers.total", 0)},
+            "genres": [g for g in genres if g],
+        }
+
+    def chart_entry(self, value: object, path: str) -> dict[str, Any]:
+        line = self.obj(value, path)
+        names = self.items(line.get("artist_names"), f"{path}.artist_names")
+        extra = self.obj(line.get("extra"), f"{path}.extra", optional=True)
+        features = line.get("features")
+        return {
+            "rank": self.integer(line.get("rank"), f"{path}.rank", 1, MAX_RANK) or self._missing(path, "rank"),
+            "track_id": self.text(line.get("track_id"), f"{path}.track_id", optional=False),
+            "track_name": self.text(line.get("track_name"), f"{path}.track_name") or None,
+            "artist_names": [self.text(n, f"{path}.artist_names[{i}]") for i, n in enumerate(names)],
+            "features": self.features(features, f"{path}.features") if features is not None else None,
+            "extra": {
+                "album_name": self.text(extra.get("album_name"), f"{path}.extra.album_name") or None,
+                "album_release_date": self.text(extra.get("album_release_date"), f"{path}.extra.album_release_date")
+                or None,
+                "duration_ms": self.integer(extra.get("duration_ms"), f"{path}.extra.duration_ms", 0),
+                "explicit": self.boolean(extra.get("explicit"), f"{path}.extra.explicit"),
+                "popularity": self.integer(extra.get("popularity"), f"{path}.extra.popularity", 0, 100),
+            },
+        }
+
+    def cached(self, kind: str, value: object, path: str) -> dict[str, Any]:
+        entry = self.obj(value, path)
+        fetched = entry.get("fetched_at")
+        self.time(fetched, f"{path}.fetched_at")
+        item = entry.get("value")
+        if item is not None:
+            if kind == "tracks":
+                item = self.track(item, f"{path}.value")
+            elif kind == "artists":
+                item = self.artist(item, f"{path}.value")
+            elif kind.startswith("features-"):
+                item = self.features(item, f"{path}.value") or None
+        return {"fetched_at": fetched, "value": item}
+
+    def _missing(self, path: str, name: str) -> int:
+        raise self.bad(f"{path}.{name}", None, "required")
 
 
 def build_tables(
@@ -93,12 +271,19 @@ def build_tables(
     for name, body in raw:
         page = _PAGE_RE.search(name)
         chart_file = _CHART_RE.search(name)
+        chk = _Raw(name)
+        body = chk.obj(body, "(the object)")
         if page:
-            offset = int(body.get("offset") or 0)
-            for i, item in enumerate(body.get("items") or []):
-                track = track_of(item)
-                if track is None:
+            offset = chk.integer(body.get("offset"), "offset", 0, MAX_RANK) or 0
+            for i, item in enumerate(chk.items(body.get("items"), "items")):
+                if item is None:
                     continue
+                item = chk.obj(item, f"items[{i}]")
+                raw_track = track_of(item)
+                if raw_track is None:
+                    continue
+                key = "item" if item.get("item") else "track"
+                track = chk.track(raw_track, f"items[{i}].{key}")
                 track_objs.setdefault(track["id"], track)
                 entries.append(
                     {
@@ -107,18 +292,20 @@ def build_tables(
                         "rank": offset + i + 1,
                         "track_id": track["id"],
                         "playlist_id": page["playlist"],
-                        "added_at": pd.Timestamp(item["added_at"]) if item.get("added_at") else None,
+                        "added_at": chk.time(item.get("added_at"), f"items[{i}].added_at"),
                         "chart_source": chart_source,
                     }
                 )
         elif chart_file:
-            chart_time = chart_time or _timestamp((body.get("source") or {}).get("updated"))
-            for line in body.get("entries") or []:
+            source = chk.obj(body.get("source"), "source", optional=True) or {}
+            chart_time = chart_time or chk.time(source.get("updated"), "source.updated")
+            for i, raw_line in enumerate(chk.items(body.get("entries"), "entries")):
+                line = chk.chart_entry(raw_line, f"entries[{i}]")
                 entries.append(
                     {
                         "snapshot_date": snapshot,
                         "market": chart_file["market"],
-                        "rank": int(line["rank"]),
+                        "rank": line["rank"],
                         "track_id": line["track_id"],
                         "playlist_id": None,
                         "added_at": None,
@@ -129,22 +316,31 @@ def build_tables(
                 if known.get("features") is None and line.get("features") is not None:
                     chart_rows[line["track_id"]] = {**known, "features": line["features"]}
         elif "/tracks/" in name:
-            for track in body.get("tracks") or []:
-                if isinstance(track, dict) and track.get("id"):
-                    track_objs.setdefault(track["id"], track)
+            for i, track in enumerate(chk.items(body.get("tracks"), "tracks")):
+                if track is not None:
+                    clean = chk.track(track, f"tracks[{i}]")
+                    track_objs.setdefault(clean["id"], clean)
         elif "/artists/" in name:
-            for artist in body.get("artists") or []:
-                if artist and artist.get("id"):
-                    artist_objs[artist["id"]] = artist
+            for i, artist in enumerate(chk.items(body.get("artists"), "artists")):
+                if artist is not None:
+                    clean = chk.artist(artist, f"artists[{i}]")
+                    artist_objs[clean["id"]] = clean
         elif "/audio_features/" in name:
-            for feat in body.get("audio_features") or []:
-                if feat and feat.get("id"):
-                    provided["spotify"][feat["id"]] = feat
+            for i, feat in enumerate(chk.items(body.get("audio_features"), "audio_features")):
+                if feat is not None:
+                    feat = chk.obj(feat, f"audio_features[{i}]")
+                    tid = chk.text(feat.get("id"), f"audio_features[{i}].id", optional=False)
+                    provided["spotify"][tid] = chk.features(feat, f"audio_features[{i}]")
         elif "/reccobeats/" in name:
-            provided["reccobeats"].update(match_by_href(body))
-        elif _CACHED_RE.search(name):
-            kind = str(body.get("kind") or _CACHED_RE.search(name)["kind"])  # type: ignore[index]
-            cached.setdefault(kind, {}).update(body.get("entries") or {})
+            chk.items(body.get("content"), "content")
+            for tid, feat in match_by_href(body).items():
+                provided["reccobeats"][tid] = chk.features(feat, f"content[href={tid}]")
+        elif cached_name := _CACHED_RE.search(name):
+            kind = chk.text(body.get("kind"), "kind") or cached_name["kind"]
+            entries_by_id = chk.obj(body.get("entries"), "entries", optional=True) or {}
+            cached.setdefault(kind, {}).update(
+                {oid: chk.cached(kind, entry, f"entries.{oid}") for oid, entry in entries_by_id.items()}
+            )
         else:
             raise DataError(f"{name}: unexpected object in the extract manifest")
     if not entries:
@@ -273,8 +469,22 @@ def model_features(tracks: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)[table("model_features").column_names]
 
 
+class TransformStore(Protocol):
+    """The part of :class:`~spotify_pipeline.store.RunScopedStore` transform uses."""
+
+    def read_verified(self, entry: FileEntry) -> bytes: ...
+
+    def write(
+        self, name: str, data: bytes, content_type: str, *, rows: int | None = None, table: str | None = None
+    ) -> FileEntry: ...
+
+    def write_manifest(self, manifest: Manifest, name: str) -> int: ...
+
+    def delete_stale(self, prefix: str, keep: set[str]) -> list[str]: ...
+
+
 def run_transform(
-    raw_manifest: Manifest, upstream: UpstreamRef, store: BucketStore, now: Callable[[], datetime]
+    raw_manifest: Manifest, upstream: UpstreamRef, store: TransformStore, now: Callable[[], datetime]
 ) -> tuple[Manifest, int]:
     started = now()
     raw = [(f.name, _load_json(f.name, store.read_verified(f))) for f in raw_manifest.files]

@@ -92,10 +92,15 @@ def test_two_runs_of_a_snapshot_leave_identical_tables(stack) -> None:
     day = date(2026, 11, 9)
     run_pipeline(stack, day, "e2e-twice-1")
     first = snapshot_tables(stack, day)
-    objects_first = {k for k in bucket_objects(stack) if k.startswith(layout.prefix("transform", day))}
+    objects_first = _transform_objects(stack, day)
     run_pipeline(stack, day, "e2e-twice-2")
     assert snapshot_tables(stack, day) == first
-    assert {k for k in bucket_objects(stack) if k.startswith(layout.prefix("transform", day))} == objects_first
+    # The same files again, in the second run's folder; the first run's folder is gone.
+    objects_second = _transform_objects(stack, day)
+    assert {rel for _, rel in objects_second} == {rel for _, rel in objects_first}
+    folders_second = {folder for folder, _ in objects_second} - {""}
+    assert len(folders_second) == 1
+    assert folders_second.isdisjoint(folder for folder, _ in objects_first)
     # Each week keeps its own prefix: both runs wrote under this snapshot's folders only.
     assert any(k.startswith("extract/snapshot_date=2026-11-09/") for k in bucket_objects(stack))
 
@@ -132,3 +137,14 @@ def test_trigger_publishes_a_run_that_completes(stack, capsys) -> None:
     n = query(stack, "SELECT COUNT(*) AS n FROM model_features WHERE snapshot_date = @d", d=day)[0]["n"]
     pairs = query(stack, "SELECT COUNT(*) AS n FROM recommendations WHERE snapshot_date = @d", d=day)[0]["n"]
     assert n in (49, 50) and pairs == n * (n - 1)
+
+
+def _transform_objects(state, day: date) -> set[tuple[str, str]]:
+    """(run folder, name within it) of every transform object of ``day``; the manifest's folder is ''."""
+    out = set()
+    for name in bucket_objects(state):
+        if not name.startswith(layout.prefix("transform", day)):
+            continue
+        folder = layout.parse_run_folder(name)
+        out.add((folder.path, name[len(folder.path) :]) if folder else ("", name))
+    return out

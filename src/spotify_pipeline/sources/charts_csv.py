@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -49,6 +50,28 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "time_signature",
 )
 INT_FEATURE_COLUMNS = frozenset({"key", "mode", "time_signature"})
+# Accepted range of each audio feature, inclusive (Spotify's documented scales, with room to spare
+# for loudness and tempo); NaN, infinities and values outside are refused with the line and column.
+FEATURE_RANGES: dict[str, tuple[float, float]] = {
+    "danceability": (0.0, 1.0),
+    "energy": (0.0, 1.0),
+    "key": (-1, 11),
+    "loudness": (-100.0, 10.0),
+    "mode": (0, 1),
+    "speechiness": (0.0, 1.0),
+    "acousticness": (0.0, 1.0),
+    "instrumentalness": (0.0, 1.0),
+    "liveness": (0.0, 1.0),
+    "valence": (0.0, 1.0),
+    "tempo": (0.0, 400.0),
+    "time_signature": (0, 12),
+}
+MAX_RANK = 100_000
+INT64_MAX = 2**63 - 1
+# The largest chart file a run takes: a full Kaggle export (~1.7 M rows, 700 MB) is refused with
+# this limit named, and must be filtered first; 100 MB is ~250,000 rows.
+MAX_FILE_BYTES = 100 * 1024 * 1024
+MAX_ROWS = 250_000
 
 _FILENAME = re.compile(
     r"regional-(?P<market>global|[a-z]{2})-(?P<period>weekly|daily)-(?P<date>\d{4}-\d{2}-\d{2})[^/]*\.csv$",
@@ -59,6 +82,7 @@ _TRACK_REF = re.compile(r"^(?:spotify:track:|https?://open\.spotify\.com/track/)
 _US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _MARKET = re.compile(r"^[A-Z]{2}$")
+_INTEGER = re.compile(r"([+-]?\d{1,19})(?:\.0+)?")
 
 
 @dataclass(frozen=True)
@@ -140,18 +164,22 @@ class _Row:
     def optional_text(self, column: str) -> str | None:
         return self.text(column) or None
 
-    def integer(self, column: str, *, required: bool = False, minimum: int | None = None) -> int | None:
+    def integer(
+        self, column: str, *, required: bool = False, minimum: int | None = None, maximum: int = INT64_MAX
+    ) -> int | None:
         raw = self.text(column)
         if not raw:
             if required:
                 raise self.fail(column, raw, "required, expected an integer")
             return None
-        try:
-            value = int(float(raw)) if re.fullmatch(r"-?\d+(\.0+)?", raw) else int(raw)
-        except ValueError:
-            raise self.fail(column, raw, "expected an integer") from None
+        match = _INTEGER.fullmatch(raw)
+        if match is None:
+            raise self.fail(column, raw, "expected an integer")
+        value = int(match.group(1))
         if minimum is not None and value < minimum:
             raise self.fail(column, raw, f"expected an integer >= {minimum}")
+        if not -INT64_MAX <= value <= maximum:
+            raise self.fail(column, raw, f"expected an integer <= {maximum}")
         return value
 
     def number(self, column: str) -> float | None:
@@ -159,9 +187,12 @@ class _Row:
         if not raw:
             return None
         try:
-            return float(raw)
+            value = float(raw)
         except ValueError:
             raise self.fail(column, raw, "expected a number") from None
+        if not math.isfinite(value):
+            raise self.fail(column, raw, "expected a finite number (not NaN or infinity)")
+        return value
 
     def boolean(self, column: str) -> bool | None:
         raw = self.text(column).lower()
@@ -223,6 +254,12 @@ def _features(row: _Row) -> dict[str, float | int | None] | None:
     out: dict[str, float | int | None] = {}
     for column in FEATURE_COLUMNS:
         value = row.number(column)
+        if value is not None:
+            low, high = FEATURE_RANGES[column]
+            if not low <= value <= high:
+                raise row.fail(column, row.text(column), f"out of range: expected {low:g} to {high:g}")
+            if column in INT_FEATURE_COLUMNS and value != int(value):
+                raise row.fail(column, row.text(column), "expected a whole number")
         out[column] = int(value) if value is not None and column in INT_FEATURE_COLUMNS else value
     return out if any(v is not None for v in out.values()) else None
 
@@ -244,7 +281,7 @@ def _spotify_charts_entry(row: _Row, snapshot: date, market: str) -> ChartEntry:
     return ChartEntry(
         snapshot_date=snapshot,
         market=market,
-        rank=row.integer("rank", required=True, minimum=1) or 0,
+        rank=row.integer("rank", required=True, minimum=1, maximum=MAX_RANK) or 0,
         track_id=track_id,
         line=row.line,
         track_name=row.optional_text("track_name"),
@@ -269,7 +306,7 @@ def _kaggle_entry(row: _Row) -> ChartEntry:
     return ChartEntry(
         snapshot_date=row.day("snapshot_date"),
         market=parse_market(row.text("country"), row, "country"),
-        rank=row.integer("daily_rank", required=True, minimum=1) or 0,
+        rank=row.integer("daily_rank", required=True, minimum=1, maximum=MAX_RANK) or 0,
         track_id=tid,
         line=row.line,
         track_name=row.optional_text("name"),
@@ -285,18 +322,38 @@ def parse_chart_csv(
     """Parse a chart file; ``name`` is its object or file name (charts.spotify.com files keep
     market and date there). ``snapshot_date``/``market`` stand in when a renamed
     charts.spotify.com file lost them; they are ignored for Kaggle files, which carry both."""
+    if len(data) > MAX_FILE_BYTES:
+        raise DataError(
+            f"{name}: {len(data):,} bytes, more than the {MAX_FILE_BYTES // 2**20} MB a run takes; "
+            "split the file or filter it to the markets and dates wanted (docs/data-sources.md, chart files)"
+        )
     text = _decode(data, name)
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise DataError(f"{name}: line {line}: a NUL byte; not a text CSV file (save it as UTF-8 CSV)")
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
-    reader.fieldnames = header
-    fmt = detect_format(header, name)
+    try:
+        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        reader.fieldnames = header
+        fmt = detect_format(header, name)
+        return _parse_rows(reader, name, fmt, snapshot_date, market)
+    except csv.Error as exc:
+        raise DataError(f"{name}: line {reader.line_num}: not a well-formed CSV record ({exc})") from None
+
+
+def _parse_rows(
+    reader: csv.DictReader[str], name: str, fmt: Format, snapshot_date: date | None, market: str | None
+) -> ChartFile:
 
     file_market, file_date = market, snapshot_date
     if fmt == "spotify-charts":
         match = _FILENAME.search(name.rsplit("/", 1)[-1])
         if match:
             file_market = "GLOBAL" if match["market"].lower() == "global" else match["market"].upper()
-            file_date = date.fromisoformat(match["date"])
+            try:
+                file_date = date.fromisoformat(match["date"])
+            except ValueError:
+                raise DataError(f"{name}: file name date {match['date']!r} is not a calendar date") from None
         if file_market is None or file_date is None:
             raise DataError(
                 f"{name}: a charts.spotify.com CSV keeps its market and date only in its file name, "
@@ -327,6 +384,11 @@ def parse_chart_csv(
             )
         seen[key] = line
         entries.append(entry)
+        if len(entries) > MAX_ROWS:
+            raise DataError(
+                f"{name}: line {line}: more than {MAX_ROWS:,} chart rows, the most one run takes; "
+                "split the file or filter it to the markets and dates wanted"
+            )
     if not entries:
         raise DataError(f"{name}: the chart file holds no rows")
     return ChartFile(name=name, format=fmt, entries=tuple(entries))

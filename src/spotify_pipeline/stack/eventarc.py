@@ -3,9 +3,13 @@
 Bucket-triggered functions: ingest (the extract source's second deployment, for inbox/ chart
 files), transform, recommend and load. Like Eventarc, each has its own subscription on the bucket's
 notification topic and receives every object's event (no prefix filter). An HTTP error from the
-function nacks the message, so Pub/Sub redelivers it (``RETRY_POLICY_RETRY``); after
-``MAX_ATTEMPTS`` deliveries the message is acknowledged and dropped, with a log line, so no
-event loops forever. Every delivery to transform, recommend and load is appended to
+function (or none answering: a crashed instance) nacks the message after an exponential backoff
+(0.5, 1, 2, 4, ... s, at most ``EVENTARC_STANDIN_MAX_BACKOFF_SECONDS``, default 16), so Pub/Sub
+redelivers it (``RETRY_POLICY_RETRY``); after ``EVENTARC_STANDIN_MAX_ATTEMPTS`` deliveries
+(default 9: a window of about a minute, long enough for a function or the warehouse to come
+back) the message is acknowledged and dropped, with a log line, so no event loops forever.
+Within the window, the function's other events wait (one event at a time per function).
+Every delivery to transform, recommend and load is appended to
 ``deliveries.jsonl`` in the state folder (headers and body), which the end-to-end test replays to
 prove redelivery is harmless; deliveries to ingest go to ``deliveries-ingest.jsonl``.
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -30,7 +35,8 @@ from cloudevents.http import CloudEvent
 from spotify_pipeline.stack.local import BUCKET, BUCKET_STAGES, BUCKET_TRIGGERED, PROJECT, StackState
 
 log = logging.getLogger("eventarc-standin")
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 9
+MAX_BACKOFF_SECONDS = 16.0
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 
 
@@ -49,8 +55,19 @@ def storage_cloud_event(obj: Mapping[str, Any], event_id: str, event_time: str) 
     )
 
 
+def _setting(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    try:
+        return max(minimum, float(raw)) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r}: expected a number") from None
+
+
 class Deliverer:
-    def __init__(self, state: StackState) -> None:
+    def __init__(self, state: StackState, env: Mapping[str, str] | None = None) -> None:
+        env = os.environ if env is None else env
+        self.max_attempts = int(_setting(env, "EVENTARC_STANDIN_MAX_ATTEMPTS", MAX_ATTEMPTS, 1))
+        self.max_backoff = _setting(env, "EVENTARC_STANDIN_MAX_BACKOFF_SECONDS", MAX_BACKOFF_SECONDS, 0.0)
         self.targets = {fn: state.url(fn) + "/" for fn in BUCKET_TRIGGERED}
         self.journal = state.root / "deliveries.jsonl"
         self.journals = {
@@ -87,10 +104,16 @@ class Deliverer:
             )
         if 200 <= status < 300:
             return True
-        if attempt >= MAX_ATTEMPTS:
+        if attempt >= self.max_attempts:
             log.error("%s: giving up on %s after %d attempts (last HTTP %s)", fn, event["subject"], attempt, status)
             return True
         return False
+
+    def backoff(self, fn: str, event_id: str) -> float:
+        """Seconds to wait after the latest failed delivery of ``event_id`` to ``fn``."""
+        with self.lock:
+            attempt = self.attempts.get((fn, event_id), 1)
+        return float(min(2**attempt * 0.25, self.max_backoff))
 
 
 def run_with_pubsub(state: StackState) -> None:
@@ -111,7 +134,7 @@ def run_with_pubsub(state: StackState) -> None:
             if deliverer.deliver(fn, event):
                 message.ack()
             else:
-                time.sleep(min(2 ** deliverer.attempts[(fn, event["id"])] * 0.25, 8))  # backoff before redelivery
+                time.sleep(deliverer.backoff(fn, event["id"]))  # before redelivery
                 message.nack()
 
         flow = pubsub_v1.types.FlowControl(max_messages=1)  # one event at a time per function, in order received
@@ -149,7 +172,7 @@ def run_polling(state: StackState) -> None:
             event = storage_cloud_event(obj, f"{blob.name}#{blob.generation}", blob.updated.isoformat())
             for fn in BUCKET_TRIGGERED:
                 while not deliverer.deliver(fn, event):
-                    time.sleep(0.5)
+                    time.sleep(deliverer.backoff(fn, event["id"]))
         time.sleep(0.3)
 
 

@@ -23,6 +23,7 @@ import secrets
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,8 @@ BUCKET_TRIGGERED = ("ingest", *BUCKET_STAGES)
 FUNCTIONS = ("extract", "ingest", *BUCKET_STAGES)
 FUNCTION_SOURCE = {"ingest": "extract"}  # function -> its folder under functions/, where it differs
 STANDIN_MODE_ENV = "SPOTIFY_PIPELINE_STANDIN_MODE"  # extended (default), dev-2024 or dev-2026
+# Passed from the caller's environment to the Eventarc stand-in (see stack/eventarc.py).
+EVENTARC_SETTINGS = ("EVENTARC_STANDIN_MAX_ATTEMPTS", "EVENTARC_STANDIN_MAX_BACKOFF_SECONDS")
 
 
 @dataclass
@@ -270,30 +273,8 @@ def up(root: Path, repo: Path, *, use_pubsub: bool = True, quiet: bool = False) 
 
         _provision(state)
 
-        fenv = {**base, **state.env(), "PYTHONUNBUFFERED": "1"}
-        ff = str(Path(sys.executable).parent / "functions-framework")
         for fn in FUNCTIONS:
-            folder = repo / "functions" / FUNCTION_SOURCE.get(fn, fn)
-            src = folder / "main.py"
-            state.pids[fn] = processes.spawn(
-                f"function-{fn}",
-                [
-                    ff,
-                    "--source",
-                    str(src),
-                    "--target",
-                    fn,
-                    "--signature-type",
-                    "cloudevent",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(state.ports[fn]),
-                ],
-                state.logs,
-                fenv,
-                cwd=folder,
-            )
+            state.pids[fn] = _spawn_function(state, fn)
             state.save()
         for fn in FUNCTIONS:
             processes.wait_for_port(state.ports[fn], state.pids[fn], f"function-{fn}", state.logs)
@@ -302,12 +283,7 @@ def up(root: Path, repo: Path, *, use_pubsub: bool = True, quiet: bool = False) 
         if topics is not None:
             _create_push_subscription(state)
             say(f"  push subscription    {TICKS_TOPIC} -> extract")
-        state.pids["eventarc"] = processes.spawn(
-            "eventarc",
-            [sys.executable, "-m", "spotify_pipeline.stack.eventarc", str(root)],
-            state.logs,
-            {**base, **state.env(), "PYTHONUNBUFFERED": "1"},
-        )
+        state.pids["eventarc"] = _spawn_eventarc(state)
         state.save()
         _wait_for_file(root / "eventarc.ready", state.pids["eventarc"], state)
         say("  Eventarc stand-in    bucket finalize -> transform, recommend, load")
@@ -316,6 +292,66 @@ def up(root: Path, repo: Path, *, use_pubsub: bool = True, quiet: bool = False) 
         raise
     say(f"stack up in {time.monotonic() - started:.1f} s (state in {root})")
     return state
+
+
+def _spawn_function(state: StackState, fn: str, extra_env: Mapping[str, str] | None = None) -> int:
+    folder = state.repo / "functions" / FUNCTION_SOURCE.get(fn, fn)
+    ff = str(Path(sys.executable).parent / "functions-framework")
+    argv = [ff, "--source", str(folder / "main.py"), "--target", fn, "--signature-type", "cloudevent"]
+    argv += ["--host", "127.0.0.1", "--port", str(state.ports[fn])]
+    env = {**_base_env(), **state.env(), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    return processes.spawn(f"function-{fn}", argv, state.logs, env, cwd=folder)
+
+
+def _spawn_eventarc(state: StackState, extra_env: Mapping[str, str] | None = None) -> int:
+    (state.root / "eventarc.ready").unlink(missing_ok=True)
+    settings = {k: os.environ[k] for k in EVENTARC_SETTINGS if k in os.environ}
+    env = {**_base_env(), **state.env(), "PYTHONUNBUFFERED": "1", **settings, **(extra_env or {})}
+    return processes.spawn(
+        "eventarc", [sys.executable, "-m", "spotify_pipeline.stack.eventarc", str(state.root)], state.logs, env
+    )
+
+
+RESTARTABLE = (*FUNCTIONS, "eventarc", "bigquery")
+
+
+def stop_process(state: StackState, name: str, *, kill: bool = False) -> None:
+    """Stop one process of a running stack: SIGTERM (then SIGKILL), or at once with ``kill``
+    (``kill -9`` of its whole process group, as a crash or an out-of-memory kill would)."""
+    pid = state.pids.pop(name, None)
+    if pid is not None:
+        processes.kill(pid) if kill else processes.stop(pid)
+    state.save()
+
+
+def start_process(state: StackState, name: str, *, extra_env: Mapping[str, str] | None = None) -> int:
+    """Start one process of the stack again, on its recorded port and with its data folder
+    (a function, the Eventarc stand-in or the BigQuery emulator); ``extra_env`` overrides the
+    environment it would get (a test pointing a function at a fault-injecting proxy)."""
+    if name not in RESTARTABLE:
+        raise ValueError(f"cannot restart {name!r}; restartable: {', '.join(RESTARTABLE)}")
+    if name in state.pids and processes.alive(state.pids[name]):
+        raise RuntimeError(f"{name} is running (pid {state.pids[name]}); stop it first")
+    if name in FUNCTIONS:
+        pid = _spawn_function(state, name, extra_env)
+        processes.wait_for_port(state.ports[name], pid, f"function-{name}", state.logs)
+    elif name == "eventarc":
+        pid = _spawn_eventarc(state, extra_env)
+        _wait_for_file(state.root / "eventarc.ready", pid, state)
+    else:
+        pid = _spawn_bigquery(state, emulators_python(state.repo), state.root / "bigquery-home")
+        processes.wait_for_port(state.ports["bigquery"], pid, "bigquery", state.logs)
+    state.pids[name] = pid
+    state.save()
+    return pid
+
+
+def restart_process(
+    state: StackState, name: str, *, kill: bool = False, extra_env: Mapping[str, str] | None = None
+) -> int:
+    """:func:`stop_process` then :func:`start_process`: same port, same data, new pid."""
+    stop_process(state, name, kill=kill)
+    return start_process(state, name, extra_env=extra_env)
 
 
 def _wait_for_file(path: Path, pid: int, state: StackState, timeout: float = 30.0) -> None:

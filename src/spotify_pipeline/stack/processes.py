@@ -69,6 +69,17 @@ def stop(pid: int, timeout: float = 10.0) -> None:
             time.sleep(0.05)
 
 
+def kill(pid: int, timeout: float = 5.0) -> None:
+    """SIGKILL the process group at once (a crash: no handler runs), and wait until it is gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive(pid):
+        time.sleep(0.02)
+
+
 def wait_for_port(port: int, pid: int, name: str, log_dir: Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
