@@ -259,7 +259,7 @@ variable "noncurrent_retention_days" {
 variable "max_event_age_seconds" {
   description = "Events older than this are acknowledged and dropped by the code, ending redelivery (PIPELINE_MAX_EVENT_AGE_SECONDS)."
   type        = number
-  default     = 21600
+  default     = 86400
 
   validation {
     condition     = var.max_event_age_seconds >= 60 && var.max_event_age_seconds <= 86400
