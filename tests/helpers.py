@@ -75,3 +75,23 @@ def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.2) -> 
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def ensure_loaded(state: StackState, day: date, run_id: str) -> None:
+    """A demo run of ``day`` under ``run_id``, unless an earlier test of the session did it."""
+    done = query(
+        state,
+        "SELECT COUNT(*) AS n FROM pipeline_runs WHERE run_id = @r AND stage = 'load' AND status = 'succeeded'",
+        r=run_id,
+    )
+    if not done[0]["n"]:
+        run_pipeline(state, day, run_id, timeout=180)
+
+
+def ops(state: StackState, *argv: str) -> int:
+    """``spotify-pipeline <argv>`` (replay, backfill, status) against the session's stack, in-process."""
+    from spotify_pipeline.cli import build_parser
+
+    args = build_parser().parse_args(["--stack-dir", str(state.root), *argv])
+    code: int = args.func(args)
+    return code

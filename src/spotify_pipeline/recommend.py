@@ -36,7 +36,7 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -47,6 +47,7 @@ from spotify_pipeline import layout
 from spotify_pipeline.errors import DataError
 from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
 from spotify_pipeline.schema import table
+from spotify_pipeline.store import StageStore
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -852,20 +853,6 @@ def _as_list(values: Any) -> list[str]:
 # --- the stage --------------------------------------------------------------------------------
 
 
-class RecommendStore(Protocol):
-    """The part of :class:`~spotify_pipeline.store.BucketStore` recommend uses."""
-
-    def read_verified(self, entry: FileEntry) -> bytes: ...
-
-    def write(
-        self, name: str, data: bytes, content_type: str, *, rows: int | None = None, table: str | None = None
-    ) -> FileEntry: ...
-
-    def write_manifest(self, manifest: Manifest, name: str) -> int: ...
-
-    def delete_stale(self, prefix: str, keep: set[str]) -> list[str]: ...
-
-
 class _Hashing(io.RawIOBase):
     """A write-only file that forwards to ``raw`` and keeps the SHA-256 and size of what passed."""
 
@@ -892,7 +879,7 @@ PARQUET_TYPE = "application/vnd.apache.parquet"
 
 
 def _stream_recommendations(
-    store: RecommendStore, name: str, cat: Catalogue, snapshot: date, params: ModelParams
+    store: StageStore, name: str, cat: Catalogue, snapshot: date, params: ModelParams
 ) -> tuple[FileEntry, ModelResult]:
     """Run the model with the recommendations streamed to ``name``.
 
@@ -922,7 +909,7 @@ def _stream_recommendations(
 
 
 def run_recommend(
-    clean: Manifest, upstream: UpstreamRef, store: RecommendStore, params: ModelParams, now: Callable[[], datetime]
+    clean: Manifest, upstream: UpstreamRef, store: StageStore, params: ModelParams, now: Callable[[], datetime]
 ) -> tuple[Manifest, int]:
     started = now()
     features = pq.read_table(

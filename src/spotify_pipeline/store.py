@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from spotify_pipeline import layout
 from spotify_pipeline.manifest import FileEntry, Manifest, ManifestError, sha256_hex
@@ -20,6 +20,20 @@ if TYPE_CHECKING:
     import google.cloud.storage as storage
 
 log = logging.getLogger(__name__)
+
+
+class StageStore(Protocol):
+    """What transform and recommend need of a store (BucketStore or RunScopedStore; fakes in tests)."""
+
+    def read_verified(self, entry: FileEntry) -> bytes: ...
+
+    def write(
+        self, name: str, data: bytes, content_type: str, *, rows: int | None = None, table: str | None = None
+    ) -> FileEntry: ...
+
+    def write_manifest(self, manifest: Manifest, name: str) -> int: ...
+
+    def delete_stale(self, prefix: str, keep: set[str]) -> list[str]: ...
 
 
 class StaleObject(Exception):

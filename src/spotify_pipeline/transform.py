@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,7 @@ from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
 from spotify_pipeline.schema import table
 from spotify_pipeline.sources.charts_csv import FEATURE_RANGES, INT64_MAX, MAX_RANK
 from spotify_pipeline.sources.reccobeats import match_by_href
+from spotify_pipeline.store import StageStore
 from spotify_pipeline.tabular import parquet_bytes, to_arrow
 
 MODEL_FEATURES = ("danceability", "energy", "loudness", "valence")
@@ -469,22 +470,8 @@ def model_features(tracks: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)[table("model_features").column_names]
 
 
-class TransformStore(Protocol):
-    """The part of :class:`~spotify_pipeline.store.RunScopedStore` transform uses."""
-
-    def read_verified(self, entry: FileEntry) -> bytes: ...
-
-    def write(
-        self, name: str, data: bytes, content_type: str, *, rows: int | None = None, table: str | None = None
-    ) -> FileEntry: ...
-
-    def write_manifest(self, manifest: Manifest, name: str) -> int: ...
-
-    def delete_stale(self, prefix: str, keep: set[str]) -> list[str]: ...
-
-
 def run_transform(
-    raw_manifest: Manifest, upstream: UpstreamRef, store: TransformStore, now: Callable[[], datetime]
+    raw_manifest: Manifest, upstream: UpstreamRef, store: StageStore, now: Callable[[], datetime]
 ) -> tuple[Manifest, int]:
     started = now()
     raw = [(f.name, _load_json(f.name, store.read_verified(f))) for f in raw_manifest.files]

@@ -5,16 +5,15 @@ are untouched. Then the operator's --force path loads it, and that is recorded t
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import replace
 from datetime import date
 from typing import Any
 
 import pytest
-from helpers import gcs, query, run_pipeline, runs, snapshot_tables, wait_until
+from helpers import ensure_loaded, gcs, ops, query, runs, snapshot_tables, wait_until
 
-from spotify_pipeline import cli_ops, layout
+from spotify_pipeline import layout
 from spotify_pipeline.manifest import FileEntry
 from spotify_pipeline.store import BucketStore
 
@@ -24,25 +23,6 @@ PREVIOUS = date(2025, 3, 10)  # a loaded week (shared with test_replay.py)
 NO_KR = date(2025, 3, 17)
 HOT = date(2025, 3, 24)
 IMPOSSIBLE = date(2025, 3, 21)
-
-
-def ensure_loaded(stack: Any, day: date, run_id: str) -> None:
-    done = query(
-        stack,
-        "SELECT COUNT(*) AS n FROM pipeline_runs WHERE run_id = @r AND stage = 'load' AND status = 'succeeded'",
-        r=run_id,
-    )
-    if not done[0]["n"]:
-        run_pipeline(stack, day, run_id, timeout=180)
-
-
-def ops(stack: Any, *argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--stack-dir")
-    cli_ops.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["--stack-dir", str(stack.root), *argv])
-    code: int = args.func(args)
-    return code
 
 
 def store(stack: Any) -> BucketStore:

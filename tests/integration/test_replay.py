@@ -4,7 +4,6 @@ again with the original settings gives back the tables of the fresh run, byte fo
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from datetime import date
@@ -13,36 +12,13 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import query, run_pipeline, snapshot_tables
-
-from spotify_pipeline import cli_ops
+from helpers import ensure_loaded, ops, query, snapshot_tables
 
 pytestmark = [pytest.mark.emulators]
 
 WEEK_A = date(2025, 3, 3)  # replayed
 WEEK_B = date(2025, 3, 10)  # must not change
 MODEL_TABLES = ("recommendations", "track_clusters", "clusters")
-
-
-def ensure_loaded(stack: Any, day: date, run_id: str) -> None:
-    """A demo run of ``day`` under ``run_id``, unless an earlier test of the session did it."""
-    done = query(
-        stack,
-        "SELECT COUNT(*) AS n FROM pipeline_runs WHERE run_id = @r AND stage = 'load' AND status = 'succeeded'",
-        r=run_id,
-    )
-    if not done[0]["n"]:
-        run_pipeline(stack, day, run_id, timeout=180)
-
-
-def ops(stack: Any, *argv: str) -> int:
-    """``spotify-pipeline <argv>`` through cli_ops' own sub-commands, against the session's stack."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--stack-dir")
-    cli_ops.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["--stack-dir", str(stack.root), *argv])
-    code: int = args.func(args)
-    return code
 
 
 def standin_requests(stack: Any) -> int:

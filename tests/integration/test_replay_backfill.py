@@ -3,29 +3,17 @@ one snapshot per week (the latest date of each week) and nothing else, each run 
 
 from __future__ import annotations
 
-import argparse
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import query
-
-from spotify_pipeline import cli_ops
+from helpers import ops, query
 
 pytestmark = [pytest.mark.emulators]
 
 CHARTS = Path(__file__).resolve().parents[1] / "fixtures" / "charts"
 FIRST, LAST = date(2025, 6, 5), date(2025, 6, 13)  # Thu of 2025-W23 .. Fri of 2025-W24
-
-
-def ops(stack: Any, *argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--stack-dir")
-    cli_ops.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["--stack-dir", str(stack.root), *argv])
-    code: int = args.func(args)
-    return code
 
 
 def daily_file(tmp_path: Path) -> Path:
