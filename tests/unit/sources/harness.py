@@ -4,6 +4,7 @@ bucket, and extract's clients wired to them (no emulators)."""
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,9 @@ from spotify_pipeline.sources.reccobeats import ReccoBeatsApi
 from spotify_pipeline.spotify_api import SpotifyApi
 
 CHARTS = Path(__file__).resolve().parents[2] / "fixtures" / "charts"
-CLIENT_ID, CLIENT_SECRET = "sources-test-client", "sources-test-secret"
+CLIENT_ID = "sources-test-client"
+# Generated per test session, like the stack's: no credential-shaped literal in the tests.
+CLIENT_SECRET = secrets.token_urlsafe(24)
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
 

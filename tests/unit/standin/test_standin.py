@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -18,10 +19,25 @@ from werkzeug.serving import make_server
 from spotify_pipeline.standin import build_demo_catalogue, create_app
 from spotify_pipeline.standin.catalogue import BR_PLAYLIST_ID, GLOBAL_PLAYLIST_ID, KR_PLAYLIST_ID, Catalogue
 
-CLIENT_ID, CLIENT_SECRET = "standin-client-id", "standin-client-secret"
+CLIENT_ID = "standin-client-id"
+# Generated per test session, like the stack's: no credential-shaped literal in the tests.
+CLIENT_SECRET = secrets.token_urlsafe(24)
 UNKNOWN_ID = "0" * 22
-FEATURE_KEYS = ("danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
-                "instrumentalness", "liveness", "valence", "tempo", "duration_ms", "time_signature")
+FEATURE_KEYS = (
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+    "duration_ms",
+    "time_signature",
+)
 
 # The audio-features endpoint is deprecated upstream; spotipy warns on every call.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -46,8 +62,7 @@ def client(base: str, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SE
     class StandinCredentials(SpotifyClientCredentials):  # type: ignore[misc]
         OAUTH_TOKEN_URL = base + "/api/token"
 
-    auth = StandinCredentials(client_id=client_id, client_secret=client_secret,
-                              cache_handler=MemoryCacheHandler())
+    auth = StandinCredentials(client_id=client_id, client_secret=client_secret, cache_handler=MemoryCacheHandler())
     sp = spotipy.Spotify(auth_manager=auth, retries=0, status_retries=0)
     sp.prefix = base + "/v1/"
     return sp
@@ -75,8 +90,9 @@ def stats(base: str) -> dict[str, Any]:
 
 
 def token(base: str) -> str:
-    resp = requests.post(base + "/api/token", data={"grant_type": "client_credentials"},
-                         auth=(CLIENT_ID, CLIENT_SECRET), timeout=5)
+    resp = requests.post(
+        base + "/api/token", data={"grant_type": "client_credentials"}, auth=(CLIENT_ID, CLIENT_SECRET), timeout=5
+    )
     resp.raise_for_status()
     access: str = resp.json()["access_token"]
     return access
@@ -204,26 +220,43 @@ def test_bad_credentials(base: str) -> None:
 @pytest.mark.parametrize(
     ("restricted", "call", "status", "body"),
     [
-        ("playlists", lambda sp, ids: sp.playlist_items(GLOBAL_PLAYLIST_ID), 404,
-         {"error": {"status": 404, "message": "Resource not found"}}),
-        ("bulk_tracks", lambda sp, ids: sp.tracks(ids), 403,
-         {"error": {"status": 403, "message": "Forbidden"}}),
-        ("bulk_artists", lambda sp, ids: sp.artists(["0" * 22]), 403,
-         {"error": {"status": 403, "message": "Forbidden"}}),
+        (
+            "playlists",
+            lambda sp, ids: sp.playlist_items(GLOBAL_PLAYLIST_ID),
+            404,
+            {"error": {"status": 404, "message": "Resource not found"}},
+        ),
+        ("bulk_tracks", lambda sp, ids: sp.tracks(ids), 403, {"error": {"status": 403, "message": "Forbidden"}}),
+        (
+            "bulk_artists",
+            lambda sp, ids: sp.artists(["0" * 22]),
+            403,
+            {"error": {"status": 403, "message": "Forbidden"}},
+        ),
         ("audio_features", lambda sp, ids: sp.audio_features(ids), 403, {"error": {"status": 403}}),
     ],
 )
-def test_restricted_modes(restricted: str, call: Callable[[spotipy.Spotify, list[str]], object],
-                          status: int, body: dict[str, Any], catalogue: Catalogue) -> None:
+def test_restricted_modes(
+    restricted: str,
+    call: Callable[[spotipy.Spotify, list[str]], object],
+    status: int,
+    body: dict[str, Any],
+    catalogue: Catalogue,
+) -> None:
     ids = list(catalogue.tracks)[:3]
     with serve(frozenset({restricted})) as url:
         sp = client(url)
         err = raises_status(status, lambda: call(sp, ids))
         assert err.msg.endswith(f"\n {body['error'].get('message')}")
-        path = {"playlists": f"playlists/{GLOBAL_PLAYLIST_ID}/items", "bulk_tracks": "tracks?ids=" + ids[0],
-                "bulk_artists": "artists?ids=" + ids[0], "audio_features": "audio-features?ids=" + ids[0]}
-        resp = requests.get(f"{url}/v1/{path[restricted]}", timeout=5,
-                            headers={"Authorization": f"Bearer {token(url)}"})
+        path = {
+            "playlists": f"playlists/{GLOBAL_PLAYLIST_ID}/items",
+            "bulk_tracks": "tracks?ids=" + ids[0],
+            "bulk_artists": "artists?ids=" + ids[0],
+            "audio_features": "audio-features?ids=" + ids[0],
+        }
+        resp = requests.get(
+            f"{url}/v1/{path[restricted]}", timeout=5, headers={"Authorization": f"Bearer {token(url)}"}
+        )
         assert (resp.status_code, resp.json()) == (status, body)
         if restricted == "bulk_tracks":  # single lookups still work in development mode
             assert sp.track(ids[0])["id"] == ids[0]
