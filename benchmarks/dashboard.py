@@ -37,19 +37,6 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parent.parent
 SNAPSHOT = date(2026, 11, 23)
 CHART_SIZE = 200
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROME_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,1000",
-)
 SIZE_TARGET = 10_000_000
 TTI_TARGET = 2.0
 
@@ -262,19 +249,12 @@ def load(client: Any, dataset: str, tables: dict[str, pa.Table]) -> None:
 
 
 def chromium(user_data_dir: Path) -> Any:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
+    from spotify_pipeline.dashboard.browser import CHROMEDRIVER, CHROMIUM, new_driver
 
     for path in (CHROMIUM, CHROMEDRIVER):
         if not path.exists():
             raise SystemExit(f"{path} is missing: apt-get install -y chromium chromium-driver")
-    opts = Options()
-    opts.binary_location = str(CHROMIUM)
-    for flag in (*CHROME_FLAGS, f"--user-data-dir={user_data_dir}"):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    return new_driver(user_data_dir)
 
 
 def wait_ready(driver: Any, timeout: float = 60.0) -> float:

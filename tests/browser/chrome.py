@@ -8,19 +8,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,1000",
-)
+from spotify_pipeline.dashboard.browser import CHROMEDRIVER, CHROMIUM, new_driver
+
+__all__ = ["CHROMEDRIVER", "CHROMIUM", "new_driver"]
 
 
 @dataclass
@@ -39,19 +29,6 @@ def missing() -> list[str]:
     except ImportError:
         out.append("selenium (pip)")
     return out
-
-
-def new_driver(profile: Path) -> Any:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    opts = Options()
-    opts.binary_location = str(CHROMIUM)
-    for flag in (*FLAGS, f"--user-data-dir={profile}"):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
 
 
 def wait_ready(driver: Any, timeout: float = 20.0) -> None:
