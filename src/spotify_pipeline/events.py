@@ -11,7 +11,9 @@ Run request fields (all optional; message > environment > default):
 bucket or ``gs://bucket/name``, optionally ``#generation``), ``feature_providers`` (ordered list of
 ``dataset``, ``spotify``, ``reccobeats``), ``dataset_features`` (bool: features inside the chart
 file first), ``force_gates`` (bool, default false: load the snapshot even if a data-quality gate
-fails; recorded in ``pipeline_runs``, see ``spotify_pipeline.gates``).
+fails; recorded in ``pipeline_runs``, see ``spotify_pipeline.gates``), ``remove_markets`` (markets to
+drop from the stored week: the only way a market leaves a week; a run never drops markets it
+does not name).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ RUN_REQUEST_FIELDS = (
     "feature_providers",
     "dataset_features",
     "force_gates",
+    "remove_markets",
 )
 
 
@@ -94,6 +97,7 @@ class RunRequest:
     dataset_features: bool = True
     snapshot_date_given: bool = True
     force_gates: bool = False
+    remove_markets: tuple[str, ...] = ()
 
     def provider_chain(self, chart_has_features: bool) -> tuple[str, ...]:
         """Providers in the order they are asked; ``dataset`` leads when the chart file carries
@@ -117,6 +121,7 @@ class RunRequest:
             "dataset_features": self.dataset_features,
             # Only when set, so ordinary runs' manifests are unchanged; recommend reads it (gates).
             **({"force_gates": True} if self.force_gates else {}),
+            **({"remove_markets": list(self.remove_markets)} if self.remove_markets else {}),
         }
 
 
@@ -244,6 +249,27 @@ def parse_run_request(
     if not isinstance(force_gates, bool):
         raise InvalidEvent(where, "force_gates", force_gates, "expected true or false")
 
+    remove_markets: tuple[str, ...] = ()
+    if payload.get("remove_markets") is not None:
+        raw_remove = payload["remove_markets"]
+        if not isinstance(raw_remove, list) or not raw_remove:
+            raise InvalidEvent(where, "remove_markets", raw_remove, 'expected a non-empty list such as ["KR"]')
+        try:
+            remove_markets = parse_markets(raw_remove, f"{where}: remove_markets")
+        except ConfigError as exc:
+            raise InvalidEvent(where, "remove_markets", raw_remove, str(exc).split(": ", 2)[-1]) from None
+        if payload.get("snapshot_date") is None:
+            raise InvalidEvent(where, "snapshot_date", None, "remove_markets needs the week it removes from")
+        if charts_ref is not None:
+            raise InvalidEvent(
+                where, "remove_markets", raw_remove, "not with a chart file: remove markets in a run of its own"
+            )
+        if payload.get("markets") is None:
+            markets = ()  # only removing: nothing is fetched
+        both = sorted(set(markets) & set(remove_markets))
+        if both:
+            raise InvalidEvent(where, "remove_markets", raw_remove, f"{', '.join(both)} also in `markets`")
+
     return RunRequest(
         snapshot_date=snapshot,
         markets=markets,
@@ -254,6 +280,7 @@ def parse_run_request(
         charts_csv=charts_ref,
         dataset_features=dataset_features,
         force_gates=force_gates,
+        remove_markets=remove_markets,
         snapshot_date_given=payload.get("snapshot_date") is not None,
     )
 
