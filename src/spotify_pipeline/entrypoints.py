@@ -20,7 +20,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from google.cloud import bigquery
 
     from spotify_pipeline.events import ObjectRef, RunRequest
-    from spotify_pipeline.extract import Sources
+    from spotify_pipeline.extract import ChartGate, Sources
 
 log = logging.getLogger("spotify_pipeline")
 
@@ -270,6 +270,41 @@ def extract_sources(rt: Runtime) -> Sources:
     )
 
 
+def retry_command(request: RunRequest, snapshot: date, bucket: str) -> str:
+    """The `spotify-pipeline run` command that repeats ``request`` for ``snapshot`` past the chart gates."""
+    args = [f"--snapshot-date {snapshot.isoformat()}"]
+    if request.markets:
+        args.append("--markets " + ",".join(request.markets))
+    if request.charts_csv is not None:
+        args.append(f"--charts-csv gs://{bucket}/{request.charts_csv.name}")
+    return "spotify-pipeline run " + " ".join(args) + " --force-gates"
+
+
+def chart_gate(rt: Runtime) -> ChartGate:
+    """The chart gates as extract calls them: bound to the bucket (previous weeks) and the thresholds."""
+    from spotify_pipeline.gates import check_chart
+
+    def check(
+        request: RunRequest,
+        snapshot: date,
+        entries_per_market: dict[str, int],
+        duplicate_ranks: tuple[tuple[str, int, int], ...],
+    ) -> object:
+        return check_chart(
+            rt.store,
+            rt.settings.gates,
+            snapshot=snapshot,
+            chart_source=request.chart_source,
+            entries_per_market=entries_per_market,
+            duplicate_ranks=duplicate_ranks,
+            requested_markets=request.markets,
+            force=request.force_gates,
+            next_step=retry_command(request, snapshot, rt.settings.bucket),
+        )
+
+    return check
+
+
 def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
     """Run extract and record one ``pipeline_runs`` row per snapshot written (a chart file may hold several).
 
@@ -299,7 +334,9 @@ def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
         snapshot_date=str(run.snapshot_date) if run.snapshot_date else None,
     ):
         try:
-            results = run_extract(request, scoped, extract_sources(rt), rt.now, bucket=rt.settings.bucket)
+            results = run_extract(
+                request, scoped, extract_sources(rt), rt.now, bucket=rt.settings.bucket, chart_gate=chart_gate(rt)
+            )
         except StaleObject as exc:
             scoped.abandon()
             log.info("extract: superseded, nothing to do: %s", exc)
@@ -319,9 +356,10 @@ def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
             raise
         for manifest, _ in results:
             summary = manifest.summary
+            own = [p for p in manifest.parts if p.run_id == request.run_id]
             counts = {
-                "raw_objects": len(manifest.files),
-                "chart_entries": sum(summary["entries_per_market"].values()),
+                "raw_objects": len(own[-1].files) if own else 0,
+                "chart_entries": sum(summary["run_entries_per_market"].values()),
                 "tracks": summary["distinct_tracks"],
                 "artists": summary["distinct_artists"],
                 "tracks_without_features": summary["tracks_without_features"],
@@ -415,26 +453,22 @@ def run_stage(
 ) -> dict[str, int]:
     """Run ``stage`` on its upstream ``manifest`` (read from ``upstream``); return its row counts.
 
-    Shared by the functions and ``spotify-pipeline replay``. Before recommend, the data-quality
-    gates check transform's tables (:func:`spotify_pipeline.gates.check_snapshot`): a failure is a
-    permanent error, so nothing of the snapshot is modelled or loaded; ``force_gates`` (replay's
-    ``--force``; None: the run request's ``force_gates``) goes on and notes it on ``run``.
+    Shared by the functions and ``spotify-pipeline replay``. recommend first runs the feature gates
+    (:func:`spotify_pipeline.gates.check_features`): a failure skips only the model (its tables are
+    written empty, the reason noted on ``run`` and in the manifests), so the week's chart data still
+    loads; ``force_gates`` (replay's ``--force``; None: the run request's ``force_gates``) models anyway.
     """
     uri = f"gs://{rt.settings.bucket}/{upstream.name}#{upstream.generation}"
     # What must still be current for a missing or altered input file to be a permanent error.
     inputs = [upstream] + ([manifest.upstream] if stage == "load" and manifest.upstream is not None else [])
     s = rt.settings
     try:
-        if stage == "recommend":
-            from spotify_pipeline.gates import check_snapshot
-
-            report = check_snapshot(manifest, rt.store, s.gates, force=force_gates)
-            if report.forced:
-                run.note = report.message()
         if stage == "load":
             from spotify_pipeline.load import run_load
 
-            _, counts = run_load(manifest, upstream, rt.store, rt.bigquery, s.dataset, rt.now)
+            receipt, counts = run_load(manifest, upstream, rt.store, rt.bigquery, s.dataset, rt.now)
+            run.note = receipt.summary.get("model_skipped")
+            _record_merged_runs(rt, run, receipt)
             return counts
         scoped = RunScopedStore(rt.store, stage, manifest.run_id)
         try:
@@ -443,10 +477,14 @@ def run_stage(
 
                 out, _ = run_transform(manifest, upstream, scoped, rt.now)
                 return out.row_counts
+            from spotify_pipeline.gates import check_features
             from spotify_pipeline.recommend import ModelParams, run_recommend
 
+            report = check_features(manifest, rt.store, s.gates, force=force_gates)
+            skip = None if report.passed or report.forced else report.message()
             params = ModelParams(s.n_clusters, s.random_state, s.top_k, s.all_pairs_max_tracks)
-            out, _ = run_recommend(manifest, upstream, scoped, params, rt.now)
+            out, _ = run_recommend(manifest, upstream, scoped, params, rt.now, skip_reason=skip)
+            run.note = out.summary.get("model_skipped") or (report.message() if report.forced else None)
             return out.row_counts
         except ConcurrentPublish as exc:
             _resolve_conflict(rt, upstream, exc)
@@ -461,6 +499,22 @@ def run_stage(
                 "the pipeline: run the upstream stage again"
             ) from None
         raise  # its manifest was superseded meanwhile: stale
+
+
+def _record_merged_runs(rt: Runtime, run: StageRun, receipt: Manifest) -> None:
+    """One load row for each other run whose markets this load brought in (a run whose own chain was
+    superseded by a later run of the same week): every run learns its own outcome and counts."""
+    runs: dict[str, list[str]] = receipt.summary.get("runs") or {}
+    per_market: dict[str, int] = receipt.summary.get("entries_per_market") or {}
+    week = ", ".join(sorted(per_market))
+    for other in receipt.summary.get("runs_loaded") or []:
+        if other == run.run_id:
+            continue
+        markets = runs.get(other) or []
+        merged = StageRun(other, "load", run.started_at, run.snapshot_date, run.trigger, dict(run.sources))
+        counts = {"chart_entries": sum(per_market.get(m, 0) for m in markets)}
+        note = f"loaded by run {run.run_id} with the week's other markets (week now {week})"
+        rt.runlog.record(merged.row("succeeded", rt.now(), counts, error=note))
 
 
 def _resolve_conflict(rt: Runtime, upstream: UpstreamRef, exc: ConcurrentPublish) -> None:

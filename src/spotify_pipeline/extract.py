@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from spotify_pipeline import layout
 from spotify_pipeline.errors import DataError, SourceUnavailable
 from spotify_pipeline.events import ObjectRef, RunRequest
-from spotify_pipeline.manifest import FileEntry, Manifest, sha256_hex
+from spotify_pipeline.manifest import FileEntry, Manifest, Part, sha256_hex
 from spotify_pipeline.sources.cache import Cache
 from spotify_pipeline.sources.charts_csv import ChartEntry, ChartFile, parse_chart_csv
 from spotify_pipeline.sources.reccobeats import match_by_href
@@ -58,16 +58,36 @@ log = logging.getLogger(__name__)
 Batch = tuple[list[str], dict[str, Any]]
 
 
-class Writer(Protocol):
-    """The part of :class:`~spotify_pipeline.store.BucketStore` extract writes through."""
+class WeekStore(Protocol):
+    """What extract writes through (:class:`~spotify_pipeline.store.RunScopedStore`; in-memory in tests)."""
+
+    bucket_name: str
+
+    def read_manifest(self, name: str, generation: int | None = None) -> tuple[Manifest, int, str]: ...
+
+    def begin(self, snapshot: date, base_generation: int) -> object: ...
 
     def write(
         self, name: str, data: bytes, content_type: str, *, rows: int | None = None, table: str | None = None
     ) -> FileEntry: ...
 
-    def write_manifest(self, manifest: Manifest, name: str) -> int: ...
+    def publish_merged(self, name: str, manifest: Manifest) -> int: ...
 
-    def delete_stale(self, prefix: str, keep: set[str]) -> list[str]: ...
+    def abandon(self, snapshot: date | None = None) -> list[str]: ...
+
+    def delete_unreferenced(self, snapshot: date, referenced: set[str]) -> list[str]: ...
+
+
+class ChartGate(Protocol):
+    """The chart gates (:func:`spotify_pipeline.gates.check_chart`), bound to the bucket and thresholds."""
+
+    def __call__(
+        self,
+        request: RunRequest,
+        snapshot: date,
+        entries_per_market: dict[str, int],
+        duplicate_ranks: tuple[tuple[str, int, int], ...],
+    ) -> object: ...
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -137,10 +157,21 @@ class _Snapshot:
     chart_objects: list[tuple[str, bytes, int]] = field(default_factory=list)  # (name below prefix, data, rows)
     track_ids: list[str] = field(default_factory=list)
     entries_per_market: dict[str, int] = field(default_factory=dict)
+    ranks: dict[str, list[int]] = field(default_factory=dict)  # market -> ranks of its entries
 
     def add_track(self, tid: str) -> None:
         if tid not in self.track_ids:
             self.track_ids.append(tid)
+
+    def duplicate_ranks(self) -> tuple[tuple[str, int, int], ...]:
+        """(market, rank, times) of every rank a market holds more than once."""
+        out = []
+        for market, ranks in sorted(self.ranks.items()):
+            seen: dict[int, int] = {}
+            for rank in ranks:
+                seen[rank] = seen.get(rank, 0) + 1
+            out += [(market, rank, times) for rank, times in sorted(seen.items()) if times > 1]
+        return tuple(out)
 
 
 @dataclass
@@ -170,11 +201,14 @@ def _playlist_snapshot(request: RunRequest, api: SpotifyApi, fetched: _Fetched) 
             snap.chart_objects.append(
                 (f"playlists/{market}/{playlist_id}/page-{page_no:03d}.json", _json_bytes(page), len(rows))
             )
-            for row in rows:
+            raw_offset = page.get("offset")
+            offset = raw_offset if isinstance(raw_offset, int) else 0
+            for i, row in enumerate(rows):
                 track = track_of(row) if isinstance(row, dict) else None
                 if track is None:
                     continue
                 count += 1
+                snap.ranks.setdefault(market, []).append(offset + i + 1)
                 snap.add_track(track["id"])
                 fetched.tracks.setdefault(track["id"], track)
         snap.entries_per_market[market] = count
@@ -233,6 +267,7 @@ def _chart_file_snapshots(
         }
         snap.chart_objects.append((f"charts/{market}.json", _json_bytes(body), len(entries)))
         snap.entries_per_market[market] = len(entries)
+        snap.ranks[market] = [e.rank for e in entries]
         for e in entries:
             snap.add_track(e.track_id)
     return [snaps[d] for d in sorted(snaps)], chart, provenance
@@ -400,10 +435,63 @@ def _snapshot_objects(snap: _Snapshot, fetched: _Fetched) -> tuple[list[tuple[st
     return objects, artists
 
 
+PUBLISH_ATTEMPTS = 8  # merges retried after losing a race to a concurrent run of the same week
+
+
+def _chart_file_of(name: str) -> str | None:
+    """The market a raw object holds chart entries of (its chart pages or chart-file rows); None for
+    metadata and feature batches, which serve every market of their run."""
+    parts = name.split("/")
+    if "playlists" in parts[:-1]:
+        i = parts.index("playlists")
+        return parts[i + 1] if i + 1 < len(parts) - 1 else None
+    if len(parts) >= 2 and parts[-2] == "charts" and parts[-1].endswith(".json"):
+        return parts[-1][: -len(".json")]
+    return None
+
+
+def merge_week(
+    previous: Manifest | None, new_files: list[FileEntry], part: Part | None, remove: tuple[str, ...]
+) -> tuple[tuple[FileEntry, ...], tuple[Part, ...]]:
+    """Pure: the week's files and parts after one run. The run's markets (``part``) and ``remove``
+    replace or drop those markets; every other market stays with the part that supplied it."""
+    replaced = set(part.markets if part else ()) | set(remove)
+    entries = {f.name: f for f in (previous.files if previous else ())}
+    parts: list[Part] = []
+    files: list[FileEntry] = []
+    for old in previous.week_parts() if previous else ():
+        markets = tuple(m for m in old.markets if m not in replaced)
+        if not markets:
+            continue
+        kept = tuple(n for n in old.files if _chart_file_of(n) is None or _chart_file_of(n) in markets)
+        parts.append(Part(old.run_id, markets, kept, dict(old.sources)))
+        files += [entries[n] for n in kept if n in entries]
+    if part is not None:
+        parts.append(part)
+        files += new_files
+    return tuple(files), tuple(parts)
+
+
+def _week_entries(parts: tuple[Part, ...], previous: Manifest | None, own: dict[str, int]) -> dict[str, int]:
+    known: dict[str, int] = dict((previous.summary.get("entries_per_market") or {}) if previous else {})
+    return {m: own[m] if m in own else int(known.get(m, 0)) for p in parts for m in p.markets}
+
+
 def run_extract(
-    request: RunRequest, store: Writer, sources: Sources, now: Callable[[], datetime], *, bucket: str = ""
+    request: RunRequest,
+    store: WeekStore,
+    sources: Sources,
+    now: Callable[[], datetime],
+    *,
+    bucket: str = "",
+    chart_gate: ChartGate | None = None,
 ) -> list[tuple[Manifest, int]]:
-    """Fetch everything, then per snapshot write raw objects and the manifest; return (manifest, generation)s."""
+    """Fetch everything, then per week write raw objects and publish the week's manifest, merged
+    with the markets already stored for it; return (manifest, generation)s.
+
+    ``chart_gate`` checks each week's new chart entries before anything is written (see
+    :mod:`spotify_pipeline.gates`); a failure raises and nothing is written.
+    """
     started = now()
     fetched_at = started.isoformat()
     fetched = _Fetched()
@@ -411,8 +499,14 @@ def run_extract(
     chart_file: dict[str, Any] | None = None
     if request.chart_source == "charts-csv":
         snapshots, chart, chart_file = _chart_file_snapshots(request, sources, bucket)
-    else:
+    elif request.markets:
         snapshots = [_playlist_snapshot(request, sources.spotify_api(), fetched)]
+    else:
+        snapshots = [_Snapshot(request.snapshot_date)]  # only removing markets: nothing to fetch
+    if chart_gate is not None:
+        for snap in snapshots:
+            if snap.entries_per_market:
+                chart_gate(request, snap.snapshot_date, snap.entries_per_market, snap.duplicate_ranks())
     _metadata(snapshots, sources, fetched, fetched_at)
     chain = _features(request, snapshots, chart, sources, fetched, fetched_at)
     fetched.unavailable.update(sources.spotify_restrictions)
@@ -421,17 +515,15 @@ def run_extract(
     if chart_file is not None:
         sources_row["chart_file"] = chart_file["uri"]
     results: list[tuple[Manifest, int]] = []
-    superseded: list[str] = []
     for snap in snapshots:
-        prefix = layout.prefix("extract", snap.snapshot_date)
         objects, artists = _snapshot_objects(snap, fetched)
-        files = [store.write(prefix + name, data, "application/json", rows=rows) for name, data, rows in objects]
         by_provider: dict[str, int] = {}
         for tid in snap.track_ids:
             if tid in fetched.provider_of:
                 by_provider[fetched.provider_of[tid]] = by_provider.get(fetched.provider_of[tid], 0) + 1
         summary: dict[str, Any] = {
-            "entries_per_market": snap.entries_per_market,
+            "run_entries_per_market": dict(snap.entries_per_market),
+            "removed_markets": list(request.remove_markets),
             "distinct_tracks": len(snap.track_ids),
             "distinct_artists": len(artists),
             "tracks_without_features": len(snap.track_ids) - sum(by_provider.values()),
@@ -445,31 +537,68 @@ def run_extract(
         }
         if chart_file is not None:
             summary["chart_file"] = chart_file
+        results.append(_publish_week(request, store, snap, objects, summary, sources_row, now))
+    sources.cache.flush()
+    return results
+
+
+def _publish_week(
+    request: RunRequest,
+    store: WeekStore,
+    snap: _Snapshot,
+    objects: list[tuple[str, bytes, int]],
+    summary: dict[str, Any],
+    sources_row: dict[str, str],
+    now: Callable[[], datetime],
+) -> tuple[Manifest, int]:
+    """Write the run's objects and publish the week merged with what is stored, with the generation
+    precondition; on a lost race (a concurrent run of the same week published first) merge again
+    with the winner's manifest, in a fresh folder, so both runs' markets end up in the week."""
+    day = snap.snapshot_date
+    prefix = layout.prefix("extract", day)
+    name = layout.manifest_name("extract", day)
+    for _attempt in range(PUBLISH_ATTEMPTS):
+        try:
+            previous, base, _ = store.read_manifest(name)
+        except StaleObject:
+            previous, base = None, 0  # no week stored yet (or it vanished while being read)
+        if request.remove_markets and not snap.entries_per_market:
+            stored = {m for p in previous.week_parts() for m in p.markets} if previous else set()
+            absent = sorted(set(request.remove_markets) - stored)
+            if absent:
+                held = ", ".join(sorted(stored)) or "nothing"
+                raise DataError(
+                    f"week {day}: cannot remove {', '.join(absent)}: the stored week holds {held} "
+                    f"(gs://{store.bucket_name}/{name})"
+                )
+        store.begin(day, base)
+        files = [store.write(prefix + obj, data, "application/json", rows=rows) for obj, data, rows in objects]
+        part = (
+            Part(request.run_id, tuple(sorted(snap.entries_per_market)), tuple(f.name for f in files), sources_row)
+            if snap.entries_per_market
+            else None
+        )
+        week_files, parts = merge_week(previous, files, part, request.remove_markets)
+        if not parts:
+            raise DataError(f"week {day}: removing {', '.join(request.remove_markets)} would leave it empty")
         manifest = Manifest(
             stage="extract",
-            snapshot_date=snap.snapshot_date,
+            snapshot_date=day,
             run_id=request.run_id,
-            started_at=fetched_at,
+            started_at=sources_row["fetched_at"],
             finished_at=now().isoformat(),
-            files=tuple(files),
+            files=week_files,
             sources=dict(sources_row),
-            summary=summary,
+            summary={**summary, "entries_per_market": _week_entries(parts, previous, snap.entries_per_market)},
             request=request.to_message(),
+            parts=parts,
         )
-        name = layout.manifest_name("extract", snap.snapshot_date)
         try:
-            generation = store.write_manifest(manifest, name)
+            generation = store.publish_merged(name, manifest)
         except ConcurrentPublish as exc:
-            # Another run of this snapshot published while this one ran: its result stands, whole.
-            superseded.append(str(exc))
-            log.info("snapshot %s not published: %s", snap.snapshot_date, exc)
+            log.info("week %s: a concurrent run published first; merging again: %s", day, exc)
+            store.abandon(day)
             continue
-        # Objects of an earlier run of this snapshot that this one did not write (fewer pages, fewer markets).
-        removed = store.delete_stale(prefix, {f.name for f in files} | {name})
-        if removed:
-            log.info("removed %d objects of an earlier run under %s", len(removed), prefix)
-        results.append((manifest, generation))
-    sources.cache.flush()
-    if superseded and not results:
-        raise StaleObject("; ".join(superseded))
-    return results
+        store.delete_unreferenced(day, {f.name for f in week_files})
+        return manifest, generation
+    raise ConcurrentPublish(name, 0)  # transient: the event is redelivered and merges again

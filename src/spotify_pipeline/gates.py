@@ -8,15 +8,20 @@ Everything about the gates is declared here, in one place:
   lists them from here);
 * :data:`FEATURE_RANGES`: the documented range of every audio feature.
 
-Where they run: on transform's output (``chart_entries`` and ``tracks`` of the snapshot), at the
-start of recommend, before anything of the snapshot is modelled or loaded (``entrypoints.run_stage``;
-``spotify-pipeline replay`` calls the same code). A failed gate raises :class:`GateFailed`, a
-permanent error: recommend records ``failed`` in ``pipeline_runs`` with a message naming each failed
-check, its value and its threshold, acknowledges the event, and writes nothing; load never runs,
-so every table keeps what it had (the previous weeks, and this week's earlier load if any).
+Where they run, split by what they protect (:data:`CHART_GATES`, :data:`FEATURE_GATES`):
 
-Forcing: a run request with ``"force_gates": true`` (carried in the extract manifest's request),
-or ``spotify-pipeline replay ... --force``, evaluates the gates, logs the failures as a warning and
+* **chart gates** check the chart data a run brings (its markets' entries) in extract, before
+  anything is written: a failure is a permanent error, the run is recorded ``failed`` with a message
+  naming each failed check, its value and its threshold, and the stored week (its other markets,
+  its tables, its raw objects) stays exactly as it was;
+* **feature gates** check the audio features of the week's tracks at the start of recommend: a
+  failure stops only the model. Chart entries, tracks, artists and genres still load; the model
+  tables of the week are empty and the reason is recorded (``pipeline_runs.error`` of recommend and
+  load, the manifests' ``model`` summary, the dashboard). A week with fewer modelled tracks than
+  clusters is skipped the same way, forced or not.
+
+Forcing: a run request with ``"force_gates": true`` (``spotify-pipeline run --force-gates``), or
+``spotify-pipeline replay ... --force``, evaluates the gates, logs the failures as a warning and
 goes on; the stage's ``pipeline_runs`` row says ``forced past failed gates: ...`` in ``error``.
 
 "Previous week" is the latest snapshot *loaded* (it has a load receipt) before this one, at most
@@ -52,9 +57,13 @@ GATES: dict[str, str] = {
     "unique_ranks": "no (snapshot_date, market, rank) appears twice in chart_entries",
     "features_in_range": "every audio feature present lies within its documented range (FEATURE_RANGES)",
     "feature_coverage": "the share of tracks without audio features is at most the threshold",
-    "rows_vs_previous": "chart entries per market, tracks and model_features have not collapsed against the "
-    "previous loaded snapshot of the same chart source",
+    "rows_vs_previous": "no market's chart entries collapsed against the previous loaded snapshot of the same "
+    "chart source",
+    "model_vs_previous": "the modelled tracks (model_features) have not collapsed against the previous loaded "
+    "snapshot of the same chart source",
 }
+CHART_GATES = ("markets_present", "entries_per_market", "unique_ranks", "rows_vs_previous")
+FEATURE_GATES = ("features_in_range", "feature_coverage", "model_vs_previous")
 
 # Documented ranges of the audio features (Spotify Web API, "Get Track's Audio Features"; the
 # tracks table's column descriptions). Two layers: a value that cannot be a feature at all
@@ -127,9 +136,9 @@ class GateThresholds:
         default=0.5,
         metadata=_threshold(
             "PIPELINE_GATE_MIN_RATIO_VS_PREVIOUS",
-            "Data-quality gate rows_vs_previous: a market's chart entries, and the snapshot's tracks and "
-            "model_features, must be at least this fraction of the previous loaded snapshot's (default 0.5; "
-            "0 turns the check off).",
+            "Data-quality gates rows_vs_previous and model_vs_previous: a market's chart entries, and the "
+            "week's model_features, must be at least this fraction of the previous loaded snapshot's "
+            "(default 0.5; 0 turns the checks off).",
         ),
     )
     previous_max_age_days: int = field(
@@ -407,54 +416,46 @@ def evaluate(
         )
     )
 
-    # rows_vs_previous
-    ratio = th.min_ratio_vs_previous
-    results.append(_rows_vs_previous(m, previous, ratio, th.previous_max_age_days))
+    # rows_vs_previous, model_vs_previous
+    results += _vs_previous(m, previous, th.min_ratio_vs_previous, th.previous_max_age_days)
     return tuple(results)
 
 
-def _rows_vs_previous(m: Measurements, previous: Previous | None, ratio: float, max_age: int) -> GateResult:
-    name = "rows_vs_previous"
+def _vs_previous(m: Measurements, previous: Previous | None, ratio: float, max_age: int) -> list[GateResult]:
     rule = f"at least {_fmt(ratio)} x the previous snapshot (PIPELINE_GATE_MIN_RATIO_VS_PREVIOUS)"
     if ratio <= 0:
-        return GateResult(name, True, "not compared", "check off (PIPELINE_GATE_MIN_RATIO_VS_PREVIOUS=0)")
+        off = "check off (PIPELINE_GATE_MIN_RATIO_VS_PREVIOUS=0)"
+        return [GateResult(name, True, "not compared", off) for name in ("rows_vs_previous", "model_vs_previous")]
     if previous is None:
-        return GateResult(
-            name,
-            True,
-            f"no snapshot of chart source {m.chart_source} loaded in the {max_age} days before {m.snapshot_date}",
-            rule,
-        )
+        none = f"no snapshot of chart source {m.chart_source} loaded in the {max_age} days before {m.snapshot_date}"
+        return [GateResult(name, True, none, rule) for name in ("rows_vs_previous", "model_vs_previous")]
     collapsed: list[str] = []
     compared: list[str] = []
-    prev_markets = previous.entries_per_market
-    if prev_markets is not None:
-        for market in sorted(set(prev_markets) & set(m.entries_per_market)):
-            now, before = m.entries_per_market[market], prev_markets[market]
-            compared.append(f"{market} {now}/{before}")
-            if now < ratio * before:
-                collapsed.append(f"{market} has {now} entries, {before} on {previous.snapshot_date}")
-    # Totals are comparable only for the same markets (a request may name fewer markets on purpose).
-    same_markets = prev_markets is None or set(prev_markets) == set(m.entries_per_market)
-    if same_markets:
-        for table, count, earlier in (
-            ("tracks", m.tracks, previous.tracks),
-            ("model_features", m.model_features, previous.model_features),
-        ):
-            if earlier is None:
-                continue
-            compared.append(f"{table} {count}/{earlier}")
-            if count < ratio * earlier:
-                collapsed.append(f"{table} has {count} rows, {earlier} on {previous.snapshot_date}")
-    value = "; ".join(collapsed) if collapsed else f"vs {previous.snapshot_date}: " + (", ".join(compared) or "-")
-    return GateResult(name, not collapsed, value, rule)
+    for market in sorted(set(previous.entries_per_market or {}) & set(m.entries_per_market)):
+        now, before = m.entries_per_market[market], (previous.entries_per_market or {})[market]
+        compared.append(f"{market} {now}/{before}")
+        if now < ratio * before:
+            collapsed.append(f"{market} has {now} entries, {before} on {previous.snapshot_date}")
+    since = f"vs {previous.snapshot_date}: "
+    rows = GateResult(
+        "rows_vs_previous", not collapsed, "; ".join(collapsed) or since + (", ".join(compared) or "-"), rule
+    )
+    before_model = previous.model_features
+    if before_model is None or set(previous.entries_per_market or {}) != set(m.entries_per_market):
+        # Totals compare only over the same markets (a week may hold fewer markets on purpose).
+        model = GateResult("model_vs_previous", True, since + "not compared (different markets)", rule)
+    else:
+        shrunk = m.model_features < ratio * before_model
+        value = f"model_features has {m.model_features} rows, {before_model} on {previous.snapshot_date}"
+        model = GateResult("model_vs_previous", not shrunk, value, rule)
+    return [rows, model]
 
 
 # ------------------------------------------------------------------------ the report
 
 
 class GateFailed(DataError):
-    """One or more gates failed: the snapshot stops before recommend and load (permanent)."""
+    """One or more chart gates failed: the run stops before anything is written (permanent)."""
 
     def __init__(self, report: GateReport) -> None:
         self.report = report
@@ -467,6 +468,7 @@ class GateReport:
     results: tuple[GateResult, ...]
     forced: bool = False
     forced_by: str = ""
+    next_step: str = ""  # the command that goes past the gates, as the user can paste it
 
     @property
     def failed(self) -> tuple[GateResult, ...]:
@@ -476,19 +478,27 @@ class GateReport:
     def passed(self) -> bool:
         return not self.failed
 
+    @property
+    def chart(self) -> bool:
+        return all(r.gate in CHART_GATES for r in self.results)
+
     def message(self) -> str:
         failed = self.failed
-        if not failed:
-            return f"data-quality gates passed for snapshot {self.snapshot_date} ({len(self.results)} checks)"
-        listed = " | ".join(str(r) for r in failed)
         day = self.snapshot_date.isoformat()
+        if not failed:
+            return f"data-quality gates passed for snapshot {day} ({len(self.results)} checks)"
+        listed = " | ".join(str(r) for r in failed)
         if self.forced:
             return f"forced past failed gates ({self.forced_by}) for snapshot {day}: {listed}"
+        names = f"gate{'s' if len(failed) > 1 else ''} {', '.join(r.gate for r in failed)}"
+        if self.chart:
+            return (
+                f"data-quality {names} failed for snapshot {day}; nothing was written, the week keeps what it had: "
+                f"{listed}. Fix the source and run again, or load it anyway: {self.next_step}"
+            )
         return (
-            f"data-quality gate{'s' if len(failed) > 1 else ''} "
-            f"{', '.join(r.gate for r in failed)} failed for snapshot {day}; nothing was modelled or loaded, "
-            f"the tables keep their previous content: {listed}. Fix the source and re-run the week, or load it "
-            f"anyway: spotify-pipeline replay --from {day} --to {day} --stage recommend --force"
+            f"model skipped for snapshot {day} (chart data still loaded): {names} failed: {listed}. "
+            f"Model it anyway: {self.next_step}"
         )
 
     def as_fields(self) -> dict[str, Any]:
@@ -497,6 +507,24 @@ class GateReport:
             "gates_failed": [r.gate for r in self.failed],
             "gates_forced": self.forced,
         }
+
+
+def _report(
+    snapshot: date, results: tuple[GateResult, ...], *, forced: bool, forced_by: str, next_step: str
+) -> GateReport:
+    report = GateReport(
+        snapshot,
+        results,
+        forced=forced and any(not r.passed for r in results),
+        forced_by=forced_by,
+        next_step=next_step,
+    )
+    fields_ = {"snapshot_date": snapshot.isoformat(), **report.as_fields()}
+    if report.passed:
+        log.info(report.message(), extra={"fields": fields_})
+    else:
+        log.warning(report.message(), extra={"fields": fields_})
+    return report
 
 
 # ------------------------------------------------------------------------ bucket side
@@ -519,31 +547,11 @@ def stored_snapshots(store: BucketStore, stage: layout.Stage) -> list[date]:
     return sorted(found)
 
 
-def _read_frame(store: BucketStore, clean: Manifest, table: str) -> pd.DataFrame:
-    from spotify_pipeline.tabular import read_parquet
-
-    return read_parquet(store.read_verified(clean.file(table)))
-
-
-def _loaded_entries_per_market(store: BucketStore, receipt: Manifest) -> dict[str, int] | None:
-    """Per market chart entries of what the receipt loaded, if the chain it names is still current."""
-    try:
-        if receipt.upstream is None:
-            return None
-        model, _, sha = store.read_manifest(receipt.upstream.name, receipt.upstream.generation)
-        if sha != receipt.upstream.sha256 or model.upstream is None:
-            return None
-        clean, _, sha = store.read_manifest(model.upstream.name, model.upstream.generation)
-        if sha != model.upstream.sha256:
-            return None
-        chart = _read_frame(store, clean, "chart_entries")
-    except (StaleObject, ManifestError):
-        return None
-    return {str(mk): int(n) for mk, n in chart.groupby("market").size().items()}
-
-
 def previous_snapshot(store: BucketStore, snapshot: date, chart_source: str, max_age_days: int) -> Previous | None:
-    """The latest snapshot loaded before ``snapshot`` (at most ``max_age_days`` older), same chart source."""
+    """The latest snapshot loaded before ``snapshot`` (at most ``max_age_days`` older), same chart source.
+
+    Its counts come from its load receipt alone (per market entries and row counts), so extract,
+    which has no pandas, can compare too."""
     earliest = snapshot - timedelta(days=max_age_days)
     for day in reversed([d for d in stored_snapshots(store, "load") if earliest <= d < snapshot]):
         try:
@@ -553,53 +561,93 @@ def previous_snapshot(store: BucketStore, snapshot: date, chart_source: str, max
         if receipt.sources.get("chart_source", "spotify-playlist") != chart_source:
             continue
         counts = receipt.summary.get("row_counts") or {}
+        per_market = receipt.summary.get("entries_per_market")
         return Previous(
             snapshot_date=day,
-            entries_per_market=_loaded_entries_per_market(store, receipt),
+            entries_per_market={str(k): int(v) for k, v in per_market.items()}
+            if isinstance(per_market, dict)
+            else None,
             tracks=counts.get("tracks"),
             model_features=counts.get("model_features"),
         )
     return None
 
 
-def check_snapshot(
+def check_chart(
+    store: BucketStore,
+    thresholds: GateThresholds,
+    *,
+    snapshot: date,
+    chart_source: str,
+    entries_per_market: Mapping[str, int],
+    duplicate_ranks: tuple[tuple[str, int, int], ...],
+    requested_markets: tuple[str, ...],
+    force: bool,
+    next_step: str,
+) -> GateReport:
+    """The chart gates on the entries one run brings for one week (extract, before anything is
+    written); raises :class:`GateFailed` unless all pass or the run is forced."""
+    m = Measurements(
+        snapshot_date=snapshot,
+        chart_source=chart_source,
+        entries_per_market=dict(entries_per_market),
+        duplicate_ranks=duplicate_ranks,
+        tracks=0,
+        tracks_without_features=0,
+        model_features=0,
+        out_of_range={},
+    )
+    expected, expected_from = (
+        (requested_markets, "the run request")
+        if requested_markets
+        else (thresholds.expected_markets, "PIPELINE_GATE_EXPECTED_MARKETS")
+    )
+    previous = previous_snapshot(store, snapshot, chart_source, thresholds.previous_max_age_days)
+    results = evaluate(m, thresholds, expected_markets=expected, expected_from=expected_from, previous=previous)
+    chart = tuple(r for r in results if r.gate in CHART_GATES)
+    report = _report(snapshot, chart, forced=force, forced_by="run request force_gates", next_step=next_step)
+    if not report.passed and not report.forced:
+        raise GateFailed(report)
+    return report
+
+
+def check_features(
     clean: Manifest, store: BucketStore, thresholds: GateThresholds, *, force: bool | None = None
 ) -> GateReport:
-    """Run every gate on a transform manifest's tables; raise :class:`GateFailed` unless all pass or
-    the run is forced (``force``, else the run request's ``force_gates`` in the extract manifest)."""
+    """The feature gates on a transform manifest's week (start of recommend). Never raises for a
+    failed gate: the caller skips the model unless the report passed or was forced (``force``, else
+    the run request's ``force_gates`` in the extract manifest)."""
     if clean.stage != "transform":
         raise ManifestError(f"the gates check transform output, got a {clean.stage} manifest")
+    from spotify_pipeline.tabular import read_parquet
+
     request: Mapping[str, Any] = {}
     if clean.upstream is not None:
-        raw, _, _ = store.read_manifest(clean.upstream.name, clean.upstream.generation)
-        request = raw.request or {}
+        try:
+            raw, _, _ = store.read_manifest(clean.upstream.name, clean.upstream.generation)
+            request = raw.request or {}
+        except StaleObject:
+            request = {}  # extract has moved on (a newer run of the week): its request is not this one's
     chart_source = clean.sources.get("chart_source", "spotify-playlist")
     m = measure(
-        _read_frame(store, clean, "chart_entries"),
-        _read_frame(store, clean, "tracks"),
+        read_parquet(store.read_verified(clean.file("chart_entries"))),
+        read_parquet(store.read_verified(clean.file("tracks"))),
         snapshot_date=clean.snapshot_date,
         chart_source=chart_source,
         model_features=clean.row_counts.get("model_features", 0),
         ranges=thresholds.feature_ranges,
     )
-    requested = tuple(str(x) for x in request.get("markets") or ())
-    expected, expected_from = (
-        (requested, "the run request") if requested else (thresholds.expected_markets, "PIPELINE_GATE_EXPECTED_MARKETS")
-    )
     previous = previous_snapshot(store, clean.snapshot_date, chart_source, thresholds.previous_max_age_days)
-    results = evaluate(m, thresholds, expected_markets=expected, expected_from=expected_from, previous=previous)
+    results = evaluate(m, thresholds, expected_markets=(), expected_from="", previous=previous)
     if force is None:
         forced, by = bool(request.get("force_gates")), "run request force_gates"
     else:
         forced, by = force, "--force"
-    report = GateReport(
-        clean.snapshot_date, results, forced=forced and any(not r.passed for r in results), forced_by=by
+    day = clean.snapshot_date.isoformat()
+    return _report(
+        clean.snapshot_date,
+        tuple(r for r in results if r.gate in FEATURE_GATES),
+        forced=forced,
+        forced_by=by,
+        next_step=f"spotify-pipeline replay --from {day} --to {day} --stage recommend --force",
     )
-    fields_ = {"snapshot_date": clean.snapshot_date.isoformat(), **report.as_fields()}
-    if report.passed:
-        log.info(report.message(), extra={"fields": fields_})
-        return report
-    if report.forced:
-        log.warning(report.message(), extra={"fields": fields_})
-        return report
-    raise GateFailed(report)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from spotify_pipeline import layout
 from spotify_pipeline.errors import DataError
-from spotify_pipeline.manifest import Manifest, UpstreamRef
+from spotify_pipeline.manifest import Manifest, ManifestError, UpstreamRef
 from spotify_pipeline.schema import TableSpec, table
 from spotify_pipeline.store import BucketStore, StaleObject
 
@@ -118,6 +118,12 @@ def run_load(
     now: Callable[[], datetime],
 ) -> tuple[Manifest, dict[str, int]]:
     started = now()
+    receipt_name = layout.manifest_name("load", model.snapshot_date)
+    try:
+        before, _, _ = store.read_manifest(receipt_name)
+        loaded_before = set(before.summary.get("runs") or {})
+    except (StaleObject, ManifestError):
+        loaded_before = set()
     counts = _load_snapshot(model, store, client, dataset)
     for _ in range(CATCH_UP_LOADS):
         current = store.generation(upstream.name)
@@ -138,7 +144,15 @@ def run_load(
         files=(),
         upstream=upstream,
         sources=dict(model.sources),
-        summary={"row_counts": counts, "dataset": dataset},
+        summary={
+            "row_counts": counts,
+            "dataset": dataset,
+            "entries_per_market": model.summary.get("entries_per_market") or {},
+            "runs": model.summary.get("runs") or {model.run_id: []},
+            # Runs whose markets this load brought into the tables for the first time (merged weeks).
+            "runs_loaded": sorted(set(model.summary.get("runs") or {model.run_id: []}) - loaded_before),
+            **({"model_skipped": model.summary["model_skipped"]} if model.summary.get("model_skipped") else {}),
+        },
     )
-    store.write_manifest(receipt, layout.manifest_name("load", model.snapshot_date))
+    store.write_manifest(receipt, receipt_name)
     return receipt, counts

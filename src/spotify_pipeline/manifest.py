@@ -43,6 +43,22 @@ class UpstreamRef:
 
 
 @dataclass(frozen=True)
+class Part:
+    """One extract run's share of a week (extract manifests only).
+
+    A week is the union of its markets: each run replaces the markets it names and keeps the
+    others, so a week's extract manifest lists one part per run that still supplies a market.
+    ``files`` are names of entries of :attr:`Manifest.files` (the part's chart objects for its
+    ``markets``, and its metadata and feature batches); ``sources`` are that run's sources.
+    """
+
+    run_id: str
+    markets: tuple[str, ...]
+    files: tuple[str, ...]
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Manifest:
     stage: Stage
     snapshot_date: date
@@ -54,6 +70,14 @@ class Manifest:
     sources: dict[str, str] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     request: dict[str, Any] | None = None
+    parts: tuple[Part, ...] = ()
+
+    def week_parts(self) -> tuple[Part, ...]:
+        """The parts of an extract manifest; a manifest written before parts existed is one part."""
+        if self.parts:
+            return self.parts
+        markets = tuple(sorted(self.summary.get("entries_per_market") or {}))
+        return (Part(self.run_id, markets, tuple(f.name for f in self.files), dict(self.sources)),)
 
     def file(self, table: str) -> FileEntry:
         for entry in self.files:
@@ -67,6 +91,8 @@ class Manifest:
 
     def to_bytes(self) -> bytes:
         body = asdict(self)
+        if not self.parts:
+            del body["parts"]  # only extract manifests have parts
         body["format"] = FORMAT_VERSION
         body["snapshot_date"] = self.snapshot_date.isoformat()
         return (json.dumps(body, indent=1, sort_keys=True) + "\n").encode("utf-8")
@@ -107,13 +133,19 @@ class Manifest:
         request = body.get("request")
         if request is not None and not isinstance(request, dict):
             raise field_.bad("request", request, "expected an object or null")
+        raw_parts = body.get("parts") or []
+        if not isinstance(raw_parts, list):
+            raise field_.bad("parts", raw_parts, "expected a list of parts")
+        parsed_files = tuple(field_.file(f, f"files[{i}]") for i, f in enumerate(files))
+        listed = {f.name for f in parsed_files}
+        parts = tuple(field_.part(p, f"parts[{i}]", listed) for i, p in enumerate(raw_parts))
         return cls(
             stage=stage,  # checked against STAGES above
             snapshot_date=snapshot,
             run_id=field_.text(body, "run_id"),
             started_at=field_.text(body, "started_at"),
             finished_at=field_.text(body, "finished_at"),
-            files=tuple(field_.file(f, f"files[{i}]") for i, f in enumerate(files)),
+            files=parsed_files,
             upstream=(
                 UpstreamRef(
                     field_.text(upstream, "name", "upstream."),
@@ -126,6 +158,7 @@ class Manifest:
             sources=dict(sources),
             summary=dict(body.get("summary") or {}),
             request=request,
+            parts=parts,
         )
 
 
@@ -153,6 +186,24 @@ class _Fields:
 
     def optional_integer(self, body: dict[str, Any], name: str, path: str = "") -> int | None:
         return None if body.get(name) is None else self.integer(body, name, path)
+
+    def strings(self, body: dict[str, Any], name: str, path: str) -> tuple[str, ...]:
+        value = body.get(name)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.bad(path + name, value, "expected a list of strings")
+        return tuple(value)
+
+    def part(self, entry: object, path: str, listed: set[str]) -> Part:
+        if not isinstance(entry, dict):
+            raise self.bad(path, entry, "expected a part object")
+        files = self.strings(entry, "files", path + ".")
+        missing = [name for name in files if name not in listed]
+        if missing:
+            raise self.bad(f"{path}.files", missing[0], "not listed in the manifest's files")
+        sources = entry.get("sources") or {}
+        if not isinstance(sources, dict) or not all(isinstance(v, str) for v in sources.values()):
+            raise self.bad(f"{path}.sources", sources, "expected an object of strings")
+        return Part(self.text(entry, "run_id", path + "."), self.strings(entry, "markets", path + "."), files, sources)
 
     def file(self, entry: object, path: str) -> FileEntry:
         if not isinstance(entry, dict):

@@ -908,26 +908,45 @@ def _stream_recommendations(
     return FileEntry(name, sink.sha256.hexdigest(), sink.size, rows, "recommendations"), result
 
 
-def run_recommend(
-    clean: Manifest, upstream: UpstreamRef, store: StageStore, params: ModelParams, now: Callable[[], datetime]
-) -> tuple[Manifest, int]:
-    started = now()
-    features = pq.read_table(
-        io.BytesIO(store.read_verified(clean.file("model_features"))),
-        columns=["track_id", *MODEL_FEATURES, *Z_COLUMNS],
-    )
-    tracks = pq.read_table(io.BytesIO(store.read_verified(clean.file("tracks"))), columns=["track_id", "markets"])
-    cat = catalogue(features, tracks)
-    del features, tracks
-    prefix = layout.prefix("recommend", clean.snapshot_date)
-    rec_entry, result = _stream_recommendations(
-        store, f"{prefix}recommendations.parquet", cat, clean.snapshot_date, params
-    )
-    files: list[FileEntry] = [rec_entry]
-    for name, tbl in (("track_clusters", result.track_clusters), ("clusters", result.clusters)):
-        files.append(
-            store.write(f"{prefix}{name}.parquet", _parquet_bytes(tbl), PARQUET_TYPE, rows=tbl.num_rows, table=name)
+def model_skip_reason(modelled_tracks: int, params: ModelParams) -> str | None:
+    """Why the model cannot run on a week, whatever the gates say; None when it can."""
+    if modelled_tracks < max(params.n_clusters, 2):
+        return (
+            f"{modelled_tracks} track(s) with all four audio features, fewer than the {params.n_clusters} "
+            "clusters (PIPELINE_CLUSTERS) the model needs: add a feature provider (feature_providers) or "
+            "a chart file with features"
         )
+    return None
+
+
+def run_recommend(
+    clean: Manifest,
+    upstream: UpstreamRef,
+    store: StageStore,
+    params: ModelParams,
+    now: Callable[[], datetime],
+    *,
+    skip_reason: str | None = None,
+) -> tuple[Manifest, int]:
+    """The model on a transform manifest's week. With ``skip_reason`` (failed feature gates), or when
+    too few tracks have features, the model tables of the week are written empty and the manifest
+    says why (``summary.model_skipped``): the week's chart data still loads."""
+    started = now()
+    prefix = layout.prefix("recommend", clean.snapshot_date)
+    files: list[FileEntry] = []
+    cat = None if skip_reason else _catalogue(clean, store)
+    skip_reason = skip_reason or model_skip_reason(len(cat) if cat is not None else 0, params)
+    if cat is None or skip_reason is not None:
+        for name in ("recommendations", "track_clusters", "clusters"):
+            empty = table(name).arrow_schema().empty_table()
+            files.append(
+                store.write(f"{prefix}{name}.parquet", _parquet_bytes(empty), PARQUET_TYPE, rows=0, table=name)
+            )
+        summary: dict[str, Any] = {"modelled_tracks": 0, "model_skipped": skip_reason}
+    else:
+        summary = _model(cat, clean.snapshot_date, store, params, prefix, files)
+    summary["runs"] = clean.summary.get("runs", {clean.run_id: clean.summary.get("markets", [])})
+    summary["entries_per_market"] = clean.summary.get("entries_per_market", {})
     manifest = Manifest(
         stage="recommend",
         snapshot_date=clean.snapshot_date,
@@ -937,14 +956,35 @@ def run_recommend(
         files=tuple(files),
         upstream=upstream,
         sources=dict(clean.sources),
-        summary={
-            "modelled_tracks": result.tracks,
-            "n_clusters": result.clusters.num_rows,
-            "neighbours_per_track": result.neighbours_per_track,
-            "random_state": params.random_state,
-        },
+        summary=summary,
     )
     name = layout.manifest_name("recommend", clean.snapshot_date)
     generation = store.write_manifest(manifest, name)
     store.delete_stale(prefix, {f.name for f in files} | {name})
     return manifest, generation
+
+
+def _catalogue(clean: Manifest, store: StageStore) -> Catalogue:
+    features = pq.read_table(
+        io.BytesIO(store.read_verified(clean.file("model_features"))),
+        columns=["track_id", *MODEL_FEATURES, *Z_COLUMNS],
+    )
+    tracks = pq.read_table(io.BytesIO(store.read_verified(clean.file("tracks"))), columns=["track_id", "markets"])
+    return catalogue(features, tracks)
+
+
+def _model(
+    cat: Catalogue, snapshot: date, store: StageStore, params: ModelParams, prefix: str, files: list[FileEntry]
+) -> dict[str, Any]:
+    rec_entry, result = _stream_recommendations(store, f"{prefix}recommendations.parquet", cat, snapshot, params)
+    files.append(rec_entry)
+    for name, tbl in (("track_clusters", result.track_clusters), ("clusters", result.clusters)):
+        files.append(
+            store.write(f"{prefix}{name}.parquet", _parquet_bytes(tbl), PARQUET_TYPE, rows=tbl.num_rows, table=name)
+        )
+    return {
+        "modelled_tracks": result.tracks,
+        "n_clusters": result.clusters.num_rows,
+        "neighbours_per_track": result.neighbours_per_track,
+        "random_state": params.random_state,
+    }

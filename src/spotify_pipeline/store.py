@@ -197,6 +197,14 @@ class RunScopedStore:
             return None
         return layout.prefix(self.stage, snapshot), snapshot
 
+    def begin(self, snapshot: date, base_generation: int) -> layout.RunFolder:
+        """Start (or, after a lost race, restart) this execution's folder for ``snapshot`` from the
+        manifest generation the caller read: a publish that merges with the stored manifest must
+        write its files into a folder based on exactly the generation it merged with."""
+        key = layout.prefix(self.stage, snapshot)
+        self._folders[key] = layout.run_folder(self.stage, snapshot, self.run_id, base_generation, self.nonce)
+        return self._folders[key]
+
     def folder(self, snapshot: date) -> layout.RunFolder:
         """This execution's run folder for ``snapshot`` (its base generation read on first use)."""
         key = layout.prefix(self.stage, snapshot)
@@ -257,6 +265,37 @@ class RunScopedStore:
             for name in self.store.names(folder.path):
                 if self.store.delete(name):
                     removed.append(name)
+        return removed
+
+    def publish_merged(self, name: str, manifest: Manifest) -> int:
+        """Publish without abandoning on a lost race (the caller merges again and retries)."""
+        ref = layout.parse_manifest_name(name)
+        if ref is None or ref.stage != self.stage:
+            raise ValueError(f"{self.stage} may publish only its own manifests, not {name!r}")
+        base = self.folder(ref.snapshot_date).base_generation
+        generation = self.store.write_manifest(manifest, name, if_generation_match=base)
+        self._published[layout.prefix(self.stage, ref.snapshot_date)] = generation
+        return generation
+
+    def delete_unreferenced(self, snapshot: date, referenced: set[str]) -> list[str]:
+        """After publishing ``snapshot``: delete the run folders that can never be published any more
+        (based on an older generation) and hold no file that ``referenced`` names. A folder some
+        stored manifest still lists is kept whole."""
+        key = layout.prefix(self.stage, snapshot)
+        published = self._published.get(key)
+        if published is None:
+            return []
+        names = self.store.names(key)
+        keep_folders = {f.path for n in referenced if (f := layout.parse_run_folder(n)) is not None}
+        removed = []
+        for obj in names:
+            folder = layout.parse_run_folder(obj)
+            if folder is None or folder.path in keep_folders or folder.base_generation >= published:
+                continue
+            if self.store.delete(obj):
+                removed.append(obj)
+        if removed:
+            log.info("removed %d unreferenced objects of earlier executions under %s", len(removed), key)
         return removed
 
     # Reads go straight to the bucket.

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -27,9 +29,17 @@ OTHER_FEATURES = ("acousticness", "instrumentalness", "liveness", "speechiness",
 INT_FEATURES = ("key", "mode", "time_signature")
 TABLES = ("chart_entries", "tracks", "artists", "track_artists", "artist_genres", "model_features")
 
+ARTIST_NAME_KEY = "name:"  # artist_id of an artist known only by name (a chart file, no Spotify metadata)
+
 _PAGE_RE = re.compile(r"/playlists/(?P<market>[A-Z]+)/(?P<playlist>[A-Za-z0-9]+)/page-\d+\.json$")
 _CHART_RE = re.compile(r"/charts/(?P<market>GLOBAL|[A-Z]{2})\.json$")
 _CACHED_RE = re.compile(r"/cached/(?P<kind>[a-z-]+)\.json$")
+
+
+def artist_key(name: str) -> str:
+    """The artist_id of an artist known only by its name: ``name:`` and the name, NFC, trimmed,
+    inner whitespace collapsed (a Spotify artist id never contains a colon)."""
+    return ARTIST_NAME_KEY + " ".join(unicodedata.normalize("NFC", name).split())
 
 
 def _load_json(name: str, data: bytes) -> Any:
@@ -246,6 +256,33 @@ class _Raw:
         raise self.bad(f"{path}.{name}", None, "required")
 
 
+@dataclass
+class PartInput:
+    """One extract part of a week: its raw objects (name, parsed JSON) in manifest order, and the
+    sources they came from (:class:`spotify_pipeline.manifest.Part`)."""
+
+    raw: list[tuple[str, Any]]
+    chart_source: str
+    feature_source: str  # the part's provider chain, e.g. ``dataset,spotify``
+    fetched_at: datetime | None = None
+
+
+@dataclass
+class _Parsed:
+    """What one part's raw objects hold, before the week is assembled."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    track_objs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    chart_rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # track id -> first chart-file row
+    chart_time: datetime | None = None  # when the chart file was last written (dataset features' time)
+    artist_objs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    provided: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: {"spotify": {}, "reccobeats": {}})
+    cached: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    dataset: dict[str, dict[str, Any]] = field(default_factory=dict)
+    chain: tuple[str, ...] = ()
+    fetched_at: datetime | None = None
+
+
 def build_tables(
     raw: list[tuple[str, Any]],
     snapshot: date,
@@ -260,16 +297,17 @@ def build_tables(
     its features from the first provider in that order that has them, and records which one.
     ``fetched_at`` is when the extract fetched (cached objects carry their own time).
     """
-    entries: list[dict[str, Any]] = []
-    track_objs: dict[str, dict[str, Any]] = {}
-    chart_rows: dict[str, dict[str, Any]] = {}  # track id -> first chart-file row (names, features, extras)
-    chart_time: datetime | None = None  # when the chart file was last written (dataset features' time)
-    artist_objs: dict[str, dict[str, Any]] = {}
-    provided: dict[str, dict[str, dict[str, Any]]] = {"spotify": {}, "reccobeats": {}}
-    cached: dict[str, dict[str, dict[str, Any]]] = {}
-    chain = tuple(p.strip() for p in feature_source.split(",") if p.strip())
+    return build_week_tables([PartInput(raw, chart_source, feature_source, fetched_at)], snapshot)
 
-    for name, body in raw:
+
+def _parse_part(part: PartInput, snapshot: date) -> _Parsed:
+    out = _Parsed(chain=tuple(p.strip() for p in part.feature_source.split(",") if p.strip()))
+    out.fetched_at = part.fetched_at
+    entries, track_objs, chart_rows = out.entries, out.track_objs, out.chart_rows
+    artist_objs, provided, cached = out.artist_objs, out.provided, out.cached
+    chart_source = part.chart_source
+    chart_time: datetime | None = None
+    for name, body in part.raw:
         page = _PAGE_RE.search(name)
         chart_file = _CHART_RE.search(name)
         chk = _Raw(name)
@@ -344,16 +382,47 @@ def build_tables(
             )
         else:
             raise DataError(f"{name}: unexpected object in the extract manifest")
-    if not entries:
-        raise DataError("extract manifest holds no chart entries: every playlist was empty")
     for tid, entry in cached.get("tracks", {}).items():
         if entry.get("value"):
             track_objs.setdefault(tid, {**entry["value"], "_fetched_at": entry.get("fetched_at")})
     for aid, entry in cached.get("artists", {}).items():
         if entry.get("value"):
             artist_objs.setdefault(aid, {**entry["value"], "_fetched_at": entry.get("fetched_at")})
-    dataset = {tid: row["features"] for tid, row in chart_rows.items() if row.get("features")}
+    out.dataset = {tid: row["features"] for tid, row in chart_rows.items() if row.get("features")}
+    out.chart_time = chart_time
+    return out
 
+
+def build_week_tables(parts: list[PartInput], snapshot: date) -> dict[str, pd.DataFrame]:
+    """Pure: a week's parts (oldest first) to the six clean tables. Each part supplies chart entries
+    for its markets; a track's metadata, artists and features come from the newest part that has
+    them, each with that part's sources and times, so a market kept from an earlier run keeps its data."""
+    parsed = [_parse_part(p, snapshot) for p in parts]
+    entries = [e for p in parsed for e in p.entries]
+    if not entries:
+        raise DataError("extract manifest holds no chart entries: every playlist was empty")
+    newest_first = list(reversed(parsed))
+    track_objs: dict[str, dict[str, Any]] = {}
+    chart_rows: dict[str, dict[str, Any]] = {}
+    artist_objs: dict[str, dict[str, Any]] = {}
+    for p in newest_first:
+        for tid, obj in p.track_objs.items():
+            track_objs.setdefault(tid, obj)
+        for tid, chart_row in p.chart_rows.items():
+            chart_rows.setdefault(tid, chart_row)
+        for aid, obj in p.artist_objs.items():
+            artist_objs.setdefault(aid, {**obj, "_part_fetched_at": p.fetched_at})
+    part_of_market = {e["market"]: i for i, p in enumerate(parsed) for e in p.entries}
+    source_of_market = {e["market"]: e["chart_source"] for e in entries}
+
+    def features_of(tid: str) -> tuple[dict[str, Any], str | None, datetime | None]:
+        for p in newest_first:
+            found = _features_of(tid, p.chain, p.dataset, p.provided, p.cached, p.fetched_at, p.chart_time)
+            if found[1] is not None:
+                return found
+        return {}, None, None
+
+    fetched_at = parsed[-1].fetched_at
     chart = pd.DataFrame(entries).sort_values(["market", "rank"], kind="stable").reset_index(drop=True)
     dup = chart.duplicated(["market", "rank"])
     if dup.any():
@@ -368,8 +437,10 @@ def build_tables(
         t = track_objs.get(tid) or {}
         row_csv = chart_rows.get(tid) or {}
         extra = row_csv.get("extra") or {}
-        feat, provider, feat_time = _features_of(tid, chain, dataset, provided, cached, fetched_at, chart_time)
+        feat, provider, feat_time = features_of(tid)
         credits = [a for a in t.get("artists") or [] if a.get("id")]
+        if not credits:  # no Spotify metadata answered: the chart file's names, under a documented key
+            credits = [{"id": artist_key(n), "name": n} for n in row_csv.get("artist_names") or () if n.strip()]
         album = t.get("album") or {}
         popularity = t.get("popularity")
         row: dict[str, Any] = {
@@ -400,7 +471,9 @@ def build_tables(
             row[col] = int(value) if value is not None else None
         row["has_features"] = all(row[c] is not None for c in MODEL_FEATURES)
         row["feature_source"] = provider
-        row["chart_source"] = chart_source
+        # The newest source among the markets it charts in (sources differ only across parts).
+        newest_market = max(markets_of[tid], key=lambda m: part_of_market[m])
+        row["chart_source"] = source_of_market[newest_market]
         row["features_fetched_at"] = feat_time
         track_rows.append(row)
         for pos, a in enumerate(credits):
@@ -428,7 +501,7 @@ def build_tables(
                 "followers": (a.get("followers") or {}).get("total"),
                 "genres": genres,
                 "main_genre": genres[0] if genres else None,
-                "fetched_at": _timestamp(a.get("_fetched_at")) or fetched_at,
+                "fetched_at": _timestamp(a.get("_fetched_at")) or a.get("_part_fetched_at") or fetched_at,
             }
         )
         for pos, genre in enumerate(genres):
@@ -474,11 +547,20 @@ def run_transform(
     raw_manifest: Manifest, upstream: UpstreamRef, store: StageStore, now: Callable[[], datetime]
 ) -> tuple[Manifest, int]:
     started = now()
-    raw = [(f.name, _load_json(f.name, store.read_verified(f))) for f in raw_manifest.files]
-    chart_source = raw_manifest.sources.get("chart_source", "spotify-playlist")
-    feature_source = raw_manifest.sources.get("feature_source", "spotify")
-    fetched_at = _timestamp(raw_manifest.sources.get("fetched_at") or raw_manifest.started_at)
-    frames = build_tables(raw, raw_manifest.snapshot_date, chart_source, feature_source, fetched_at=fetched_at)
+    entries = {f.name: f for f in raw_manifest.files}
+    parts = raw_manifest.week_parts()
+    inputs = []
+    for part in parts:
+        src = part.sources or raw_manifest.sources
+        inputs.append(
+            PartInput(
+                raw=[(n, _load_json(n, store.read_verified(entries[n]))) for n in part.files],
+                chart_source=src.get("chart_source", "spotify-playlist"),
+                feature_source=src.get("feature_source", "spotify"),
+                fetched_at=_timestamp(src.get("fetched_at") or raw_manifest.started_at),
+            )
+        )
+    frames = build_week_tables(inputs, raw_manifest.snapshot_date)
 
     prefix = layout.prefix("transform", raw_manifest.snapshot_date)
     blobs = [(name, parquet_bytes(to_arrow(df, table(name))), len(df)) for name, df in frames.items()]
@@ -502,6 +584,11 @@ def run_transform(
                 str(k): int(v) for k, v in tracks["feature_source"].dropna().value_counts().sort_index().items()
             },
             "markets": sorted(frames["chart_entries"]["market"].unique().tolist()),
+            "entries_per_market": {
+                str(m): int(n) for m, n in frames["chart_entries"].groupby("market").size().sort_index().items()
+            },
+            # The runs whose markets this week holds, so each run can be told its own outcome.
+            "runs": {p.run_id: list(p.markets) for p in parts},
         },
     )
     name = layout.manifest_name("transform", raw_manifest.snapshot_date)

@@ -1,5 +1,5 @@
 """Data-quality gates: thresholds as configuration, each check on crafted tables, the report's
-message (check, value, threshold), and check_snapshot against an in-memory bucket."""
+message (check, value, threshold), and check_chart / check_features against an in-memory bucket."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ from spotify_pipeline.gates import (
     Measurements,
     OutOfRange,
     Previous,
-    check_snapshot,
     evaluate,
     measure,
 )
@@ -264,34 +263,53 @@ def test_rows_against_the_previous_week(tables: dict[str, pd.DataFrame]) -> None
     result = run(shrunk, prev)["rows_vs_previous"]
     assert not result.passed and result.value == f"BR has 12 entries, 50 on {prev.snapshot_date}"
     assert result.threshold == "at least 0.5 x the previous snapshot (PIPELINE_GATE_MIN_RATIO_VS_PREVIOUS)"
-    # Totals: compared only for the same set of markets.
-    fewer_tracks = replace(m, tracks=60, model_features=59)
-    assert "tracks has 60 rows, 143" in run(fewer_tracks, prev)["rows_vs_previous"].value
-    two_markets = replace(fewer_tracks, entries_per_market={"BR": 50, "GLOBAL": 50})
-    assert run(two_markets, prev)["rows_vs_previous"].passed
-    # Per-market counts unknown (the previous week's clean tables were re-written): totals only.
-    assert not run(fewer_tracks, replace(prev, entries_per_market=None))["rows_vs_previous"].passed
-    # No previous week, or the check turned off.
+    # The model's rows: a feature gate of their own, compared only over the same set of markets.
+    fewer = replace(m, model_features=59)
+    model = run(fewer, prev)["model_vs_previous"]
+    assert not model.passed and model.value == f"model_features has 59 rows, 142 on {prev.snapshot_date}"
+    assert run(fewer, prev)["rows_vs_previous"].passed
+    two_markets = replace(fewer, entries_per_market={"BR": 50, "GLOBAL": 50})
+    assert run(two_markets, prev)["model_vs_previous"].passed
+    assert run(fewer, replace(prev, entries_per_market=None))["model_vs_previous"].passed  # markets unknown
+    # No previous week, or the checks turned off.
     assert "no snapshot of chart source spotify-playlist" in run(shrunk, None)["rows_vs_previous"].value
     assert run(shrunk, prev, min_ratio_vs_previous=0.0)["rows_vs_previous"].passed
+    assert run(fewer, prev, min_ratio_vs_previous=0.0)["model_vs_previous"].passed
 
 
-def test_failure_message_names_each_check_value_and_threshold(tables: dict[str, pd.DataFrame]) -> None:
+def test_gates_are_split_into_chart_and_feature_gates() -> None:
+    assert set(gates.CHART_GATES) | set(gates.FEATURE_GATES) == set(GATES)
+    assert not set(gates.CHART_GATES) & set(gates.FEATURE_GATES)
+
+
+def test_failure_messages_name_each_check_value_threshold_and_the_next_step(tables: dict[str, pd.DataFrame]) -> None:
     chart = tables["chart_entries"]
     m = measured({**tables, "chart_entries": chart[chart["market"] != "KR"]})
     results = evaluate(m, TH, expected_markets=("GLOBAL", "BR", "KR"), expected_from="the run request", previous=None)
-    report = gates.GateReport(DAY, results)
+    step = "spotify-pipeline run --snapshot-date 2026-03-09 --markets GLOBAL,BR,KR --force-gates"
+    report = gates.GateReport(DAY, tuple(r for r in results if r.gate in gates.CHART_GATES), next_step=step)
     text = GateFailed(report).args[0]
-    assert text.startswith("data-quality gate markets_present failed for snapshot 2026-03-09; nothing was modelled")
+    assert text.startswith("data-quality gate markets_present failed for snapshot 2026-03-09; nothing was written")
     assert (
         "[markets_present] value: missing KR (present: BR, GLOBAL); "
         "threshold: every market of the run request: GLOBAL, BR, KR"
     ) in text
-    assert "spotify-pipeline replay --from 2026-03-09 --to 2026-03-09 --stage recommend --force" in text
+    assert text.endswith(step)
     assert isinstance(GateFailed(report), PermanentError)  # acknowledged, recorded as failed, not retried
     forced = replace(report, forced=True, forced_by="--force")
     assert forced.message().startswith("forced past failed gates (--force) for snapshot 2026-03-09: [markets_present]")
     assert forced.as_fields()["gates_failed"] == ["markets_present"]
+    features = evaluate(
+        measured(tables, tracks_without_features=100),
+        TH,
+        expected_markets=(),
+        expected_from="-",
+        previous=None,
+    )
+    step = "spotify-pipeline replay --from 2026-03-09 --to 2026-03-09 --stage recommend --force"
+    skipped = gates.GateReport(DAY, tuple(r for r in features if r.gate in gates.FEATURE_GATES), next_step=step)
+    assert skipped.message().startswith("model skipped for snapshot 2026-03-09 (chart data still loaded): gate ")
+    assert "[feature_coverage] value: 100 of 143 tracks without features" in skipped.message()
 
 
 # ------------------------------------------------------------------------ force: request field, run row
@@ -388,52 +406,76 @@ def store_snapshot(
     if loaded:
         model = Manifest("recommend", day, "run", "t0", "t1", (), clean_ref, dict(clean.sources))
         counts = {name: len(frames[name]) for name in ("chart_entries", "tracks", "model_features")}
-        receipt = Manifest(
-            "load", day, "run", "t0", "t1", (), bucket.manifest(model), dict(clean.sources), {"row_counts": counts}
-        )
+        per_market = {str(k): int(v) for k, v in frames["chart_entries"].groupby("market").size().items()}
+        summary = {"row_counts": counts, "entries_per_market": per_market}
+        receipt = Manifest("load", day, "run", "t0", "t1", (), bucket.manifest(model), dict(clean.sources), summary)
         bucket.manifest(receipt)
     return clean
 
 
-def test_check_snapshot_passes_and_fails_against_the_previous_loaded_week(tables: dict[str, pd.DataFrame]) -> None:
+def chart_check(bucket: MemoryBucket, frames: dict[str, pd.DataFrame], **kw: Any) -> gates.GateReport:
+    chart = frames["chart_entries"]
+    per_market = {str(k): int(v) for k, v in chart.groupby("market").size().items()}
+    args: dict[str, Any] = {
+        "snapshot": DAY,
+        "chart_source": "spotify-playlist",
+        "entries_per_market": per_market,
+        "duplicate_ranks": (),
+        "requested_markets": ("GLOBAL", "BR", "KR"),
+        "force": False,
+        "next_step": "spotify-pipeline run ... --force-gates",
+    }
+    return gates.check_chart(bucket, kw.pop("thresholds", TH), **{**args, **kw})  # type: ignore[arg-type]
+
+
+def test_chart_gates_pass_and_fail_against_the_previous_loaded_week(tables: dict[str, pd.DataFrame]) -> None:
     bucket = MemoryBucket()
     store_snapshot(bucket, tables, DAY - timedelta(days=7), loaded=True)
     assert gates.stored_snapshots(bucket, "load") == [DAY - timedelta(days=7)]  # type: ignore[arg-type]
-    clean = store_snapshot(bucket, tables, DAY)
-    report = check_snapshot(clean, bucket, TH)  # type: ignore[arg-type]
-    assert report.passed
+    report = chart_check(bucket, tables)
+    assert report.passed and [r.gate for r in report.results] == list(gates.CHART_GATES)
     assert by_gate(report.results)["rows_vs_previous"].value.startswith(f"vs {DAY - timedelta(days=7)}")
-
     chart = tables["chart_entries"]
     few = chart[(chart["market"] != "BR") | (chart["rank"] <= 10)]
-    broken = store_snapshot(bucket, {**tables, "chart_entries": few}, DAY)
     with pytest.raises(GateFailed) as info:
-        check_snapshot(broken, bucket, TH)  # type: ignore[arg-type]
+        chart_check(bucket, {**tables, "chart_entries": few})
     assert [r.gate for r in info.value.report.failed] == ["rows_vs_previous"]
     assert "BR has 10 entries, 50 on 2026-03-02" in str(info.value)
+    with pytest.raises(GateFailed, match="unique_ranks"):
+        chart_check(bucket, tables, duplicate_ranks=(("BR", 3, 2),))
 
 
-def test_check_snapshot_forced_by_the_request_or_the_caller(tables: dict[str, pd.DataFrame]) -> None:
+def test_chart_gates_forced_by_the_request(tables: dict[str, pd.DataFrame]) -> None:
     bucket = MemoryBucket()
     chart = tables["chart_entries"]
     no_kr = {**tables, "chart_entries": chart[chart["market"] != "KR"]}
-    forced_request = {"markets": ["GLOBAL", "BR", "KR"], "force_gates": True}
-    clean = store_snapshot(bucket, no_kr, DAY, request=forced_request)
-    report = check_snapshot(clean, bucket, TH)  # type: ignore[arg-type]
+    report = chart_check(bucket, no_kr, force=True)
     assert report.forced and report.forced_by == "run request force_gates"
     assert report.message().startswith("forced past failed gates (run request force_gates)")
-    clean = store_snapshot(bucket, no_kr, DAY)
     with pytest.raises(GateFailed, match="markets_present"):
-        check_snapshot(clean, bucket, TH)  # type: ignore[arg-type]
-    assert check_snapshot(clean, bucket, TH, force=True).forced  # type: ignore[arg-type]
+        chart_check(bucket, no_kr)
     # A chart file without a market filter: the configured expectation applies.
-    clean = store_snapshot(bucket, no_kr, DAY, request={"markets": None})
-    assert check_snapshot(clean, bucket, TH).passed  # type: ignore[arg-type]
+    assert chart_check(bucket, no_kr, requested_markets=()).passed
     with pytest.raises(GateFailed, match="PIPELINE_GATE_EXPECTED_MARKETS: KR"):
-        check_snapshot(clean, bucket, GateThresholds(expected_markets=("KR",)))  # type: ignore[arg-type]
+        chart_check(bucket, no_kr, requested_markets=(), thresholds=GateThresholds(expected_markets=("KR",)))
 
 
-def test_previous_week_ignores_other_sources_old_weeks_and_rewritten_chains(tables: dict[str, pd.DataFrame]) -> None:
+def test_feature_gates_report_without_raising_and_can_be_forced(tables: dict[str, pd.DataFrame]) -> None:
+    bucket = MemoryBucket()
+    clean = store_snapshot(bucket, tables, DAY)
+    report = gates.check_features(clean, bucket, TH)  # type: ignore[arg-type]
+    assert report.passed and [r.gate for r in report.results] == list(gates.FEATURE_GATES)
+    bare = tables["tracks"].assign(has_features=False)
+    clean = store_snapshot(bucket, {**tables, "tracks": bare}, DAY, request={"force_gates": True})
+    forced = gates.check_features(clean, bucket, TH)  # type: ignore[arg-type]
+    assert forced.forced and forced.failed[0].gate == "feature_coverage"
+    clean = store_snapshot(bucket, {**tables, "tracks": bare}, DAY)
+    failed = gates.check_features(clean, bucket, TH)  # type: ignore[arg-type]
+    assert not failed.passed and not failed.forced and "model skipped" in failed.message()
+    assert gates.check_features(clean, bucket, TH, force=True).forced  # type: ignore[arg-type]
+
+
+def test_previous_week_ignores_other_sources_and_old_weeks(tables: dict[str, pd.DataFrame]) -> None:
     bucket = MemoryBucket()
     store_snapshot(bucket, tables, DAY - timedelta(days=20), loaded=True)  # too old
     assert gates.previous_snapshot(bucket, DAY, "spotify-playlist", 14) is None  # type: ignore[arg-type]
@@ -442,7 +484,3 @@ def test_previous_week_ignores_other_sources_old_weeks_and_rewritten_chains(tabl
     prev = gates.previous_snapshot(bucket, DAY, "spotify-playlist", 14)  # type: ignore[arg-type]
     assert prev is not None and prev.entries_per_market == {"BR": 50, "GLOBAL": 50, "KR": 50}
     assert (prev.tracks, prev.model_features) == (143, 142)
-    # The previous week's transform re-run after its load: its per-market counts no longer show what was loaded.
-    store_snapshot(bucket, tables, DAY - timedelta(days=7))
-    prev = gates.previous_snapshot(bucket, DAY, "spotify-playlist", 14)  # type: ignore[arg-type]
-    assert prev is not None and prev.entries_per_market is None and prev.tracks == 143

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from spotify_pipeline.sources.cache import Cache, MemoryCacheBackend
 from spotify_pipeline.sources.http import RetryPolicy
 from spotify_pipeline.sources.reccobeats import ReccoBeatsApi
 from spotify_pipeline.spotify_api import SpotifyApi
+from spotify_pipeline.store import ConcurrentPublish, StaleObject
 
 CHARTS = Path(__file__).resolve().parents[2] / "fixtures" / "charts"
 CLIENT_ID = "sources-test-client"
@@ -58,11 +59,38 @@ class Standin:
 
 
 class MemoryStore:
-    """The surface extract writes through, in memory."""
+    """The surface extract writes through (extract.WeekStore), in memory: no run folders, and
+    generations that count the manifest's writes."""
+
+    bucket_name = "memory-bucket"
 
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
         self.manifests: dict[str, Manifest] = {}
+        self.generations: dict[str, int] = {}
+        self.bases: dict[date, int] = {}
+
+    def read_manifest(self, name: str, generation: int | None = None) -> tuple[Manifest, int, str]:
+        if name not in self.manifests:
+            raise StaleObject(f"{name} does not exist")
+        return self.manifests[name], self.generations[name], hashlib.sha256(self.objects[name]).hexdigest()
+
+    def begin(self, snapshot: date, base_generation: int) -> object:
+        self.bases[snapshot] = base_generation
+        return None
+
+    def publish_merged(self, name: str, manifest: Manifest) -> int:
+        if self.generations.get(name, 0) != self.bases[manifest.snapshot_date]:
+            raise ConcurrentPublish(name, self.bases[manifest.snapshot_date])
+        self.write_manifest(manifest, name)
+        self.generations[name] = self.generations.get(name, 0) + 1
+        return self.generations[name]
+
+    def abandon(self, snapshot: date | None = None) -> list[str]:
+        return []
+
+    def delete_unreferenced(self, snapshot: date, referenced: set[str]) -> list[str]:
+        return []
 
     def write(
         self, name: str, data: bytes, content_type: str, *, rows: int | None = None, table: str | None = None

@@ -20,7 +20,7 @@ from spotify_pipeline.manifest import UpstreamRef
 from spotify_pipeline.schema import table
 from spotify_pipeline.standin.catalogue import USER_PLAYLISTS, Catalogue
 from spotify_pipeline.tabular import to_arrow
-from spotify_pipeline.transform import MODEL_FEATURES, TABLES, run_transform
+from spotify_pipeline.transform import ARTIST_NAME_KEY, MODEL_FEATURES, TABLES, run_transform
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 CHART_TIME = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -80,8 +80,14 @@ def test_unknown_tracks_keep_names_from_the_file(harness: Callable[..., Harness]
     duo = tracks[tracks["artist_names"].map(len) == 2]
     assert not duo.empty
     assert all(list(n) == ["Synthetic Duo", "Synthetic Featured Guest"] for n in duo["artist_names"])
-    assert all(len(ids) == 0 for ids in tracks["artist_ids"])  # no Spotify metadata: no ids, no artist rows
-    assert first["artists"].empty and first["track_artists"].empty
+    # No Spotify metadata: artists are known by name, under the documented key, and still get rows.
+    assert all(list(ids) == ["name:Synthetic Duo", "name:Synthetic Featured Guest"] for ids in duo["artist_ids"])
+    credited = {a for ids in tracks["artist_ids"] for a in ids}
+    assert credited and all(a.startswith(ARTIST_NAME_KEY) for a in credited)
+    artists = first["artists"].set_index("artist_id")
+    assert set(artists.index) == credited
+    assert artists.loc["name:Synthetic Duo", "artist_name"] == "Synthetic Duo"
+    assert len(first["track_artists"]) == sum(len(ids) for ids in tracks["artist_ids"])
     assert tracks["popularity"].notna().all() and tracks["album_name"].notna().all()  # from the file
     assert len(first["chart_entries"]) == len(second["chart_entries"]) == 12
 
