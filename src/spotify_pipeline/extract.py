@@ -372,9 +372,10 @@ def _features(
             fetched.provider_of.setdefault(tid, provider)
         need = [t for t in need if t not in fetched.provider_of]
     if not fetched.provider_of and any(p in fetched.unavailable for p in chain):
-        raise SourceUnavailable(
-            "no track got audio features: "
-            + "; ".join(fetched.unavailable[p] for p in chain if p in fetched.unavailable)
+        # Chart data loads without features; the model is skipped downstream (feature gates).
+        log.warning(
+            "no track got audio features; the week's chart data still loads, its model is skipped: %s",
+            "; ".join(fetched.unavailable[p] for p in chain if p in fetched.unavailable),
         )
     return chain
 
