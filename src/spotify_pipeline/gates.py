@@ -58,7 +58,7 @@ GATES: dict[str, str] = {
     "features_in_range": "every audio feature present lies within its documented range (FEATURE_RANGES)",
     "feature_coverage": "the share of tracks without audio features is at most the threshold",
     "rows_vs_previous": "no market's chart entries collapsed against the previous loaded snapshot of the same "
-    "chart source",
+    "chart source (or this week as loaded, on a re-run)",
     "model_vs_previous": "the modelled tracks (model_features) have not collapsed against the previous loaded "
     "snapshot of the same chart source",
 }
@@ -548,17 +548,19 @@ def stored_snapshots(store: BucketStore, stage: layout.Stage) -> list[date]:
 
 
 def previous_snapshot(store: BucketStore, snapshot: date, chart_source: str, max_age_days: int) -> Previous | None:
-    """The latest snapshot loaded before ``snapshot`` (at most ``max_age_days`` older), same chart source.
+    """What a week is compared with: the week itself as loaded, when a run re-runs a loaded week
+    (whatever its source: a re-run must not collapse what is there); else the latest snapshot loaded
+    before it (at most ``max_age_days`` older) from the same chart source.
 
-    Its counts come from its load receipt alone (per market entries and row counts), so extract,
-    which has no pandas, can compare too."""
+    Counts come from load receipts alone (per market entries and row counts), so extract, which
+    has no pandas, can compare too."""
     earliest = snapshot - timedelta(days=max_age_days)
-    for day in reversed([d for d in stored_snapshots(store, "load") if earliest <= d < snapshot]):
+    for day in reversed([d for d in stored_snapshots(store, "load") if earliest <= d <= snapshot]):
         try:
             receipt, _, _ = store.read_manifest(layout.manifest_name("load", day))
         except (StaleObject, ManifestError):
             continue
-        if receipt.sources.get("chart_source", "spotify-playlist") != chart_source:
+        if day != snapshot and receipt.sources.get("chart_source", "spotify-playlist") != chart_source:
             continue
         counts = receipt.summary.get("row_counts") or {}
         per_market = receipt.summary.get("entries_per_market")

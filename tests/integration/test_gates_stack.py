@@ -1,7 +1,7 @@
-"""Data-quality gates on the local stack: a raw snapshot with one market missing, or with an audio
-feature out of its range, goes through the real chain (Eventarc -> transform -> recommend) and stops
-before load with a message naming the gate, its value and its threshold; the previous week's tables
-are untouched. Then the operator's --force path loads it, and that is recorded too."""
+"""Data-quality gates on the local stack. Chart gates refuse a run in extract before anything is
+written (the stored week, its tables and raw objects stay, and replay rebuilds them); feature gates
+skip only the model (chart data loads, the reason is recorded), and the operator's --force models
+anyway, which is recorded too."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from datetime import date
 from typing import Any
 
 import pytest
-from helpers import ensure_loaded, gcs, ops, query, runs, snapshot_tables, wait_until
+from helpers import bucket_objects, ensure_loaded, gcs, ops, query, runs, snapshot_tables, wait_until
 
 from spotify_pipeline import layout
+from spotify_pipeline.cli import publish_tick
 from spotify_pipeline.manifest import FileEntry
 from spotify_pipeline.store import BucketStore
 
@@ -23,6 +24,7 @@ PREVIOUS = date(2025, 3, 10)  # a loaded week (shared with test_replay.py)
 NO_KR = date(2025, 3, 17)
 HOT = date(2025, 3, 24)
 IMPOSSIBLE = date(2025, 3, 21)
+NO_FEATURES = date(2025, 3, 23)
 
 
 def store(stack: Any) -> BucketStore:
@@ -44,7 +46,7 @@ def craft_raw_snapshot(stack: Any, day: date, run_id: str, edit: Any) -> None:
         data = json.dumps(body).encode()
         files.append(bucket.write(new + entry.name[len(old) :], data, "application/json", rows=entry.rows))
     request = {**(source.request or {}), "snapshot_date": day.isoformat(), "run_id": run_id}
-    manifest = replace(source, snapshot_date=day, run_id=run_id, files=tuple(files), request=request)
+    manifest = replace(source, snapshot_date=day, run_id=run_id, files=tuple(files), request=request, parts=())
     bucket.write_manifest(manifest, layout.manifest_name("extract", day))
 
 
@@ -87,20 +89,81 @@ def first_modelled_track(stack: Any) -> str:
     return track
 
 
-def test_a_missing_market_stops_before_load_and_the_previous_week_is_untouched(stack: Any) -> None:
+def upload_chart(stack: Any, name: str, rows: list[tuple[int, str]]) -> str:
+    """A charts.spotify.com weekly file of ``rows`` (rank, track id) in the bucket; its object name."""
+    lines = ["rank,uri,artist_names,track_name,source,peak_rank,previous_rank,weeks_on_chart,streams"]
+    lines += [f"{rank},spotify:track:{tid},Someone,Some Track,Label,1,1,1,1000" for rank, tid in rows]
+    blob = gcs(stack).bucket("spotify-pipeline-local").blob(f"uploads/test/{name}")
+    blob.upload_from_string("\n".join(lines) + "\n", content_type="text/csv")
+    return f"uploads/test/{name}"
+
+
+def test_a_refused_rerun_leaves_the_week_as_it_was_and_replay_rebuilds_it(stack: Any) -> None:
+    """A re-run of a loaded week whose chart collapses (BR: 5 entries instead of 50) is refused by the
+    chart gates in extract, before anything is written: tables, raw objects and manifests stay, and
+    `replay` rebuilds the same tables from the stored raw objects."""
     ensure_loaded(stack, PREVIOUS, "replay-base-b")
-    previous_tables = snapshot_tables(stack, PREVIOUS)
+    tables_before = snapshot_tables(stack, PREVIOUS)
+    prefix = layout.prefix("extract", PREVIOUS)
+    raw_before = {n: g for n, g in bucket_objects(stack).items() if n.startswith(prefix)}
+    br = query(stack, "SELECT track_id FROM chart_entries WHERE snapshot_date = @d AND market = 'BR'", d=PREVIOUS)
+    chart = upload_chart(stack, "regional-br-weekly-short.csv", [(i + 1, r["track_id"]) for i, r in enumerate(br[:5])])
+    request = {"snapshot_date": str(PREVIOUS), "markets": ["BR"], "charts_csv": chart, "run_id": "gates-short-br"}
+    publish_tick(stack.env(), stack, request)
+    rows = wait_until(lambda: [r for r in runs(stack, "gates-short-br") if r["status"] == "failed"] or None, 90)
+    error = rows[0]["error"]
+    assert [r["stage"] for r in runs(stack, "gates-short-br")] == ["extract"]
+    assert "data-quality gate rows_vs_previous failed for snapshot 2025-03-10; nothing was written" in error
+    assert "BR has 5 entries, 50 on" in error or "rows_vs_previous" in error
+    assert f"spotify-pipeline run --snapshot-date {PREVIOUS} --markets BR --charts-csv gs://" in error
+    assert error.rstrip().endswith("--force-gates")
+    assert {n: g for n, g in bucket_objects(stack).items() if n.startswith(prefix)} == raw_before
+    assert snapshot_tables(stack, PREVIOUS) == tables_before
+    assert ops(stack, "replay", "--from", str(PREVIOUS), "--to", str(PREVIOUS)) == 0
+    assert snapshot_tables(stack, PREVIOUS) == tables_before
 
-    craft_raw_snapshot(stack, NO_KR, "gates-no-kr", lambda name, body: None if "/playlists/KR/" in name else body)
-    error = stopped_before_load(stack, NO_KR, "gates-no-kr")
-    assert "data-quality gate markets_present failed for snapshot 2025-03-17" in error
-    assert "value: missing KR (present: BR, GLOBAL)" in error
-    assert "threshold: every market of the run request: GLOBAL, BR, KR" in error
-    assert "--stage recommend --force" in error  # says what the operator can do
-    assert snapshot_tables(stack, PREVIOUS) == previous_tables
+
+def test_a_chart_file_without_features_loads_its_chart_and_skips_the_model(stack: Any) -> None:
+    """A charts.spotify.com file has no audio features; when no provider has any either (a dev-mode
+    app's 403 is the same), chart entries, tracks and artists still load and the model is skipped
+    with its reason recorded."""
+    tracks = query(stack, "SELECT track_id FROM tracks WHERE snapshot_date = @d ORDER BY track_id", d=PREVIOUS)
+    ensure_loaded(stack, PREVIOUS, "replay-base-b")
+    tracks = query(stack, "SELECT track_id FROM tracks WHERE snapshot_date = @d ORDER BY track_id", d=PREVIOUS)
+    chart = upload_chart(
+        stack, "regional-global-weekly-nofeat.csv", [(i + 1, r["track_id"]) for i, r in enumerate(tracks[:40])]
+    )
+    request = {
+        "snapshot_date": str(NO_FEATURES),
+        "markets": ["GLOBAL"],
+        "charts_csv": chart,
+        "run_id": "gates-no-features",
+        "feature_providers": ["reccobeats"],
+        "dataset_features": False,
+    }
+    publish_tick(stack.env(), stack, request)
+    rows = wait_until(
+        lambda: [r for r in runs(stack, "gates-no-features") if r["stage"] == "load" or r["status"] == "failed"], 120
+    )
+    assert [(r["stage"], r["status"]) for r in runs(stack, "gates-no-features")] == [
+        ("extract", "succeeded"),
+        ("transform", "succeeded"),
+        ("recommend", "succeeded"),
+        ("load", "succeeded"),
+    ], rows
+    assert "model skipped for snapshot" in runs(stack, "gates-no-features")[2]["error"]
+    assert "feature_coverage" in runs(stack, "gates-no-features")[3]["error"]
+    counts = {
+        name: query(stack, f"SELECT COUNT(*) AS n FROM `{name}` WHERE snapshot_date = @d", d=NO_FEATURES)[0]["n"]
+        for name in ("chart_entries", "tracks", "artists", "model_features", "recommendations", "clusters")
+    }
+    assert counts["chart_entries"] == counts["tracks"] == 40 and counts["artists"] == 1
+    artist = query(stack, "SELECT artist_id, artist_name FROM artists WHERE snapshot_date = @d", d=NO_FEATURES)
+    assert artist == [{"artist_id": "name:Someone", "artist_name": "Someone"}]  # known by name (documented key)
+    assert counts["model_features"] == counts["recommendations"] == counts["clusters"] == 0
 
 
-def test_a_feature_outside_its_documented_range_stops_at_the_gate_then_force_loads_and_is_recorded(
+def test_a_feature_outside_its_documented_range_skips_the_model_then_force_models_and_is_recorded(
     stack: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ensure_loaded(stack, PREVIOUS, "replay-base-b")
@@ -108,19 +171,30 @@ def test_a_feature_outside_its_documented_range_stops_at_the_gate_then_force_loa
     loud = first_modelled_track(stack)
     # +8 dB: a number transform accepts as a loudness, outside the documented range (-60..5 dB here).
     craft_raw_snapshot(stack, HOT, "gates-hot", set_feature(loud, "loudness", 8.0))
-    error = stopped_before_load(stack, HOT, "gates-hot")
-    assert "data-quality gate features_in_range failed for snapshot 2025-03-24" in error
+    wait_until(lambda: [r for r in runs(stack, "gates-hot") if r["stage"] == "load"] or None, 120)
+    stages = runs(stack, "gates-hot")
+    assert [(r["stage"], r["status"]) for r in stages] == [
+        ("transform", "succeeded"),
+        ("recommend", "succeeded"),
+        ("load", "succeeded"),
+    ]
+    error = stages[1]["error"]
+    assert "model skipped for snapshot 2025-03-24 (chart data still loaded): gate features_in_range failed" in error
     assert f"value: loudness: 1 value(s) outside the range, e.g. track {loud} = 8" in error
     assert "threshold: loudness -60..5 (PIPELINE_GATE_FEATURE_RANGES)" in error
+    assert "spotify-pipeline replay --from 2025-03-24 --to 2025-03-24 --stage recommend --force" in error
+    assert query(stack, "SELECT COUNT(*) AS n FROM chart_entries WHERE snapshot_date = @d", d=HOT)[0]["n"] == 150
+    assert query(stack, "SELECT COUNT(*) AS n FROM recommendations WHERE snapshot_date = @d", d=HOT)[0]["n"] == 0
     assert snapshot_tables(stack, PREVIOUS) == previous_tables
 
-    # The operator decides the week is right after all: forced, loaded from the stored clean tables.
+    # The operator decides the week is right after all: forced, modelled from the stored clean tables.
     capsys.readouterr()
-    assert ops(stack, "replay", "--from", str(HOT), "--stage", "recommend", "--force") == 0
+    assert ops(stack, "replay", "--from", str(HOT), "--to", str(HOT), "--stage", "recommend", "--force") == 0
     out = capsys.readouterr().out
-    assert "gates forced (--force)" in out and "NOTE forced past failed gates (--force)" in out
+    assert "NOTE forced past failed gates (--force)" in out
     loudness = query(stack, "SELECT loudness FROM tracks WHERE snapshot_date = @d AND track_id = @t", d=HOT, t=loud)
     assert loudness == [{"loudness": 8.0}]
+    assert query(stack, "SELECT COUNT(*) AS n FROM recommendations WHERE snapshot_date = @d", d=HOT)[0]["n"] > 0
     forced = query(
         stack,
         "SELECT stage, status, error FROM pipeline_runs WHERE snapshot_date = @d AND STARTS_WITH(run_id, 'replay-') "
@@ -132,16 +206,6 @@ def test_a_feature_outside_its_documented_range_stops_at_the_gate_then_force_loa
         "forced past failed gates (--force) for snapshot 2025-03-24: [features_in_range]"
     )
     assert snapshot_tables(stack, PREVIOUS) == previous_tables
-
-    # `status` shows it all: the stopped runs with their gate, the forced one with its note.
-    capsys.readouterr()
-    assert ops(stack, "status", "--limit", "10", "--days", "3650") == 0
-    report = capsys.readouterr().out
-    assert "last successful load: snapshot 2025-03-24" in report
-    recommend = report.split("\nrecommend\n")[1].split("\n\n")[0]
-    assert "gates-hot" in recommend and "features_in_range" in recommend
-    assert "NOTE forced past failed gates (--force)" in recommend
-    assert "spotify-playlist/spotify" in recommend
 
 
 def test_a_feature_that_cannot_be_one_stops_before_load_too(stack: Any) -> None:
