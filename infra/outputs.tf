@@ -108,9 +108,9 @@ output "looker_studio_create_url" {
 }
 
 output "alert_policies" {
-  description = "Cloud Monitoring alert policies (a stage failed; no successful load), notifying alert_email."
+  description = "Cloud Monitoring alert policies (a stage failed; no successful load), notifying alert_email; null with alerts_enabled = false."
   value = {
-    stage_failed = google_monitoring_alert_policy.stage_failed.name
-    no_load      = google_monitoring_alert_policy.no_load.name
+    stage_failed = one(google_monitoring_alert_policy.stage_failed[*].name)
+    no_load      = one(google_monitoring_alert_policy.no_load[*].name)
   }
 }
