@@ -8,7 +8,10 @@ What they assert: every function's entry point exists in functions/<name>/main.p
 types and the Scheduler -> topic -> extract chain; the BigQuery tables come from the loader's
 schema file (no second copy) with its partitioning and clustering; every environment variable
 is one the code reads and the required ones are set; least-privilege IAM; no secret values;
-the bucket's settings; the APIs; the outputs.
+the bucket's lifecycle; the APIs; the outputs. ``CHECKS`` also runs fresh_project.py's rules (what
+a first apply on a fresh project needs). Generic rules that checkov (public buckets, uniform
+access, ingress, basic roles) or the provider-schema check (names, provider pin) already apply
+are left to them.
 
 Usage: ``python infra/checks/wiring.py [INFRA_DIR]`` (exit 1 on problems).
 """
