@@ -23,6 +23,10 @@
 # object event of the bucket (a run writes a few dozen objects) and return at once for
 # foreign ones, so a handful of instances suffices; extract is limited to one.
 #
+# Secrets: no function mounts one (secret_environment_variables at version latest would make a
+# deployment fail until a version exists). extract reads the Spotify credentials from Secret
+# Manager when a run needs them; see secrets.tf.
+#
 # Retries: every stage acknowledges permanent errors itself and raises on transient ones, and
 # re-processing a manifest is idempotent, so RETRY_POLICY_RETRY is right for all four; events
 # older than PIPELINE_MAX_EVENT_AGE_SECONDS are dropped by the code, bounding the retries.
@@ -57,20 +61,6 @@ resource "google_cloudfunctions2_function" "extract" {
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.function["extract"].email
     environment_variables            = merge(local.common_env, local.function_env["extract"])
-
-    # The Spotify credentials, from Secret Manager, for extract only.
-    secret_environment_variables {
-      key        = "SPOTIFY_CLIENT_ID"
-      project_id = var.project_id
-      secret     = google_secret_manager_secret.spotify["SPOTIFY_CLIENT_ID"].secret_id
-      version    = "latest"
-    }
-    secret_environment_variables {
-      key        = "SPOTIFY_CLIENT_SECRET"
-      project_id = var.project_id
-      secret     = google_secret_manager_secret.spotify["SPOTIFY_CLIENT_SECRET"].secret_id
-      version    = "latest"
-    }
   }
 
   event_trigger {
@@ -91,8 +81,9 @@ resource "google_cloudfunctions2_function" "extract" {
   depends_on = [time_sleep.iam_propagation]
 }
 
-# ingest: the extract source again, same identity, secrets and settings, triggered by the data
-# bucket; it acts on inbox/<anything>.csv only and ignores every other object by name.
+# ingest: the extract source again, same identity and settings (so the same read of the Spotify
+# secrets), triggered by the data bucket; it acts on inbox/<anything>.csv only and ignores every
+# other object by name.
 resource "google_cloudfunctions2_function" "ingest" {
   count = var.chart_inbox_enabled ? 1 : 0
 
@@ -125,19 +116,6 @@ resource "google_cloudfunctions2_function" "ingest" {
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.function["extract"].email
     environment_variables            = merge(local.common_env, local.function_env["extract"])
-
-    secret_environment_variables {
-      key        = "SPOTIFY_CLIENT_ID"
-      project_id = var.project_id
-      secret     = google_secret_manager_secret.spotify["SPOTIFY_CLIENT_ID"].secret_id
-      version    = "latest"
-    }
-    secret_environment_variables {
-      key        = "SPOTIFY_CLIENT_SECRET"
-      project_id = var.project_id
-      secret     = google_secret_manager_secret.spotify["SPOTIFY_CLIENT_SECRET"].secret_id
-      version    = "latest"
-    }
   }
 
   event_trigger {

@@ -1,6 +1,6 @@
 # Identity: one service account per function (its runtime identity), one for the event
 # triggers (Eventarc and the Pub/Sub push subscription invoke the functions as it), one for
-# Cloud Build. Every role is granted on the narrowest resource that can carry it; the four
+# Cloud Build. Every role is granted on the narrowest resource that can carry it; the five
 # project-level grants below say why no narrower resource exists.
 
 resource "google_service_account" "function" {
@@ -71,7 +71,7 @@ resource "google_bigquery_table_iam_member" "stage_records_runs" {
 }
 
 # ---------------------------------------------------------------- secrets
-# extract only, and only these two secrets.
+# extract's account only (ingest runs as it too), and only these two secrets; read at run time.
 resource "google_secret_manager_secret_iam_member" "extract_reads_spotify" {
   for_each = google_secret_manager_secret.spotify
 
@@ -112,7 +112,7 @@ resource "google_cloud_run_v2_service_iam_member" "trigger_invokes" {
 data "google_storage_project_service_account" "gcs" {
   project = var.project_id
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.service_agents]
 }
 
 resource "google_project_iam_member" "gcs_agent_publishes_events" {
@@ -137,6 +137,36 @@ resource "google_artifact_registry_repository_iam_member" "builder_pushes_images
   member     = google_service_account.builder.member
 }
 
+# Gen2 functions copy build_config.source into Google's own bucket
+# gcf-v2-sources-<PROJECT_NUMBER>-<REGION>, and Cloud Build reads it from there as this account
+# ("Access to bucket gcf-v2-sources-... denied" otherwise: provider issue #20571; Google's
+# cloudfunctions2_basic_builder sample grants objectAdmin on the whole project). Cloud Functions
+# creates that bucket during the first deployment, so no bucket-level grant can exist before the
+# build needs it: the read is granted at project level, narrowed by an IAM condition to that one
+# bucket and its objects (Cloud Storage evaluates resource.name in conditions for both).
+resource "google_project_iam_member" "builder_reads_gcf_sources" {
+  project = var.project_id
+  role    = "roles/storage.objectViewer"
+  member  = google_service_account.builder.member
+
+  condition {
+    title       = "gcf-v2-sources bucket only"
+    description = "The bucket Cloud Functions copies function sources into for Cloud Build."
+    expression  = "resource.name == \"projects/_/buckets/${local.gcf_sources_bucket}\" || resource.name.startsWith(\"projects/_/buckets/${local.gcf_sources_bucket}/\")"
+  }
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
+
+  depends_on = [google_project_service.enabled]
+}
+
+locals {
+  gcf_sources_bucket = "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
+}
+
+# Our own source bucket, where Terraform uploads the zips (Cloud Functions copies from it).
 resource "google_storage_bucket_iam_member" "builder_reads_sources" {
   bucket = google_storage_bucket.sources.name
   role   = "roles/storage.objectViewer"
@@ -145,15 +175,18 @@ resource "google_storage_bucket_iam_member" "builder_reads_sources" {
 
 # IAM is eventually consistent: Eventarc refuses to create a trigger whose account cannot yet
 # receive events, and a build fails if its account cannot yet read the source. Wait once
-# after the grants the functions' creation depends on.
+# after the grants the functions' creation depends on (and after the service agents' wait, so
+# the functions come after both).
 resource "time_sleep" "iam_propagation" {
   create_duration = "${var.iam_propagation_seconds}s"
 
   depends_on = [
+    time_sleep.service_agents,
     google_project_iam_member.trigger_receives_events,
     google_project_iam_member.gcs_agent_publishes_events,
     google_project_iam_member.builder_writes_logs,
     google_artifact_registry_repository_iam_member.builder_pushes_images,
+    google_project_iam_member.builder_reads_gcf_sources,
     google_storage_bucket_iam_member.builder_reads_sources,
     google_storage_bucket_iam_member.function_objects,
     google_secret_manager_secret_iam_member.extract_reads_spotify,

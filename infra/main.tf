@@ -35,6 +35,11 @@ locals {
       PIPELINE_CHART_SOURCE         = var.chart_source
       PIPELINE_FEATURE_PROVIDERS    = join(",", var.feature_providers)
       PIPELINE_RETRY_BUDGET_SECONDS = tostring(var.retry_budget_seconds)
+      # Which secrets hold the Spotify credentials (ids, not values): extract reads them from
+      # Secret Manager when a run first needs Spotify (spotify_pipeline.sources.credentials), so
+      # neither a deployment nor a chart-file run depends on a secret version existing.
+      SPOTIFY_CLIENT_ID_SECRET_ID     = google_secret_manager_secret.spotify["SPOTIFY_CLIENT_ID"].secret_id
+      SPOTIFY_CLIENT_SECRET_SECRET_ID = google_secret_manager_secret.spotify["SPOTIFY_CLIENT_SECRET"].secret_id
     }
     transform = {}
     recommend = {}
@@ -72,4 +77,18 @@ resource "google_project_service" "enabled" {
   project            = var.project_id
   service            = each.key
   disable_on_destroy = false
+}
+
+# Enabling an API returns before its service agents (Eventarc's, Cloud Functions', Cloud Build's,
+# Pub/Sub's) exist and hold their roles: the first Eventarc trigger then fails with "Permission
+# denied while using the Eventarc Service Agent". As Google's samples do, wait once after enabling,
+# and again whenever the set of APIs changes (triggers). Everything that needs a service agent (the
+# Cloud Storage agent's grant, the functions and their triggers) comes after this wait.
+resource "time_sleep" "service_agents" {
+  create_duration = "${var.service_agent_wait_seconds}s"
+  triggers = {
+    services = join(",", sort(keys(google_project_service.enabled)))
+  }
+
+  depends_on = [google_project_service.enabled]
 }

@@ -4,7 +4,8 @@
 #
 #   <prefix>_stage_failures   log-based counter: ERROR lines of a stage that are not a transient
 #                             retry (permanent failures, a failed data-quality gate, a rejected run
-#                             request), labelled by stage  -> policy "a stage failed"
+#                             request), labelled by stage  -> policy "a stage failed" (PromQL: any
+#                             increase over the last 10 minutes, per stage)
 #   <prefix>_load_succeeded   log-based counter: load's success lines -> policy "no successful load
 #                             in var.no_load_alert_days days" (PromQL: an absence over days; a
 #                             metric-absence condition stops at 23.5 hours)
@@ -13,17 +14,26 @@
 # recovers ends as no load, which the second policy reports. Notifications go to var.alert_email
 # (no channel when empty: incidents show in the console only). docs/operations.md has the runbook.
 #
+# Both conditions are PromQL with disable_metric_validation: the policies are created in the same
+# apply as their log-based metrics, and a condition on a metric that has not propagated yet is
+# rejected with 404 "Cannot find metric(s)" for up to 10 minutes (provider issue #11102).
+#
 # Cost: log-based metrics and e-mail notifications are free; Cloud Monitoring bills alerting per
-# condition (about $1.50 a month each, two here) plus $0.35 per million time series returned,
-# once its alerting charges apply to the project. var.alerts_enabled = false keeps the metrics,
-# disables the policies.
+# condition ($1.50 a month each, two here) plus $0.35 per million time series returned, once its
+# alerting charges apply to the project. var.alerts_enabled = false keeps the metrics and creates
+# no policy.
 
 locals {
   # Metric names with underscores only, so their PromQL names are predictable.
   metric_prefix  = replace(var.name_prefix, "-", "_")
   alert_channels = [for channel in google_monitoring_notification_channel.email : channel.name]
-  # PromQL name of a log-based metric: logging.googleapis.com/user/NAME -> logging_googleapis_com:user_NAME
-  load_succeeded_promql = "logging_googleapis_com:user_${google_logging_metric.load_succeeded.name}{monitored_resource=\"cloud_run_revision\"}"
+  # PromQL name of each log-based metric: logging.googleapis.com/user/NAME -> logging_googleapis_com:user_NAME
+  metric_promql = {
+    for key, metric in {
+      stage_failures = google_logging_metric.stage_failures
+      load_succeeded = google_logging_metric.load_succeeded
+    } : key => "logging_googleapis_com:user_${metric.name}{monitored_resource=\"cloud_run_revision\"}"
+  }
 }
 
 resource "google_monitoring_notification_channel" "email" {
@@ -80,34 +90,24 @@ resource "google_logging_metric" "load_succeeded" {
 }
 
 resource "google_monitoring_alert_policy" "stage_failed" {
+  count = var.alerts_enabled ? 1 : 0
+
   display_name          = "${var.name_prefix}: a stage failed"
   combiner              = "OR"
-  enabled               = var.alerts_enabled
   severity              = "ERROR"
   notification_channels = local.alert_channels
 
   conditions {
     display_name = "Failed stages (${google_logging_metric.stage_failures.name}) > 0"
 
-    condition_threshold {
-      filter          = "resource.type = \"cloud_run_revision\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.stage_failures.name}\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-      # No failure lines means no data points: the incident closes, and the next failure opens a
-      # new one (and notifies again).
-      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
-
-      aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["metric.label.stage"]
-      }
-
-      trigger {
-        count = 1
-      }
+    # One series per failing stage. Without failure lines the query returns nothing: the incident
+    # closes, and the next failure opens a new one (and notifies again). A threshold condition
+    # would need evaluation_missing_data for that, which the API rejects with a zero duration.
+    condition_prometheus_query_language {
+      query                     = "sum by (stage) (increase(${local.metric_promql.stage_failures}[10m])) > 0"
+      duration                  = "0s"
+      evaluation_interval       = "60s"
+      disable_metric_validation = true # the log-based metric is created in the same apply
     }
   }
 
@@ -123,9 +123,10 @@ resource "google_monitoring_alert_policy" "stage_failed" {
 }
 
 resource "google_monitoring_alert_policy" "no_load" {
+  count = var.alerts_enabled ? 1 : 0
+
   display_name          = "${var.name_prefix}: no successful load in ${var.no_load_alert_days} days"
   combiner              = "OR"
-  enabled               = var.alerts_enabled
   severity              = "WARNING"
   notification_channels = local.alert_channels
 
@@ -136,7 +137,7 @@ resource "google_monitoring_alert_policy" "no_load" {
     # retention (35 days here, of 6 weeks kept): silent right after the first deployment, before
     # any load; the first run's failure, if any, is reported by the other policy.
     condition_prometheus_query_language {
-      query                     = "absent_over_time(${local.load_succeeded_promql}[${var.no_load_alert_days}d]) unless on() absent_over_time(${local.load_succeeded_promql}[35d])"
+      query                     = "absent_over_time(${local.metric_promql.load_succeeded}[${var.no_load_alert_days}d]) unless on() absent_over_time(${local.metric_promql.load_succeeded}[35d])"
       duration                  = "0s"
       evaluation_interval       = "300s"
       disable_metric_validation = true # the log-based metric has no data until the first load

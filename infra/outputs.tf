@@ -10,11 +10,13 @@ locals {
 
   # Looker Studio linking API: a copy of the template report (or a new report) with one BigQuery
   # data source per dashboard view of tables.json. The template's data source aliases must match
-  # the view names, or be mapped with var.looker_studio_aliases.
+  # the view names, or be mapped with var.looker_studio_aliases. urlencode writes a space as "+",
+  # which a URL path (the logs URL) and Looker Studio keep as a plus sign: every value is encoded
+  # with replace(urlencode(...), "+", "%20") (a literal "+" is already %2B by then).
   dashboard_views = sort(keys(local.views))
   looker_studio_params = concat(
-    var.looker_studio_template_report_id == "" ? [] : ["c.reportId=${urlencode(var.looker_studio_template_report_id)}"],
-    ["r.reportName=${urlencode(var.looker_studio_report_name)}"],
+    var.looker_studio_template_report_id == "" ? [] : ["c.reportId=${replace(urlencode(var.looker_studio_template_report_id), "+", "%20")}"],
+    ["r.reportName=${replace(urlencode(var.looker_studio_report_name), "+", "%20")}"],
     flatten([
       for view in local.dashboard_views : [
         for key, value in {
@@ -23,7 +25,7 @@ locals {
           projectId = var.project_id
           datasetId = var.dataset_id
           tableId   = view
-        } : "ds.${lookup(var.looker_studio_aliases, view, view)}.${key}=${urlencode(value)}"
+        } : "ds.${lookup(var.looker_studio_aliases, view, view)}.${key}=${replace(urlencode(value), "+", "%20")}"
       ]
     ]),
   )
@@ -99,7 +101,7 @@ output "logs_filter" {
 
 output "logs_url" {
   description = "Logs Explorer with that filter."
-  value       = "https://console.cloud.google.com/logs/query;query=${urlencode(local.logs_filter)}?project=${var.project_id}"
+  value       = "https://console.cloud.google.com/logs/query;query=${replace(urlencode(local.logs_filter), "+", "%20")}?project=${var.project_id}"
 }
 
 output "looker_studio_create_url" {
@@ -108,9 +110,9 @@ output "looker_studio_create_url" {
 }
 
 output "alert_policies" {
-  description = "Cloud Monitoring alert policies (a stage failed; no successful load), notifying alert_email."
+  description = "Cloud Monitoring alert policies (a stage failed; no successful load), notifying alert_email; null with alerts_enabled = false."
   value = {
-    stage_failed = google_monitoring_alert_policy.stage_failed.name
-    no_load      = google_monitoring_alert_policy.no_load.name
+    stage_failed = one(google_monitoring_alert_policy.stage_failed[*].name)
+    no_load      = one(google_monitoring_alert_policy.no_load[*].name)
   }
 }

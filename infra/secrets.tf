@@ -1,6 +1,8 @@
 # Spotify app credentials. Terraform creates the secrets only, never a version: the values are
 # added with `gcloud secrets versions add ... --data-file=-` (docs/deploy.md), so they are never
-# in a .tf file, a variable, a plan or the state. Only extract can read them.
+# in a .tf file, a variable, a plan or the state. Only extract's account (extract and ingest) can
+# read them, at run time, when a run first calls Spotify (spotify_pipeline.sources.credentials):
+# a deployment never waits for a version, and one that only imports chart files needs none.
 locals {
   spotify_secrets = {
     SPOTIFY_CLIENT_ID     = "${var.name_prefix}-spotify-client-id"

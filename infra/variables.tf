@@ -284,6 +284,17 @@ variable "iam_propagation_seconds" {
   }
 }
 
+variable "service_agent_wait_seconds" {
+  description = "Wait after enabling the APIs, for their service agents (Eventarc's first of all) to exist and hold their roles; re-run `terraform apply` if a fresh project needs longer (docs/deploy.md)."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.service_agent_wait_seconds >= 0 && var.service_agent_wait_seconds <= 900
+    error_message = "service_agent_wait_seconds must be between 0 and 900."
+  }
+}
+
 variable "looker_studio_template_report_id" {
   description = "Looker Studio report to copy for the dashboard (the id in its URL). Empty: the linking URL creates a new report from the views alone."
   type        = string
@@ -348,7 +359,8 @@ variable "table_partition_expiration_days" {
 }
 
 # Alerts (infra/monitoring.tf). Cost: log-based metrics and e-mails are free; Cloud Monitoring
-# bills about $1.50 a month per alerting condition (two) once its alerting charges apply.
+# bills $1.50 a month per alerting condition (two) once its alerting charges apply
+# (docs/deploy.md, "Monthly cost").
 variable "alert_email" {
   description = "E-mail address notified when a stage fails or no load succeeds for no_load_alert_days days (a Cloud Monitoring notification channel). Empty: no channel, incidents show in the console only."
   type        = string
@@ -361,7 +373,7 @@ variable "alert_email" {
 }
 
 variable "alerts_enabled" {
-  description = "Enable the two alert policies (a stage failed; no successful load). The log-based metrics exist either way."
+  description = "Create the two alert policies (a stage failed; no successful load), billed per condition. false: no policy exists (nothing billed); the log-based metrics exist either way."
   type        = bool
   default     = true
 }

@@ -8,7 +8,10 @@ What they assert: every function's entry point exists in functions/<name>/main.p
 types and the Scheduler -> topic -> extract chain; the BigQuery tables come from the loader's
 schema file (no second copy) with its partitioning and clustering; every environment variable
 is one the code reads and the required ones are set; least-privilege IAM; no secret values;
-the bucket's settings; the APIs; the outputs.
+the bucket's lifecycle; the APIs; the outputs. ``CHECKS`` also runs fresh_project.py's rules (what
+a first apply on a fresh project needs). Generic rules that checkov (public buckets, uniform
+access, ingress, basic roles) or the provider-schema check (names, provider pin) already apply
+are left to them.
 
 Usage: ``python infra/checks/wiring.py [INFRA_DIR]`` (exit 1 on problems).
 """
@@ -20,20 +23,25 @@ import json
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-CHECKS_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(CHECKS_DIR))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tfparse import block, blocks, expr, load_dir  # noqa: E402
+import fresh_project
+from infra_model import (
+    CHECKS_DIR,
+    STAGES,
+    Infra,
+    evaluate_default,
+    expected_deployments,
+    member,
+    names,
+    norm,
+)
+from schema_file import check_schema
+from tfparse import block, blocks
 
-STAGES = ("extract", "transform", "recommend", "load")
-# Deployments whose source is another function's zip: `ingest` is the extract source on the
-# bucket's events (chart files under inbox/), deployed when functions/extract/main.py defines it.
-SECOND_DEPLOYMENTS = {"ingest": "extract"}
 PUBSUB_EVENT = "google.cloud.pubsub.topic.v1.messagePublished"
 GCS_EVENT = "google.cloud.storage.object.v1.finalized"
 REQUIRED_ENV = ("GOOGLE_CLOUD_PROJECT", "PIPELINE_BUCKET", "PIPELINE_DATASET")
@@ -58,147 +66,12 @@ PROJECT_LEVEL_ALLOWED = {
     "roles/eventarc.eventReceiver": "google_service_account.trigger.member",
     "roles/pubsub.publisher": "data.google_storage_project_service_account.gcs.member",
     "roles/logging.logWriter": "google_service_account.builder.member",
+    # Conditioned to the gcf-v2-sources bucket (fresh_project.check_build_reads_sources).
+    "roles/storage.objectViewer": "google_service_account.builder.member",
 }
-BIGQUERY_TYPES = {
-    "STRING", "BYTES", "INT64", "INTEGER", "FLOAT64", "FLOAT", "NUMERIC", "BIGNUMERIC", "BOOL", "BOOLEAN",
-    "TIMESTAMP", "DATE", "TIME", "DATETIME", "GEOGRAPHY", "JSON", "RECORD", "STRUCT",
-}  # fmt: skip
-
-
-def norm(text: Any) -> str:
-    """An expression without its ``${ }`` and whitespace, for comparisons."""
-    return re.sub(r"\s+", "", expr(text))
-
-
-@dataclass
-class FunctionInstance:
-    stage: str  # the deployment: a stage, or a second deployment such as ingest
-    address: str
-    body: dict[str, Any]
-    key_exprs: set[str] = field(default_factory=set)  # how the body may name its source
-
-    @property
-    def source(self) -> str:
-        """The function folder whose zip it runs (and whose identity and settings it shares)."""
-        return SECOND_DEPLOYMENTS.get(self.stage, self.stage)
-
-
-@dataclass
-class Infra:
-    infra_dir: Path
-    repo: Path
-    config: dict[str, Any]
-
-    @classmethod
-    def load(cls, infra_dir: Path | str, repo: Path | str | None = None) -> Infra:
-        infra = Path(infra_dir).resolve()
-        return cls(infra, Path(repo).resolve() if repo else infra.parent, load_dir(infra))
-
-    def resources(self, rtype: str) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = self.config["resource"].get(rtype, {})
-        return found
-
-    def resource(self, address: str) -> dict[str, Any]:
-        rtype, name = address.split(".", 1)
-        return self.resources(rtype)[name]
-
-    def local(self, name: str) -> Any:
-        return self.config["locals"][name]
-
-    def variable_default(self, name: str) -> Any:
-        return self.config["variable"][name].get("default")
-
-    def resolve_list(self, value: Any) -> list[str] | None:
-        """A literal list, ``local.x`` / ``toset(local.x)`` of one, or ``toset([...])``."""
-        if isinstance(value, list):
-            return [str(v) for v in value]
-        text = norm(value)
-        inner = re.fullmatch(r"toset\((.*)\)", text)
-        if inner:
-            text = inner.group(1)
-        if text.startswith("local."):
-            name = text[len("local.") :]
-            if name in self.config["locals"]:
-                return self.resolve_list(self.config["locals"][name])
-            return None
-        if text.startswith("[") and text.endswith("]"):
-            try:
-                return [str(v) for v in json.loads(text)]
-            except json.JSONDecodeError:
-                return None
-        return None
-
-    def function_instances(self) -> list[FunctionInstance]:
-        out = []
-        for name, body in self.resources("google_cloudfunctions2_function").items():
-            address = f"google_cloudfunctions2_function.{name}"
-            if "for_each" in body:
-                keys = self.resolve_list(body["for_each"]) or []
-                for key in keys:
-                    out.append(FunctionInstance(key, f'{address}["{key}"]', body, {"each.key", f'"{key}"'}))
-            else:
-                source = SECOND_DEPLOYMENTS.get(name, name)
-                suffix = "[0]" if "count" in body else ""
-                out.append(FunctionInstance(name, address + suffix, body, {f'"{source}"'}))
-        return out
-
-    def tf_path(self, value: str) -> Path:
-        """A path expression of the form ``${path.module}/...`` as a file."""
-        return (self.infra_dir / str(value).replace("${path.module}/", "")).resolve()
-
-
-def _names(key_exprs: set[str], template: str) -> set[str]:
-    return {norm(template.format(key=k)) for k in key_exprs}
-
-
-def _defines(main: Path, name: str) -> bool:
-    if not main.is_file():
-        return False
-    return any(isinstance(n, ast.FunctionDef) and n.name == name for n in ast.parse(main.read_text()).body)
-
-
-def expected_deployments(infra: Infra) -> list[str]:
-    second = [d for d, src in SECOND_DEPLOYMENTS.items() if _defines(infra.repo / "functions" / src / "main.py", d)]
-    return sorted([*STAGES, *second])
-
-
-def evaluate_default(infra: Infra, value: Any) -> str | None:
-    """The value an environment variable gets with every variable at its default (simple forms)."""
-    text = norm(value)
-    m = re.fullmatch(r"(join\(\",\",|tostring\(|jsonencode\()?var\.(\w+)\)?", text)
-    if not m or m.group(2) not in infra.config["variable"]:
-        return None
-    default = infra.variable_default(m.group(2))
-    if default is None:
-        return None
-    if m.group(1) and m.group(1).startswith("join"):
-        return ",".join(str(v) for v in default)
-    if m.group(1) == "jsonencode(":
-        return json.dumps(default)
-    if isinstance(default, bool):
-        return str(default).lower()
-    return str(default)
 
 
 # ------------------------------------------------------------------------- checks
-
-
-def check_providers(infra: Infra) -> list[str]:
-    problems = []
-    providers: dict[str, Any] = {}
-    for tf in infra.config["terraform"]:
-        for entry in blocks(tf.get("required_providers")):
-            providers.update(entry)
-    for name, source in (("google", "hashicorp/google"), ("time", "hashicorp/time")):
-        spec = providers.get(name)
-        if not isinstance(spec, dict) or spec.get("source") != source:
-            problems.append(f"required_providers: {name} must come from {source}")
-            continue
-        if not re.fullmatch(r"(=\s*|~>\s*)?\d+\.\d+\.\d+", str(spec.get("version", ""))):
-            problems.append(
-                f"required_providers: {name} version {spec.get('version')!r} is not pinned to a patch level"
-            )
-    return problems
 
 
 def check_entry_points(infra: Infra) -> list[str]:
@@ -229,7 +102,7 @@ def check_entry_points(infra: Infra) -> list[str]:
         source = block(build, "source", "storage_source")
         if norm(source.get("bucket")) != "google_storage_bucket.sources.name":
             problems.append(f"{inst.address}: source bucket must be google_storage_bucket.sources")
-        if norm(source.get("object")) not in _names(
+        if norm(source.get("object")) not in names(
             inst.key_exprs, "google_storage_bucket_object.function_source[{key}].name"
         ):
             problems.append(f"{inst.address}: source object is not function_source of {inst.source}")
@@ -286,11 +159,9 @@ def check_triggers(infra: Infra) -> list[str]:
             if filters != {"bucket": "google_storage_bucket.data.name"}:
                 problems.append(f"{where}: event_filters must select the data bucket (bucket = data.name) only")
         svc = block(inst.body, "service_config")
-        if svc.get("ingress_settings") != "ALLOW_INTERNAL_ONLY":
-            problems.append(f"{where}: ingress_settings must be ALLOW_INTERNAL_ONLY")
         if "max_instance_count" not in svc:
             problems.append(f"{where}: max_instance_count must bound the instances")
-        if norm(svc.get("service_account_email")) not in _names(
+        if norm(svc.get("service_account_email")) not in names(
             inst.key_exprs, "google_service_account.function[{key}].email"
         ):
             problems.append(f"{where}: must run as the service account function[{inst.source}]")
@@ -357,90 +228,6 @@ def check_schedule(infra: Infra) -> list[str]:
     return problems
 
 
-def check_schema(infra: Infra) -> list[str]:
-    from spotify_pipeline import layout, load
-
-    problems = []
-    locals_ = infra.config["locals"]
-    schema_file = infra.tf_path(locals_.get("schema_file", ""))
-    expected = (infra.repo / "src" / "spotify_pipeline" / "schemas" / "tables.json").resolve()
-    if schema_file != expected:
-        return [f"local.schema_file is {schema_file}, expected the loader's schema file {expected}"]
-    if norm(locals_.get("schema")) != "jsondecode(file(local.schema_file))":
-        problems.append("local.schema must be jsondecode(file(local.schema_file))")
-    if norm(locals_.get("tables")) != "local.schema.tables":
-        problems.append("local.tables must be local.schema.tables")
-    if norm(locals_.get("views")) != "try(local.schema.views,{})":
-        problems.append("local.views must be try(local.schema.views, {})")
-    tables = infra.resources("google_bigquery_table")
-    t = tables.get("tables")
-    if t is None:
-        problems.append("google_bigquery_table.tables (for_each over the schema file) is missing")
-    else:
-        if norm(t.get("for_each")) != "local.tables":
-            problems.append("google_bigquery_table.tables must iterate local.tables")
-        if norm(block(t, "time_partitioning").get("field")) != "each.value.partition_field":
-            problems.append("tables must be partitioned on each.value.partition_field")
-        if "each.value.clustering" not in str(t.get("clustering")):
-            problems.append("tables must be clustered on each.value.clustering")
-        schema_expr = str(t.get("schema"))
-        if not all(s in schema_expr for s in ("each.value.columns", "column.name", "column.mode")):
-            problems.append("the table schema must be built from each.value.columns")
-        if norm(t.get("deletion_protection")) != "var.deletion_protection" or not infra.variable_default(
-            "deletion_protection"
-        ):
-            problems.append("tables must have deletion_protection = var.deletion_protection, default true")
-    v = tables.get("views")
-    if v is None:
-        problems.append("google_bigquery_table.views (for_each over the schema file's views) is missing")
-    else:
-        query = str(block(v, "view").get("query"))
-        if norm(v.get("for_each")) != "local.views" or "each.value.sql" not in query:
-            problems.append("google_bigquery_table.views must iterate local.views and use each.value.sql")
-        if not all(p in query for p in ('"{project}"', '"{dataset}"')):
-            problems.append("view SQL must have {project} and {dataset} replaced")
-    for name, body in tables.items():
-        if name not in ("tables", "views") and ("schema" in body or "view" not in body):
-            problems.append(f"google_bigquery_table.{name}: a table defined outside tables.json (second schema copy)")
-    for stray in infra.infra_dir.glob("*.json"):
-        problems.append(f"{stray.name}: schema-like JSON in infra/; tables.json is the one source")
-
-    # The schema file itself: what Terraform will build must be loadable.
-    try:
-        doc = json.loads(schema_file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        return [*problems, f"{schema_file}: {exc}"]
-    specs = doc.get("tables", {})
-    for name in (*load.TRANSFORM_TABLES, *load.RECOMMEND_TABLES, "pipeline_runs"):
-        if name not in specs:
-            problems.append(f"tables.json: table {name!r} the loader writes is missing")
-    for name, spec in specs.items():
-        cols = {c.get("name"): c for c in spec.get("columns", [])}
-        if len(cols) != len(spec.get("columns", [])):
-            problems.append(f"tables.json: {name}: duplicate column names")
-        for c in cols.values():
-            if str(c.get("type")).upper() not in BIGQUERY_TYPES:
-                problems.append(f"tables.json: {name}.{c.get('name')}: unknown type {c.get('type')!r}")
-            if c.get("mode") not in ("REQUIRED", "NULLABLE", "REPEATED"):
-                problems.append(f"tables.json: {name}.{c.get('name')}: unknown mode {c.get('mode')!r}")
-        part = cols.get(spec.get("partition_field"))
-        if part is None or part.get("type") not in ("DATE", "TIMESTAMP", "DATETIME") or part.get("mode") == "REPEATED":
-            problems.append(f"tables.json: {name}: partition_field must be a DATE/TIMESTAMP/DATETIME column")
-        clustering = spec.get("clustering", [])
-        if len(clustering) > 4 or any(c not in cols or cols[c].get("mode") == "REPEATED" for c in clustering):
-            problems.append(f"tables.json: {name}: clustering must be at most 4 existing, non-repeated columns")
-    for name, view in doc.get("views", {}).items():
-        sql = view.get("sql") if isinstance(view, dict) else None
-        if not isinstance(sql, str) or not sql.strip():
-            problems.append(f"tables.json: view {name!r} has no sql")
-            continue
-        for placeholder in set(re.findall(r"\$?\{(\w+)\}", sql)) - {"project", "dataset"}:
-            problems.append(f"tables.json: view {name!r}: unknown placeholder {{{placeholder}}}")
-    if not layout.prefix("extract", date(2026, 1, 5)).startswith("extract/"):
-        problems.append("layout: raw objects are no longer under extract/ (the lifecycle rule's prefix)")
-    return problems
-
-
 def check_env(infra: Infra) -> list[str]:
     from spotify_pipeline.config import ENVIRONMENT_VARIABLES
 
@@ -462,65 +249,53 @@ def check_env(infra: Infra) -> list[str]:
     for inst in infra.function_instances():
         svc = block(inst.body, "service_config")
         env_expr = norm(svc.get("environment_variables"))
-        if env_expr not in _names(inst.key_exprs, "merge(local.common_env,local.function_env[{key}])"):
+        if env_expr not in names(inst.key_exprs, "merge(local.common_env,local.function_env[{key}])"):
             problems.append(
                 f"{inst.address}: environment_variables must be "
                 f"merge(local.common_env, local.function_env[{inst.source}])"
             )
-        names = set(common) | set(per_function.get(inst.source, {}))
-        secret_names = [s.get("key") for s in blocks(svc.get("secret_environment_variables"))]
-        for name in sorted(names | set(map(str, secret_names))):
+        env_names = set(common) | set(per_function.get(inst.source, {}))
+        for name in sorted(env_names):
             if name not in ENVIRONMENT_VARIABLES:
                 problems.append(
                     f"{inst.address}: sets {name}, which the code does not read (config.ENVIRONMENT_VARIABLES)"
                 )
         for name in SECRET_ENV:
-            if name in names:
+            if name in env_names:
                 problems.append(f"{inst.address}: {name} must come from Secret Manager, not a plain variable")
-        if inst.source == "extract":
-            if sorted(map(str, secret_names)) != sorted(SECRET_ENV):
-                problems.append(f"{inst.address}: extract needs secret_environment_variables {list(SECRET_ENV)}")
-            for s in blocks(svc.get("secret_environment_variables")):
-                if norm(s.get("secret")) != norm(f'google_secret_manager_secret.spotify["{s.get("key")}"].secret_id'):
-                    problems.append(
-                        f"{inst.address}: secret {s.get('key')} must be google_secret_manager_secret.spotify"
-                    )
-        elif secret_names:
-            problems.append(f"{inst.address}: only extract may receive secrets")
+    # extract reads each credential from the secret Terraform creates for it (sources.credentials).
+    extract_env = per_function.get("extract", {})
+    for name in SECRET_ENV:
+        wanted = f'google_secret_manager_secret.spotify["{name}"].secret_id'
+        if norm(extract_env.get(f"{name}_SECRET_ID")) != norm(wanted):
+            problems.append(f"local.function_env.extract must set {name}_SECRET_ID = {wanted}")
     stray = set(per_function) - set(STAGES)
     if stray:
         problems.append(f"local.function_env has unknown functions {sorted(stray)}")
     return problems
 
 
-def _member(body: dict[str, Any]) -> str:
-    return norm(body.get("member", body.get("members", "")))
-
-
 def check_iam(infra: Infra) -> list[str]:
     problems = []
     resources = infra.config["resource"]
     for rtype, named in resources.items():
-        for name, body in named.items():
+        for name in named:
             if rtype.endswith("_iam_policy") or rtype.endswith("_iam_binding"):
                 problems.append(f"{rtype}.{name}: authoritative IAM; grant with *_iam_member")
-            role = str(body.get("role", ""))
-            if role in ("roles/owner", "roles/editor", "roles/viewer") or role.endswith(".admin"):
-                problems.append(f"{rtype}.{name}: {role} is far broader than any function needs")
     project_grants = {}
     for name, body in infra.resources("google_project_iam_member").items():
         role = str(body.get("role"))
-        project_grants[role] = _member(body)
+        project_grants[role] = member(body)
         allowed = PROJECT_LEVEL_ALLOWED.get(role)
         if allowed is None:
             problems.append(
                 f"google_project_iam_member.{name}: {role} at project level; grant it on a narrower resource"
             )
-        elif _member(body) != norm(allowed):
+        elif member(body) != norm(allowed):
             problems.append(f"google_project_iam_member.{name}: {role} may be held at project level by {allowed} only")
-    for role, member in PROJECT_LEVEL_ALLOWED.items():
-        if project_grants.get(role) != norm(member):
-            problems.append(f"{member} needs {role} (project level)")
+    for role, holder in PROJECT_LEVEL_ALLOWED.items():
+        if project_grants.get(role) != norm(holder):
+            problems.append(f"{holder} needs {role} (project level)")
 
     def grants(rtype: str) -> list[tuple[str, dict[str, Any], list[str]]]:
         out = []
@@ -540,18 +315,18 @@ def check_iam(infra: Infra) -> list[str]:
                     f"google_storage_bucket_iam_member.{name}: {role} on the data bucket; object roles only"
                 )
             for key in keys:
-                bucket_members.add(_member(body).replace("each.key", f'"{key}"'))
+                bucket_members.add(member(body).replace("each.key", f'"{key}"'))
             if not keys:
-                bucket_members.add(_member(body))
+                bucket_members.add(member(body))
     for stage in STAGES:
         if norm(f'google_service_account.function["{stage}"].member') not in bucket_members:
             problems.append(f"function {stage} has no object role on the data bucket")
     # BigQuery: dataset-level editor for load only; the others may only write pipeline_runs.
     for name, body in infra.resources("google_bigquery_dataset_iam_member").items():
-        if _member(body) != norm('google_service_account.function["load"].member'):
+        if member(body) != norm('google_service_account.function["load"].member'):
             problems.append(f"google_bigquery_dataset_iam_member.{name}: only load may edit the whole dataset")
     if not any(
-        _member(b) == norm('google_service_account.function["load"].member')
+        member(b) == norm('google_service_account.function["load"].member')
         and b.get("role") == "roles/bigquery.dataEditor"
         for b in infra.resources("google_bigquery_dataset_iam_member").values()
     ):
@@ -564,7 +339,7 @@ def check_iam(infra: Infra) -> list[str]:
     if not secret_grants:
         problems.append("extract needs secretAccessor on the Spotify secrets")
     for name, body in secret_grants.items():
-        if _member(body) != norm('google_service_account.function["extract"].member'):
+        if member(body) != norm('google_service_account.function["extract"].member'):
             problems.append(f"google_secret_manager_secret_iam_member.{name}: only extract may read the secrets")
         if body.get("role") != "roles/secretmanager.secretAccessor":
             problems.append(f"google_secret_manager_secret_iam_member.{name}: role must be secretAccessor")
@@ -577,7 +352,7 @@ def check_iam(infra: Infra) -> list[str]:
     invokers = infra.resources("google_cloud_run_v2_service_iam_member")
     invoked = set()
     for name, body in invokers.items():
-        if body.get("role") != "roles/run.invoker" or _member(body) != "google_service_account.trigger.member":
+        if body.get("role") != "roles/run.invoker" or member(body) != "google_service_account.trigger.member":
             problems.append(f"google_cloud_run_v2_service_iam_member.{name}: run.invoker for the trigger account only")
         invoked |= set(re.findall(r"google_cloudfunctions2_function\.(\w+)", str(body.get("for_each"))))
     if invoked != set(infra.resources("google_cloudfunctions2_function")):
@@ -630,11 +405,6 @@ def check_storage(infra: Infra) -> list[str]:
     data = buckets.get("data")
     if data is None:
         return ["google_storage_bucket.data is missing"]
-    for name, body in buckets.items():
-        if body.get("uniform_bucket_level_access") is not True:
-            problems.append(f"google_storage_bucket.{name}: uniform_bucket_level_access must be true")
-        if body.get("public_access_prevention") != "enforced":
-            problems.append(f"google_storage_bucket.{name}: public_access_prevention must be enforced")
     if not any(v.get("enabled") is True for v in blocks(data.get("versioning"))):
         problems.append("google_storage_bucket.data: versioning must be enabled")
     rules = blocks(data.get("lifecycle_rule"))
@@ -678,6 +448,14 @@ def check_outputs(infra: Infra) -> list[str]:
             problems.append(f"output {name} must contain {needle!r}")
     if "snapshot_date" not in outputs.get("run_now_command", ""):
         problems.append("output run_now_command must publish a snapshot_date")
+    # urlencode writes a space as "+", which the logs URL's path and Looker Studio keep as a plus.
+    for fname, text in infra.config["files"].items():
+        for found in re.finditer(r"urlencode\(", text):
+            if not text[: found.start()].endswith("replace(") or not re.match(
+                r'urlencode\([^()]*(?:\([^()]*\))?[^()]*\),\s*"\+",\s*"%20"\)', text[found.start() :]
+            ):
+                line = text.count("\n", 0, found.start()) + 1
+                problems.append(f'{fname}:{line}: urlencode() must be wrapped in replace(..., "+", "%20") (spaces)')
     params = str(infra.config["locals"].get("looker_studio_params", ""))
     for needle in (
         "c.reportId=",
@@ -695,7 +473,6 @@ def check_outputs(infra: Infra) -> list[str]:
 
 
 CHECKS: dict[str, Callable[[Infra], list[str]]] = {
-    "providers": check_providers,
     "entry_points": check_entry_points,
     "triggers": check_triggers,
     "schedule": check_schedule,
@@ -706,6 +483,7 @@ CHECKS: dict[str, Callable[[Infra], list[str]]] = {
     "storage": check_storage,
     "services": check_services,
     "outputs": check_outputs,
+    **fresh_project.CHECKS,
 }
 
 

@@ -150,6 +150,10 @@ class Settings:
     playlists: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PLAYLISTS))
     spotify_client_id: str = ""
     spotify_client_secret: str = field(default="", repr=False)
+    # Secret Manager secret ids holding the two credentials (Terraform sets them); read at run time
+    # by sources.credentials only when the values above are empty.
+    spotify_client_id_secret_id: str = ""
+    spotify_client_secret_secret_id: str = ""
     spotify_api_base: str = "https://api.spotify.com/v1/"
     spotify_token_url: str = "https://accounts.spotify.com/api/token"
     spotify_timeout_seconds: int = 10
@@ -186,6 +190,8 @@ class Settings:
             playlists=playlists,
             spotify_client_id=env.get("SPOTIFY_CLIENT_ID", "").strip(),
             spotify_client_secret=env.get("SPOTIFY_CLIENT_SECRET", "").strip(),
+            spotify_client_id_secret_id=env.get("SPOTIFY_CLIENT_ID_SECRET_ID", "").strip(),
+            spotify_client_secret_secret_id=env.get("SPOTIFY_CLIENT_SECRET_SECRET_ID", "").strip(),
             spotify_api_base=api_base if api_base.endswith("/") else api_base + "/",
             spotify_token_url=env.get("SPOTIFY_TOKEN_URL", "").strip() or cls.spotify_token_url,
             spotify_timeout_seconds=_int(env, "SPOTIFY_TIMEOUT_SECONDS", cls.spotify_timeout_seconds, 1),
@@ -239,8 +245,12 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "PIPELINE_MARKETS": "Default markets, comma separated (GLOBAL or ISO 3166-1 alpha-2).",
     "PIPELINE_TICKS_TOPIC": "Pub/Sub topic of run requests (the CLI publishes there; Terraform creates it).",
     "PIPELINE_PLAYLISTS": "Chart playlist per market, MARKET=ID,... or JSON; overrides the Top 50 ids.",
-    "SPOTIFY_CLIENT_ID": "Spotify app client id (Secret Manager in the cloud).",
-    "SPOTIFY_CLIENT_SECRET": "Spotify app client secret (Secret Manager in the cloud).",
+    "SPOTIFY_CLIENT_ID": "Spotify app client id (local stack, developer); wins over SPOTIFY_CLIENT_ID_SECRET_ID.",
+    "SPOTIFY_CLIENT_SECRET": "Spotify app client secret (local stack, developer); wins over "
+    "SPOTIFY_CLIENT_SECRET_SECRET_ID.",
+    "SPOTIFY_CLIENT_ID_SECRET_ID": "Secret Manager secret (in GOOGLE_CLOUD_PROJECT) whose latest version is the "
+    "client id, read when a run first calls Spotify and kept for the instance (Terraform sets it).",
+    "SPOTIFY_CLIENT_SECRET_SECRET_ID": "Secret Manager secret whose latest version is the client secret (as above).",
     "SPOTIFY_API_BASE": "Web API base URL; the local stack points it at the stand-in.",
     "SPOTIFY_TOKEN_URL": "Client-credentials token endpoint.",
     "SPOTIFY_TIMEOUT_SECONDS": "Per-request timeout for Spotify and ReccoBeats calls.",

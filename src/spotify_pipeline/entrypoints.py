@@ -237,6 +237,7 @@ def extract_sources(rt: Runtime) -> Sources:
     """The clients extract may use, configured from the settings; none is built before it is needed."""
     from spotify_pipeline.extract import ChartObject, Sources
     from spotify_pipeline.sources.cache import Cache, GcsCacheBackend
+    from spotify_pipeline.sources.credentials import with_spotify_credentials
     from spotify_pipeline.sources.http import RetryPolicy
     from spotify_pipeline.sources.reccobeats import ReccoBeatsApi
     from spotify_pipeline.spotify_api import SpotifyApi
@@ -263,7 +264,7 @@ def extract_sources(rt: Runtime) -> Sources:
         return ChartObject(data, int(blob.generation or 0), updated)
 
     return Sources(
-        spotify=lambda: SpotifyApi(s, policy=policy),
+        spotify=lambda: SpotifyApi(with_spotify_credentials(s), policy=policy),  # secrets read on first use
         reccobeats=lambda: ReccoBeatsApi(s.reccobeats_api_base, float(s.spotify_timeout_seconds), policy),
         read_chart=read_chart,
         cache=Cache(GcsCacheBackend(rt.gcs_bucket) if s.cache_enabled else None),

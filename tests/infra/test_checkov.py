@@ -79,6 +79,9 @@ def test_a_broken_copy_fails(scratch: Path) -> None:
         'ingress_settings                 = "ALLOW_INTERNAL_ONLY"',
         'ingress_settings = "ALLOW_ALL"',
     )
+    edit(scratch / "infra" / "iam.tf", 'role    = "roles/logging.logWriter"', 'role    = "roles/editor"')
     failed = {(c["check_id"], c["resource"]) for c in checkov(scratch / "infra")["results"]["failed_checks"]}
     assert ("CKV_GCP_114", "google_storage_bucket.data") in failed, failed
     assert ("CKV_GCP_124", "google_cloudfunctions2_function.extract") in failed, failed
+    # The wiring checks leave these generic rules (public buckets, ingress, basic roles) to checkov.
+    assert ("CKV_GCP_117", "google_project_iam_member.builder_writes_logs") in failed, failed
