@@ -127,12 +127,9 @@ def test_a_chart_file_without_features_loads_its_chart_and_skips_the_model(stack
     """A charts.spotify.com file has no audio features; when no provider has any either (a dev-mode
     app's 403 is the same), chart entries, tracks and artists still load and the model is skipped
     with its reason recorded."""
-    tracks = query(stack, "SELECT track_id FROM tracks WHERE snapshot_date = @d ORDER BY track_id", d=PREVIOUS)
-    ensure_loaded(stack, PREVIOUS, "replay-base-b")
-    tracks = query(stack, "SELECT track_id FROM tracks WHERE snapshot_date = @d ORDER BY track_id", d=PREVIOUS)
-    chart = upload_chart(
-        stack, "regional-global-weekly-nofeat.csv", [(i + 1, r["track_id"]) for i, r in enumerate(tracks[:40])]
-    )
+    # 40 tracks neither Spotify nor ReccoBeats know: names and artists come from the file alone.
+    unknown = [(rank, f"NoFeatures{rank:012d}") for rank in range(1, 41)]
+    chart = upload_chart(stack, "regional-global-weekly-nofeat.csv", unknown)
     request = {
         "snapshot_date": str(NO_FEATURES),
         "markets": ["GLOBAL"],
@@ -151,7 +148,7 @@ def test_a_chart_file_without_features_loads_its_chart_and_skips_the_model(stack
         ("recommend", "succeeded"),
         ("load", "succeeded"),
     ], rows
-    assert "model skipped for snapshot" in runs(stack, "gates-no-features")[2]["error"]
+    assert "model skipped for snapshot" in (runs(stack, "gates-no-features")[2]["error"] or ""), runs(stack, "gates-no-features")
     assert "feature_coverage" in runs(stack, "gates-no-features")[3]["error"]
     counts = {
         name: query(stack, f"SELECT COUNT(*) AS n FROM `{name}` WHERE snapshot_date = @d", d=NO_FEATURES)[0]["n"]
