@@ -119,8 +119,8 @@ def _function_settings(env: Mapping[str, str], state: Any) -> Settings:
     differ = sorted(k for k in {*here, *state.settings} if here.get(k) != state.settings.get(k))
     if differ:
         print(
-            f"note: the local functions run without this shell's {', '.join(differ)}; "
-            "`spotify-pipeline stack up` restarts them with it",
+            f"note: this shell's {', '.join(differ)} differ from the local functions' settings (checked against "
+            "theirs); `spotify-pipeline stack up` restarts them with this shell's",
             file=sys.stderr,
         )
     return Settings.from_env(state.function_env())

@@ -375,7 +375,7 @@ def _spawn_eventarc(state: StackState, extra_env: Mapping[str, str] | None = Non
 
 
 RESTARTABLE = (*FUNCTIONS, "eventarc", "bigquery")
-DOWN_GRACE_SECONDS = 3.0  # SIGTERM to SIGKILL in `stack down`: the whole down stays under 5 s
+DOWN_GRACE_SECONDS = 2.5  # SIGTERM to SIGKILL in `stack down`: the whole down stays under 5 s
 
 
 def stop_process(state: StackState, name: str, *, kill: bool = False) -> None:
