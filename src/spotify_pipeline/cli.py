@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from spotify_pipeline.config import ConfigError, Settings
 
@@ -113,7 +113,7 @@ def _function_settings(env: Mapping[str, str], state: Any) -> Settings:
     `stack up` gave them), else this environment's (a deployed function's, configured alike)."""
     if state is None:
         return Settings.from_env(env)
-    from spotify_pipeline.stack.local import function_settings
+    from spotify_pipeline.stack.settings import function_settings
 
     here = function_settings(state, os.environ)
     differ = sorted(k for k in {*here, *state.settings} if here.get(k) != state.settings.get(k))
@@ -126,7 +126,15 @@ def _function_settings(env: Mapping[str, str], state: Any) -> Settings:
     return Settings.from_env(state.function_env())
 
 
-def _publish_request(args: argparse.Namespace, env: dict[str, str], state: Any, kind: str) -> tuple[Any, ...] | None:
+class Published(NamedTuple):
+    settings: Settings  # the functions' settings the request was checked against
+    payload: dict[str, Any]
+    request: Any  # events.RunRequest
+    expected_loads: int
+    message_id: str
+
+
+def _publish_request(args: argparse.Namespace, env: dict[str, str], state: Any, kind: str) -> Published | None:
     """Assemble, validate (extract's own rules) and publish the request of ``run`` or ``trigger``;
     None, after one line on stderr, when it is refused."""
     from spotify_pipeline.cli_request import prepare_request
@@ -141,8 +149,7 @@ def _publish_request(args: argparse.Namespace, env: dict[str, str], state: Any, 
     except (InvalidEvent, ConfigError, DataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
-    message_id = publish_tick(env, state, payload)
-    return settings, payload, request, expected_loads, message_id
+    return Published(settings, payload, request, expected_loads, publish_tick(env, state, payload))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from spotify_pipeline.stack import processes
+from spotify_pipeline.stack.settings import checked, describe_settings, function_settings
 
 PROJECT = "local-project"
 BUCKET = "spotify-pipeline-local"
@@ -51,7 +52,7 @@ class StackState:
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     pubsub: bool = True
-    # The caller's pipeline settings the functions were started with (see function_settings).
+    # The caller's pipeline settings the functions were started with (see stack.settings.function_settings).
     settings: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -119,23 +120,6 @@ class StackState:
     def function_env(self) -> dict[str, str]:
         """What a local function reads: the caller's settings, then the stack's own (which win)."""
         return {**self.settings, **self.env()}
-
-
-def function_settings(state: StackState, environ: Mapping[str, str]) -> dict[str, str]:
-    """The settings of ``environ`` the local functions get, as a deployed function gets its
-    environment: every variable of the configuration table except those the stack sets itself
-    (project, bucket, dataset, topic, API endpoints, the stand-in's credentials, emulator hosts).
-    So no secret is ever among them: the only secret, the stand-in's client secret, is the stack's."""
-    from spotify_pipeline.config import ENVIRONMENT_VARIABLES
-
-    own = state.env()
-    return {k: environ[k] for k in ENVIRONMENT_VARIABLES if k in environ and k not in own and environ[k].strip()}
-
-
-def describe_settings(settings: Mapping[str, str]) -> str:
-    if not settings:
-        return "  settings             defaults (no pipeline variable set in this environment)"
-    return "\n".join(f"  setting              {k}={v}" for k, v in sorted(settings.items()))
 
 
 def default_root() -> Path:
@@ -208,7 +192,7 @@ def up(
     say = (lambda m: None) if quiet else _say
     existing = StackState.load(root)
     if existing and existing.running():
-        wanted = _checked(function_settings(existing, environ))
+        wanted = checked(function_settings(existing, environ))
         if wanted == existing.settings:
             say(f"stack already up (state in {root})")
         else:
@@ -230,7 +214,7 @@ def up(
     state = StackState(root=root, repo=repo, pubsub=jar is not None)
     for name in ("pubsub", "gcs", "bigquery", "bigquery_grpc", "spotify", "eventarc", *FUNCTIONS):
         state.ports[name] = processes.free_port()
-    state.settings = _checked(function_settings(state, environ))
+    state.settings = checked(function_settings(state, environ))
     state.save()
     emu_python = emulators_python(repo)
     base = _base_env()
@@ -336,14 +320,6 @@ def up(
     say(describe_settings(state.settings))
     say(f"stack up in {time.monotonic() - started:.1f} s (state in {root})")
     return state
-
-
-def _checked(settings: dict[str, str]) -> dict[str, str]:
-    """Refuse settings the functions would refuse (ConfigError names the variable), before starting them."""
-    from spotify_pipeline.config import Settings
-
-    Settings.from_env(settings)
-    return settings
 
 
 def restart_functions(state: StackState) -> None:
