@@ -23,7 +23,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
     root = tmp_path_factory.mktemp("stack")
     saved = dict(os.environ)
-    state = local.up(root, REPO, quiet=True)
+    state = local.up(root, REPO, quiet=True, environ={})  # default settings, whatever this shell sets
     os.environ.update(state.env())  # the Google clients in the tests read the emulator variables
     try:
         yield state

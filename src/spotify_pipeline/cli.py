@@ -12,13 +12,13 @@ import base64
 import csv
 import json
 import os
-import secrets
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from spotify_pipeline.config import ConfigError, Settings
 
@@ -35,7 +35,7 @@ def _use_env(env: Mapping[str, str]) -> None:
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    from spotify_pipeline.stack import local
+    from spotify_pipeline.stack import local, processes
 
     root = _stack_root(args)
     if args.action == "up":
@@ -45,13 +45,15 @@ def cmd_stack(args: argparse.Namespace) -> int:
         local.down(root, wipe=args.wipe)
     else:
         state = local.StackState.load(root)
-        if state is None:
-            print(f"no stack in {root}")
+        if state is None or not state.pids:
+            print(f"down (no stack running in {root})")
             return 1
+        stopped = [name for name, pid in state.pids.items() if not processes.alive(pid)]
+        print(f"up ({root})" if not stopped else f"down: {', '.join(stopped)} stopped (`stack up` restarts the stack)")
         for name, pid in state.pids.items():
-            from spotify_pipeline.stack.processes import alive
-
-            print(f"{name:<12} pid {pid:<8} {'running' if alive(pid) else 'STOPPED'}  port {state.ports.get(name)}")
+            running = "running" if processes.alive(pid) else "STOPPED"
+            print(f"  {name:<12} pid {pid:<8} {running}  port {state.ports.get(name)}")
+        return 1 if stopped else 0
     return 0
 
 
@@ -106,81 +108,99 @@ def publish_tick(env: Mapping[str, str], state: Any, message: dict[str, Any]) ->
     return message_id
 
 
+def _function_settings(env: Mapping[str, str], state: Any) -> Settings:
+    """The settings extract runs with, to validate a request as it will: the local functions' (what
+    `stack up` gave them), else this environment's (a deployed function's, configured alike)."""
+    if state is None:
+        return Settings.from_env(env)
+    from spotify_pipeline.stack.settings import function_settings
+
+    here = function_settings(state, os.environ)
+    differ = sorted(k for k in {*here, *state.settings} if here.get(k) != state.settings.get(k))
+    if differ:
+        print(
+            f"note: this shell's {', '.join(differ)} differ from the local functions' settings (checked against "
+            "theirs); `spotify-pipeline stack up` restarts them with this shell's",
+            file=sys.stderr,
+        )
+    return Settings.from_env(state.function_env())
+
+
+class Published(NamedTuple):
+    settings: Settings  # the functions' settings the request was checked against
+    payload: dict[str, Any]
+    request: Any  # events.RunRequest
+    expected_loads: int
+    message_id: str
+
+
+def _publish_request(args: argparse.Namespace, env: dict[str, str], state: Any, kind: str) -> Published | None:
+    """Assemble, validate (extract's own rules) and publish the request of ``run`` or ``trigger``;
+    None, after one line on stderr, when it is refused."""
+    from spotify_pipeline.cli_request import prepare_request
+    from spotify_pipeline.errors import DataError
+    from spotify_pipeline.events import InvalidEvent
+    from spotify_pipeline.runlog import new_run_id
+
+    try:
+        settings = _function_settings(env, state)
+        run_id = args.run_id or new_run_id(kind, datetime.now(UTC))
+        payload, request, expected_loads = prepare_request(args, settings, env, run_id)
+    except (InvalidEvent, ConfigError, DataError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    return Published(settings, payload, request, expected_loads, publish_tick(env, state, payload))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from spotify_pipeline.clients import bigquery_client
-    from spotify_pipeline.errors import DataError
-    from spotify_pipeline.events import InvalidEvent, parse_run_request
 
     env, state = _target_env(args)
     _use_env(env)
-    settings = Settings.from_env(env)
-    run_id = "cli-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-    payload: dict[str, Any] = {"run_id": run_id}
-    if args.snapshot_date:
-        payload["snapshot_date"] = args.snapshot_date
-    if args.markets:
-        payload["markets"] = args.markets.split(",")
-    if getattr(args, "chart_source", None):
-        payload["chart_source"] = args.chart_source
-    if getattr(args, "feature_providers", None):
-        payload["feature_providers"] = [p for p in args.feature_providers.split(",") if p.strip()]
-    chart_path: str | None = getattr(args, "charts_csv", None)
-    expected_loads = 1
-    try:  # the same validation extract applies, so a bad request fails here, before publishing
-        if chart_path:
-            payload["charts_csv"] = "uploads/pending.csv"  # validated first, replaced once uploaded
-        request = parse_run_request(payload, settings, default_run_id=run_id)
-        if chart_path:
-            payload["charts_csv"], expected_loads = _stage_chart_file(chart_path, request, settings, env)
-    except (InvalidEvent, ConfigError, DataError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    published = _publish_request(args, env, state, "run")
+    if published is None:
         return 2
-    message_id = publish_tick(env, state, payload)
+    settings, payload, request, expected_loads, message_id = published
     if request.chart_source == "charts-csv":
         markets = ", ".join(request.markets) or "all"
         what = f"chart file {payload['charts_csv']}: {expected_loads} snapshot(s), markets {markets}"
     else:
-        what = f"snapshot {request.snapshot_date}, markets {', '.join(request.markets)}"
-    print(f"published run {run_id} ({what}; message {message_id})", flush=True)
+        what = f"snapshot {request.snapshot_date}, markets {', '.join(request.markets) or 'none'}"
+    if request.remove_markets:
+        what += f", removing {', '.join(request.remove_markets)}"
+    print(f"published run {request.run_id} ({what}; message {message_id})", flush=True)
     client = bigquery_client(settings.project, settings.bq_location, env)
-    return wait_for_run(client, settings, run_id, args.timeout, expected_loads=expected_loads)
+    return wait_for_run(client, settings, request.run_id, args.timeout, expected_loads=expected_loads)
 
 
-def _stage_chart_file(path: str, request: Any, settings: Settings, env: Mapping[str, str]) -> tuple[str, int]:
-    """Check a chart file as extract will, put it in the data bucket (``uploads/<run id>/``, which
-    starts nothing: only ``inbox/`` does) and return its pinned object name and its snapshot count."""
-    from spotify_pipeline.clients import storage_client
-    from spotify_pipeline.events import parse_object_ref
-    from spotify_pipeline.extract import select_entries
-    from spotify_pipeline.sources.charts_csv import parse_chart_csv
+@dataclass(frozen=True)
+class Verdict:
+    """How a followed run ended: loaded, or failed with the stage's reason."""
 
-    bucket = storage_client(settings.project, env).bucket(settings.bucket)
-    if path.startswith("gs://"):
-        ref = parse_object_ref(path, settings.bucket, "--charts-csv", "charts_csv")
-        blob = bucket.get_blob(ref.name, generation=ref.generation)
-        if blob is None:
-            raise OSError(f"--charts-csv {path}: no such object in gs://{settings.bucket}")
-        data, name, generation = blob.download_as_bytes(), ref.name, int(blob.generation)
-    else:
-        data, name = Path(path).read_bytes(), Path(path).name
-    chart = parse_chart_csv(
-        data,
-        name,
-        snapshot_date=request.snapshot_date if request.snapshot_date_given else None,
-        market=request.markets[0] if len(request.markets) == 1 else None,
-    )
-    dates = {e.snapshot_date for e in select_entries(chart, request)}
-    if not path.startswith("gs://"):
-        name = f"uploads/{request.run_id}/{name}"
-        blob = bucket.blob(name)
-        blob.upload_from_string(data, content_type="text/csv")
-        generation = int(blob.generation or 0)
-    return f"{name}#{generation}", len(dates)
+    ok: bool
+    reason: str = ""
+
+
+def run_verdict(rows: Sequence[Mapping[str, Any]], expected_loads: int = 1) -> Verdict | None:
+    """Is this run done, and how: its ``pipeline_runs`` rows in finishing order decide. Failed at the
+    first failed row (a refused request, a failed stage or gate: nothing will follow it); loaded once
+    ``expected_loads`` loads succeeded (a chart file loads one snapshot per date); None while it goes
+    on (``retrying`` rows included: the event is redelivered)."""
+    loads = 0
+    for row in rows:
+        if row["status"] == "failed":
+            return Verdict(False, f"failed at {row['stage']}: {row['error']}")
+        if row["stage"] == "load" and row["status"] == "succeeded":
+            loads += 1
+            if loads >= expected_loads:
+                return Verdict(True)
+    return None
 
 
 def wait_for_run(client: Any, settings: Settings, run_id: str, timeout: float, *, expected_loads: int = 1) -> int:
-    """Follow ``run_id`` in ``pipeline_runs`` until ``expected_loads`` snapshots are loaded (a chart file
-    with several dates loads one snapshot per date), a stage fails, or ``timeout`` passes."""
+    """Follow ``run_id`` in ``pipeline_runs``, printing each stage as it finishes, until
+    :func:`run_verdict` decides or ``timeout`` passes; 0 when it loaded. The one follower of ``run``,
+    ``trigger --wait``, ``inbox put --wait`` and ``backfill``."""
     from google.cloud import bigquery
 
     table = f"`{settings.project}.{settings.dataset}.pipeline_runs`"
@@ -189,40 +209,44 @@ def wait_for_run(client: Any, settings: Settings, run_id: str, timeout: float, *
     )
     cfg = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("r", "STRING", run_id)])
     deadline = time.monotonic() + timeout
-    seen = loads = 0
-    seconds: dict[str, float] = {}
-    loaded: dict[str, int] = {}
+    rows: list[Any] = []
     while time.monotonic() < deadline:
+        seen = len(rows)
         rows = list(client.query(sql, job_config=cfg).result())
         for row in rows[seen:]:
             counts = json.loads(row["row_counts"]) if row["row_counts"] else {}
             detail = ", ".join(f"{k}={v}" for k, v in counts.items()) if row["status"] == "succeeded" else row["error"]
             print(f"  {row['stage']:<10} {row['status']:<9} {row['duration_seconds']:6.2f} s  {detail}", flush=True)
-            seconds[row["stage"]] = seconds.get(row["stage"], 0.0) + float(row["duration_seconds"])
-            if row["status"] == "failed":
-                print(f"run {run_id} failed at {row['stage']}: {row['error']}", file=sys.stderr)
-                return 1
-            if row["stage"] == "load" and row["status"] == "succeeded":
-                loads += 1
-                for name, n in counts.items():
-                    loaded[name] = loaded.get(name, 0) + n
-                if loads < expected_loads:
-                    continue
-                print(f"\nrun {run_id} complete. Rows loaded per table:")
-                for name, n in sorted(loaded.items()):
-                    print(f"  {name:<16} {n:>8}")
-                print("Seconds per stage: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
-                return 0
-        seen = len(rows)
+        verdict = run_verdict(rows, expected_loads)
+        if verdict is not None:
+            return _report(run_id, rows, verdict)
         time.sleep(0.5)
-    last = f"last stage reported: {rows[-1]['stage']}" if seen else "no stage reported yet"
+    last = f"last stage reported: {rows[-1]['stage']}" if rows else "no stage reported yet"
     print(f"run {run_id} did not finish within {timeout:.0f} s ({last}); see the function logs", file=sys.stderr)
     return 1
 
 
+def _report(run_id: str, rows: Sequence[Any], verdict: Verdict) -> int:
+    if not verdict.ok:
+        print(f"run {run_id} {verdict.reason}", file=sys.stderr)
+        return 1
+    seconds: dict[str, float] = {}
+    loaded: dict[str, int] = {}
+    for row in rows:
+        seconds[row["stage"]] = seconds.get(row["stage"], 0.0) + float(row["duration_seconds"])
+        if row["stage"] == "load" and row["status"] == "succeeded" and row["row_counts"]:
+            for name, n in json.loads(row["row_counts"]).items():
+                loaded[name] = loaded.get(name, 0) + n
+    print(f"\nrun {run_id} complete. Rows loaded per table:")
+    for name, n in sorted(loaded.items()):
+        print(f"  {name:<16} {n:>8}")
+    print("Seconds per stage: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
+    return 0
+
+
 def cmd_trigger(args: argparse.Namespace) -> int:
-    """Publish one run request to the deployed topic (or the local stack's), without waiting."""
-    from spotify_pipeline.events import InvalidEvent, parse_run_request
+    """Publish one run request to the deployed topic (or the local stack's); with --wait, follow it."""
+    from spotify_pipeline.clients import bigquery_client
 
     if args.project:
         env = {k: v for k, v in os.environ.items() if k != "PUBSUB_EMULATOR_HOST"}
@@ -231,23 +255,18 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     else:
         env, state = _target_env(args)
     env["PIPELINE_TICKS_TOPIC"] = args.topic or env.get("PIPELINE_TICKS_TOPIC", "spotify-pipeline-ticks")
-    payload: dict[str, Any] = {}
-    if args.snapshot_date:
-        payload["snapshot_date"] = args.snapshot_date
-    if args.markets:
-        payload["markets"] = [m.strip() for m in args.markets.split(",")]
-    if args.chart_source:
-        payload["chart_source"] = args.chart_source
-    try:  # validated here with extract's own rules, so a bad request is refused before publishing
-        parse_run_request(payload, Settings.from_env(env), default_run_id="trigger")
-    except (InvalidEvent, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    published = _publish_request(args, env, state, "trigger")
+    if published is None:
         return 2
-    message_id = publish_tick(env, state, payload)
+    settings, payload, request, expected_loads, message_id = published
     where = f"projects/{env['GOOGLE_CLOUD_PROJECT']}/topics/{env['PIPELINE_TICKS_TOPIC']}"
-    print(f"published {json.dumps(payload)} to {where} (message {message_id})")
+    print(f"published {json.dumps(payload)} to {where} (message {message_id})", flush=True)
+    if args.wait:
+        client = bigquery_client(settings.project, settings.bq_location, env)
+        return wait_for_run(client, settings, request.run_id, args.timeout, expected_loads=expected_loads)
     print(
-        'follow it: spotify-pipeline query "SELECT * FROM pipeline_runs ORDER BY started_at DESC LIMIT 8"'
+        f"follow it: spotify-pipeline status, or spotify-pipeline query "
+        f"\"SELECT * FROM pipeline_runs WHERE run_id = '{request.run_id}'\""
         + (f" --project {args.project}" if args.project else "")
     )
     return 0
@@ -310,23 +329,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     root = _stack_root(args)
     began = time.monotonic()
-    print("== 1/3  starting the local stack (emulators, Spotify stand-in, four functions)", flush=True)
+    existing = local.StackState.load(root)
+    ours = not (existing is not None and existing.running())  # a stack it did not start, it leaves running
+    print(
+        "== 1/3  starting the local stack (emulators, Spotify stand-in, five functions)"
+        if ours
+        else f"== 1/3  using the running stack in {root} (left running afterwards)",
+        flush=True,
+    )
     try:
-        local.up(root, Path.cwd())
+        if ours:
+            local.up(root, Path.cwd())
         up_seconds = time.monotonic() - began
         print("\n== 2/3  one weekly run: tick -> extract -> transform -> recommend -> load", flush=True)
-        run_args = argparse.Namespace(
-            stack_dir=str(root), snapshot_date=args.snapshot_date, markets=None, timeout=args.timeout
-        )
+        run_args = build_parser().parse_args(["--stack-dir", str(root), "run", "--timeout", str(args.timeout)])
+        run_args.snapshot_date = args.snapshot_date
         code = cmd_run(run_args)
         run_seconds = time.monotonic() - began - up_seconds
     finally:
-        print("\n== 3/3  stopping the stack (state is kept)", flush=True)
-        local.down(root)
+        if ours:
+            print("\n== 3/3  stopping the stack (state is kept)", flush=True)
+            local.down(root)
     if code != 0:
         return code
     print(f"""
-Timing: stack up {up_seconds:.1f} s, run {run_seconds:.1f} s.
+Timing: stack up {up_seconds:.1f} s, run {run_seconds:.1f} s{"" if ours else " (stack left running)"}.
 The data is SYNTHETIC (the stand-in's demo catalogue), not real Spotify charts.
 Where to look:
   tables     spotify-pipeline query "SELECT * FROM recommendations WHERE rank <= 3 LIMIT 20"
@@ -347,6 +374,8 @@ def cmd_package(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from spotify_pipeline.cli_request import add_request_arguments
+
     parser = argparse.ArgumentParser(prog="spotify-pipeline", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
         "--stack-dir", help="local stack state folder (default: $SPOTIFY_PIPELINE_STACK_DIR or ./.stack)"
@@ -354,24 +383,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("stack", help="bring the local stack up or down")
-    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument(
+        "action",
+        choices=["up", "down", "status"],
+        help="up: start it (or apply changed PIPELINE_* settings to its functions); down: stop every process; "
+        "status: up or down (exit 1 when down)",
+    )
     p.add_argument("--wipe", action="store_true", help="with down: delete the persisted objects and tables too")
     p.add_argument("--no-pubsub", action="store_true", help="with up: run without the Pub/Sub emulator")
     p.set_defaults(func=cmd_stack)
 
     p = sub.add_parser("run", help="publish a run request and follow it to the load")
-    p.add_argument("--snapshot-date", help="YYYY-MM-DD (default: today, UTC; a chart file: every date it holds)")
-    p.add_argument("--markets", help="comma separated, e.g. GLOBAL,BR,KR (a chart file: filter; default all)")
-    p.add_argument(
-        "--charts-csv",
-        metavar="PATH",
-        help="chart file (charts.spotify.com or Kaggle CSV, local path or gs://); implies --chart-source charts-csv",
-    )
-    p.add_argument("--chart-source", choices=["spotify-playlist", "charts-csv"], help="default: PIPELINE_CHART_SOURCE")
-    p.add_argument(
-        "--feature-providers",
-        help="ordered, comma separated among dataset, spotify, reccobeats (default: PIPELINE_FEATURE_PROVIDERS)",
-    )
+    add_request_arguments(p)
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for load (default 300)")
     p.set_defaults(func=cmd_run)
 
@@ -380,25 +403,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--project", help="Google Cloud project of the deployed pipeline")
     p.add_argument("--topic", help="ticks topic (default: $PIPELINE_TICKS_TOPIC or spotify-pipeline-ticks)")
-    p.add_argument("--snapshot-date", help="YYYY-MM-DD (default: today, UTC, decided by extract)")
-    p.add_argument("--markets", help="comma separated, e.g. GLOBAL,BR,KR")
-    p.add_argument("--chart-source", help="chart source for this run, e.g. spotify-playlist")
+    add_request_arguments(p)
+    p.add_argument("--wait", action="store_true", help="follow the run to its load, as `run` does")
+    p.add_argument("--timeout", type=float, default=300.0, help="with --wait: seconds to wait for load (default 300)")
     p.set_defaults(func=cmd_trigger)
 
     p = sub.add_parser("query", help="run SQL on the warehouse (local stack, or BigQuery with --project)")
-    p.add_argument("sql")
-    p.add_argument("--format", choices=["table", "csv"], default="table")
+    p.add_argument("sql", help="the query; unqualified table names resolve to the pipeline's dataset")
+    p.add_argument("--format", choices=["table", "csv"], default="table", help="output format (default table)")
     p.add_argument("--project", help="query this Google Cloud project's BigQuery instead of the local stack")
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("demo", help="stack up, one run on the demo catalogue, summary, stack down")
     p.add_argument("--snapshot-date", help="YYYY-MM-DD (default: today, UTC)")
-    p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for load (default 300)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("package", help="build one deployable zip per function")
-    p.add_argument("--functions", default="functions")
-    p.add_argument("--out", default="build/functions")
+    p.add_argument("--functions", default="functions", help="folder of the functions' sources (default functions)")
+    p.add_argument("--out", default="build/functions", help="folder for the zips (default build/functions)")
     p.set_defaults(func=cmd_package)
     from spotify_pipeline.cli_recommend import register as register_recommend
 
@@ -409,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     from spotify_pipeline.cli_ops import register as register_ops
 
     register_ops(sub)
+    from spotify_pipeline.cli_request import register as register_inbox
+
+    register_inbox(sub)
     return parser
 
 

@@ -141,7 +141,8 @@ def _target(args: argparse.Namespace) -> tuple[dict[str, str], Any]:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from spotify_pipeline.entrypoints import Runtime
-    from spotify_pipeline.replay import new_run_id, replay, replay_plan
+    from spotify_pipeline.replay import replay, replay_plan
+    from spotify_pipeline.runlog import new_run_id
 
     first = _date(args.first, "--from")
     last = _date(args.last, "--to") or first
@@ -204,7 +205,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from spotify_pipeline.config import parse_markets
     from spotify_pipeline.errors import DataError
     from spotify_pipeline.events import InvalidEvent, parse_run_request
-    from spotify_pipeline.replay import backfill_request, new_run_id, plan_backfill
+    from spotify_pipeline.replay import backfill_request, plan_backfill
+    from spotify_pipeline.runlog import new_run_id
 
     env, state = _target(args)
     env["PIPELINE_TICKS_TOPIC"] = args.topic or env.get("PIPELINE_TICKS_TOPIC") or "spotify-pipeline-ticks"

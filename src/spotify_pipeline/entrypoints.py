@@ -28,6 +28,7 @@ from spotify_pipeline import layout, logs
 from spotify_pipeline.config import Settings
 from spotify_pipeline.errors import DataError, PermanentError
 from spotify_pipeline.events import (
+    RUN_ID_RE,
     InvalidEvent,
     decode_pubsub_payload,
     parse_event_time,
@@ -61,6 +62,12 @@ REPLAY_SOURCE = "replay"
 def is_inbox_chart(name: str) -> bool:
     """A chart file dropped for a run: ``inbox/<anything>.csv`` (decided by name alone)."""
     return name.startswith(INBOX_PREFIX) and name.lower().endswith(".csv") and len(name) > len(INBOX_PREFIX) + 4
+
+
+def inbox_run_id(name: str, generation: int) -> str:
+    """The run id of a chart file finalized in ``inbox/``: one per object generation, so a redelivered
+    event keeps it and a new upload of the same name gets a new one (``inbox put --wait`` follows it)."""
+    return "gcs-" + hashlib.sha256(f"{name}#{generation}".encode()).hexdigest()[:16]
 
 
 def utc_now() -> datetime:
@@ -172,19 +179,17 @@ def handle_tick(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
     with logs.context(stage="extract", object=where):
         if _too_old(rt, _event_time(cloud_event), where):
             return
+        # A redelivered message keeps its id, so it keeps its run id.
+        default_run_id = "ps-" + hashlib.sha256(message_id.encode()).hexdigest()[:16]
+        payload: Mapping[str, Any] = {}
         try:
             payload = decode_pubsub_payload(data, where)
-            # A redelivered message keeps its id, so it keeps its run id.
-            default_run_id = "ps-" + hashlib.sha256(message_id.encode()).hexdigest()[:16]
             request = parse_run_request(
                 payload, rt.settings, default_run_id=default_run_id, today=rt.now().date(), where=where
             )
         except InvalidEvent as exc:
-            log.error(
-                "rejected run request (acknowledged, nothing written): %s",
-                exc,
-                extra={"fields": {"field": exc.field, "value": exc.value}},
-            )
+            given = payload.get("run_id")
+            _refuse(rt, given if isinstance(given, str) and RUN_ID_RE.match(given) else default_run_id, where, exc)
             return
         _run_extract(rt, request, where)
 
@@ -209,7 +214,7 @@ def handle_inbox(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
     with logs.context(stage="extract", object=obj.uri):
         if _too_old(rt, obj.event_time, where):
             return
-        default_run_id = "gcs-" + hashlib.sha256(f"{obj.name}#{obj.generation}".encode()).hexdigest()[:16]
+        default_run_id = inbox_run_id(obj.name, obj.generation)
         try:
             request = parse_run_request(
                 {"chart_source": "charts-csv", "charts_csv": f"{obj.name}#{obj.generation}"},
@@ -219,9 +224,24 @@ def handle_inbox(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
                 where=where,
             )
         except InvalidEvent as exc:
-            log.error("ingest: rejected %s (acknowledged, nothing written): %s", obj.uri, exc)
+            _refuse(rt, default_run_id, where, exc)
             return
         _run_extract(rt, request, where)
+
+
+def _refuse(rt: Runtime, run_id: str, where: str, exc: InvalidEvent) -> None:
+    """A run request extract will not run: one error line and a failed ``pipeline_runs`` row for its
+    run id with the reason (so whoever follows the run learns it at once), then acknowledged:
+    retrying cannot fix it. Nothing is written to the bucket."""
+    now = rt.now()
+    log.error(
+        "rejected run request (acknowledged, recorded as failed in pipeline_runs): %s",
+        exc,
+        extra={"fields": {"field": exc.field, "value": exc.value, "run_id": run_id, **STATUS_FAILED}},
+    )
+    rt.runlog.record(
+        StageRun(run_id=run_id, stage="extract", started_at=now, trigger=where).row("failed", now, error=str(exc))
+    )
 
 
 def handle_extract_event(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:

@@ -34,11 +34,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from spotify_pipeline import layout
@@ -55,11 +54,6 @@ if TYPE_CHECKING:
 
 REPLAYABLE: tuple[layout.Stage, ...] = ("transform", "recommend", "load")
 REPLAY_TRIGGER = "spotify-pipeline replay"
-
-
-def new_run_id(kind: str, now: datetime) -> str:
-    """``replay-20261127T101500-a1b2c3``: sortable, unique enough, a valid run id."""
-    return f"{kind}-{now.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
 
 
 # ------------------------------------------------------------------------ replay

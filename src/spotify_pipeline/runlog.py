@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Literal
@@ -46,6 +47,12 @@ class StageRun:
             "trigger": self.trigger,
             "error": error if error is not None else self.note,
         }
+
+
+def new_run_id(kind: str, now: datetime) -> str:
+    """``run-20261127T101500-a1b2c3``: sortable, a valid run id, and unique without any counter (the
+    CLI names its runs itself, so ids stay unique when a fresh emulator numbers messages from 1 again)."""
+    return f"{kind}-{now.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
 
 
 class RunLog:

@@ -67,17 +67,26 @@ def run_count(stack: Any) -> int:
         ({"markets": ["GLOBAL", "Brazil"]}, "markets", "Brazil"),
         ({"snapshot": "2026-11-23"}, "snapshot", "2026-11-23"),
         (b"this is not json", "message.data", "this is not json"),
+        ({"markets": ["GLOBAL", "MX"], "run_id": "refused-mx"}, "markets", "MX"),
     ],
 )
-def test_invalid_tick_is_acknowledged_named_and_writes_nothing(stack, caplog, payload, field, value) -> None:
-    objects, recorded = bucket_objects(stack), run_count(stack)
-    response = post("extract", tick_event(payload, f"bad-{field}"))
+def test_invalid_tick_is_acknowledged_named_and_recorded_as_failed(stack, caplog, payload, field, value) -> None:
+    import hashlib
+
+    objects = bucket_objects(stack)
+    message_id = f"bad-{field}-{time.time_ns()}"
+    response = post("extract", tick_event(payload, message_id))
     assert response.status_code == 200  # acknowledged: Pub/Sub will not redeliver it
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     # One clear error naming the message, the field and the value.
-    assert any("Pub/Sub message bad-" in m and f"'{field}'" in m and value in m for m in errors), errors
+    assert any(f"Pub/Sub message {message_id}" in m and f"'{field}'" in m and value in m for m in errors), errors
     assert bucket_objects(stack) == objects
-    assert run_count(stack) == recorded
+    # A failed extract row under the request's run id (else the message's), saying why: what `run` follows.
+    given = payload.get("run_id") if isinstance(payload, dict) else None
+    run_id = given or "ps-" + hashlib.sha256(message_id.encode()).hexdigest()[:16]
+    rows = query(stack, "SELECT stage, status, error FROM pipeline_runs WHERE run_id = @r", r=run_id)
+    assert [(r["stage"], r["status"]) for r in rows] == [("extract", "failed")]
+    assert f"'{field}'" in rows[0]["error"] and value in rows[0]["error"]
 
 
 def test_invalid_tick_through_pubsub_is_not_redelivered(stack) -> None:

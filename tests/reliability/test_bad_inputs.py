@@ -125,11 +125,15 @@ def test_bad_tick(
     assert len(lines) == 1, lines
     assert f"Pub/Sub message {message_id}" in lines[0] and f"'{field}'" in lines[0] and value in lines[0]
     assert objects(corpus) == before
+    recorded = failed_rows(stack, trigger=f"Pub/Sub message {message_id}")
+    assert [(r["stage"], r["status"]) for r in recorded] == [("extract", "failed")]
+    assert recorded[0]["error"] in lines[0]
     record(
         "input",
         case,
         f"run request {_show(payload)}",
-        f"acknowledged (HTTP 200), nothing written, no run started; one error: `{norm(lines[0])}`",
+        "acknowledged (HTTP 200), nothing written to the bucket, no run started, a failed extract row in "
+        f"pipeline_runs with the reason; one error: `{norm(lines[0])}`",
     )
 
 
@@ -546,7 +550,10 @@ def test_odd_object_names(
         observed = "ignored by name, without being read (HTTP 200, no log line, nothing written)"
     else:
         assert len(lines) == 1 and expected in lines[0] and repr(name)[1:-1] in lines[0], lines
-        observed = f"acknowledged (HTTP 200), nothing written; one error: `{norm(lines[0])}`"
+        observed = (
+            "acknowledged (HTTP 200), nothing written to the bucket, a failed extract row in pipeline_runs "
+            f"with the reason; one error: `{norm(lines[0])}`"
+        )
     record("input", case, f"storage event for the object {json.dumps(name)} to `{target}`", observed)
 
 

@@ -16,11 +16,11 @@ from spotify_pipeline.replay import (
     WeekPick,
     backfill_request,
     missing_weeks,
-    new_run_id,
     plan_backfill,
     slice_chart_file,
     weekly_picks,
 )
+from spotify_pipeline.runlog import new_run_id
 from spotify_pipeline.sources.charts_csv import parse_chart_csv
 
 CHARTS = Path(__file__).resolve().parents[1] / "fixtures" / "charts"

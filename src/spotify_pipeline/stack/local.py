@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from spotify_pipeline.stack import processes
+from spotify_pipeline.stack.settings import checked, describe_settings, function_settings
 
 PROJECT = "local-project"
 BUCKET = "spotify-pipeline-local"
@@ -51,6 +52,8 @@ class StackState:
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     pubsub: bool = True
+    # The caller's pipeline settings the functions were started with (see stack.settings.function_settings).
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def file(self) -> Path:
@@ -77,6 +80,7 @@ class StackState:
             ports=body["ports"],
             pids=body["pids"],
             pubsub=body.get("pubsub", True),
+            settings=body.get("settings", {}),
         )
 
     def running(self) -> bool:
@@ -112,6 +116,10 @@ class StackState:
         if self.pubsub:
             env["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{self.ports['pubsub']}"
         return env
+
+    def function_env(self) -> dict[str, str]:
+        """What a local function reads: the caller's settings, then the stack's own (which win)."""
+        return {**self.settings, **self.env()}
 
 
 def default_root() -> Path:
@@ -174,11 +182,29 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def up(root: Path, repo: Path, *, use_pubsub: bool = True, quiet: bool = False) -> StackState:
+def up(
+    root: Path, repo: Path, *, use_pubsub: bool = True, quiet: bool = False, environ: Mapping[str, str] | None = None
+) -> StackState:
+    """Start the stack (or keep the running one); the functions get ``environ``'s pipeline settings
+    (default: this process's environment). A running stack whose functions run with other settings
+    has its functions restarted with these."""
+    environ = os.environ if environ is None else environ
+    say = (lambda m: None) if quiet else _say
     existing = StackState.load(root)
     if existing and existing.running():
-        if not quiet:
-            _say(f"stack already up (state in {root})")
+        wanted = checked(function_settings(existing, environ))
+        if wanted == existing.settings:
+            say(f"stack already up (state in {root})")
+        else:
+            changed = sorted(k for k in {*wanted, *existing.settings} if wanted.get(k) != existing.settings.get(k))
+            started = time.monotonic()
+            existing.settings = wanted
+            restart_functions(existing)
+            say(
+                f"stack already up; settings changed ({', '.join(changed)}): restarted the functions "
+                f"in {time.monotonic() - started:.1f} s"
+            )
+        say(describe_settings(existing.settings))
         return existing
     if existing:
         down(root, quiet=True)
@@ -188,6 +214,7 @@ def up(root: Path, repo: Path, *, use_pubsub: bool = True, quiet: bool = False) 
     state = StackState(root=root, repo=repo, pubsub=jar is not None)
     for name in ("pubsub", "gcs", "bigquery", "bigquery_grpc", "spotify", "eventarc", *FUNCTIONS):
         state.ports[name] = processes.free_port()
+    state.settings = checked(function_settings(state, environ))
     state.save()
     emu_python = emulators_python(repo)
     base = _base_env()
@@ -290,8 +317,19 @@ def up(root: Path, repo: Path, *, use_pubsub: bool = True, quiet: bool = False) 
     except BaseException:
         down(root, quiet=True)
         raise
+    say(describe_settings(state.settings))
     say(f"stack up in {time.monotonic() - started:.1f} s (state in {root})")
     return state
+
+
+def restart_functions(state: StackState) -> None:
+    """Stop every function at once, then start them again on their ports with ``state.settings``."""
+    processes.stop_all([state.pids.pop(fn) for fn in FUNCTIONS if fn in state.pids])
+    for fn in FUNCTIONS:
+        state.pids[fn] = _spawn_function(state, fn)
+        state.save()
+    for fn in FUNCTIONS:
+        processes.wait_for_port(state.ports[fn], state.pids[fn], f"function-{fn}", state.logs)
 
 
 def _spawn_function(state: StackState, fn: str, extra_env: Mapping[str, str] | None = None) -> int:
@@ -299,7 +337,7 @@ def _spawn_function(state: StackState, fn: str, extra_env: Mapping[str, str] | N
     ff = str(Path(sys.executable).parent / "functions-framework")
     argv = [ff, "--source", str(folder / "main.py"), "--target", fn, "--signature-type", "cloudevent"]
     argv += ["--host", "127.0.0.1", "--port", str(state.ports[fn])]
-    env = {**_base_env(), **state.env(), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    env = {**_base_env(), **state.function_env(), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     return processes.spawn(f"function-{fn}", argv, state.logs, env, cwd=folder)
 
 
@@ -313,6 +351,7 @@ def _spawn_eventarc(state: StackState, extra_env: Mapping[str, str] | None = Non
 
 
 RESTARTABLE = (*FUNCTIONS, "eventarc", "bigquery")
+DOWN_GRACE_SECONDS = 2.5  # SIGTERM to SIGKILL in `stack down`: the whole down stays under 5 s
 
 
 def stop_process(state: StackState, name: str, *, kill: bool = False) -> None:
@@ -475,9 +514,8 @@ def _provision(state: StackState) -> None:
 def down(root: Path, *, wipe: bool = False, quiet: bool = False) -> None:
     state = StackState.load(root)
     if state is not None:
-        # Reverse start order: event sources stop before their targets.
-        for name in reversed(list(state.pids)):
-            processes.stop(state.pids[name])
+        # All at once (a few seconds at most, whatever the number of processes); SIGKILL after the grace.
+        processes.stop_all(state.pids.values(), grace=DOWN_GRACE_SECONDS)
         state.pids = {}
         state.save()
         (root / "eventarc.ready").unlink(missing_ok=True)

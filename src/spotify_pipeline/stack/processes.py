@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -55,29 +55,47 @@ def alive(pid: int) -> bool:
     return True
 
 
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def _wait_gone(pids: Iterable[int], timeout: float) -> list[int]:
+    """Wait until every process is gone or ``timeout`` passes; return those still alive."""
+    left = list(pids)
+    deadline = time.monotonic() + timeout
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = [p for p in left if alive(p)]
+    return left
+
+
+def stop_all(pids: Iterable[int], grace: float = 3.0) -> list[int]:
+    """SIGTERM every process group at once, wait up to ``grace`` seconds for all of them, then SIGKILL
+    the stragglers (and wait for those briefly). Returns the pids that had to be killed.
+
+    All at once, so stopping N processes takes as long as the slowest one, not the sum."""
+    pids = [p for p in pids if alive(p)]
+    for pid in pids:
+        _signal_group(pid, signal.SIGTERM)
+    stragglers = _wait_gone(pids, grace)
+    for pid in stragglers:
+        _signal_group(pid, signal.SIGKILL)
+    _wait_gone(stragglers, 1.0)
+    return stragglers
+
+
 def stop(pid: int, timeout: float = 10.0) -> None:
     """SIGTERM the process group, then SIGKILL what is left after ``timeout``."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + (timeout if sig == signal.SIGTERM else 5.0)
-        while time.monotonic() < deadline:
-            if not alive(pid):
-                return
-            time.sleep(0.05)
+    stop_all([pid], timeout)
 
 
 def kill(pid: int, timeout: float = 5.0) -> None:
     """SIGKILL the process group at once (a crash: no handler runs), and wait until it is gone."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and alive(pid):
-        time.sleep(0.02)
+    _signal_group(pid, signal.SIGKILL)
+    _wait_gone([pid], timeout)
 
 
 def wait_for_port(port: int, pid: int, name: str, log_dir: Path, timeout: float = 60.0) -> None:

@@ -1,0 +1,118 @@
+"""The command line's shape: help on every argument, one flag per run-request field on both `run` and
+`trigger`, requests validated by extract's own parser, and the follower's one verdict rule."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from typing import Any
+
+import pytest
+
+from spotify_pipeline.cli import Verdict, build_parser, run_verdict
+from spotify_pipeline.cli_request import request_payload
+from spotify_pipeline.config import CHART_SOURCES, Settings
+from spotify_pipeline.events import RUN_REQUEST_FIELDS, InvalidEvent, parse_run_request
+
+
+def parsers(parser: argparse.ArgumentParser, path: str = "spotify-pipeline") -> list[tuple[str, Any]]:
+    """Every (sub)command's parser, depth first."""
+    found = [(path, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += parsers(sub, f"{path} {name}")
+    return found
+
+
+def request_actions(command: str) -> dict[str, argparse.Action]:
+    sub = dict(parsers(build_parser()))[f"spotify-pipeline {command}"]
+    return {a.dest: a for a in sub._actions}
+
+
+def test_every_argument_of_every_command_has_help() -> None:
+    arguments = [
+        (f"{path} {a.option_strings or a.dest}", a.help)
+        for path, p in parsers(build_parser())
+        for a in p._actions
+        if not isinstance(a, argparse._HelpAction | argparse._SubParsersAction)
+    ]
+    commands = [
+        (f"{path} {c.dest}", c.help)
+        for path, p in parsers(build_parser())
+        for a in p._actions
+        if isinstance(a, argparse._SubParsersAction)
+        for c in a._choices_actions
+    ]
+    assert len(arguments) > 60 and len(commands) > 10
+    assert [name for name, text in arguments + commands if not (text or "").strip()] == []
+
+
+@pytest.mark.parametrize("command", ["run", "trigger"])
+def test_every_run_request_field_is_a_flag(command: str) -> None:
+    actions = request_actions(command)
+    assert [f for f in RUN_REQUEST_FIELDS if f not in actions] == []
+    # the flag is the field's name, e.g. --remove-markets
+    assert [f for f in RUN_REQUEST_FIELDS if "--" + f.replace("_", "-") not in actions[f].option_strings] == []
+
+
+def test_run_and_trigger_accept_the_same_chart_sources() -> None:
+    assert tuple(request_actions("run")["chart_source"].choices) == CHART_SOURCES
+    assert tuple(request_actions("trigger")["chart_source"].choices) == CHART_SOURCES
+
+
+def payload_of(*argv: str) -> dict[str, Any]:
+    return request_payload(build_parser().parse_args(["run", *argv]), "run-x")
+
+
+def test_flags_become_the_request_extract_reads() -> None:
+    payload = payload_of(
+        "--snapshot-date=2026-11-23",
+        "--markets=GLOBAL, mx",
+        "--playlists=MX=DemoUserMirrorBR000000",
+        "--feature-providers=reccobeats,spotify",
+        "--no-dataset-features",
+        "--force-gates",
+    )
+    assert payload == {
+        "run_id": "run-x",
+        "snapshot_date": "2026-11-23",
+        "markets": ["GLOBAL", "mx"],
+        "playlists": {"MX": "DemoUserMirrorBR000000"},
+        "feature_providers": ["reccobeats", "spotify"],
+        "dataset_features": False,
+        "force_gates": True,
+    }
+    request = parse_run_request(payload, Settings(), default_run_id="unused", today=date(2026, 11, 25))
+    assert request.markets == ("GLOBAL", "MX") and request.playlists["MX"] == "DemoUserMirrorBR000000"
+    assert request.run_id == "run-x" and request.force_gates and not request.dataset_features
+    assert payload_of("--remove-markets=KR", "--snapshot-date=2026-11-23", "--markets=BR")["remove_markets"] == ["KR"]
+
+
+def test_a_flag_the_function_would_refuse_is_refused_with_its_message() -> None:
+    # Without MX in the playlists, extract refuses --markets MX: the CLI runs the same parser.
+    with pytest.raises(InvalidEvent) as refused:
+        parse_run_request(payload_of("--markets=GLOBAL,MX"), Settings(), default_run_id="x")
+    assert refused.value.field == "markets" and refused.value.value == "MX"
+    assert "no chart playlist configured" in str(refused.value)
+
+
+def row(stage: str, status: str, error: str | None = None) -> dict[str, Any]:
+    return {"stage": stage, "status": status, "error": error}
+
+
+def test_verdict_fails_at_the_first_failed_row() -> None:
+    refused = [row("extract", "failed", "Pub/Sub message 7: field 'markets' = 'MX': no chart playlist")]
+    assert run_verdict(refused) == Verdict(False, "failed at extract: " + refused[0]["error"])
+    later = [row("extract", "succeeded"), row("transform", "retrying", "Timeout"), row("recommend", "failed", "gate")]
+    assert run_verdict(later) == Verdict(False, "failed at recommend: gate")
+
+
+def test_verdict_waits_for_every_expected_load() -> None:
+    one = [row(s, "succeeded") for s in ("extract", "transform", "recommend", "load")]
+    assert run_verdict([]) is None
+    assert run_verdict(one[:3]) is None
+    assert run_verdict([row("extract", "retrying", "503")]) is None
+    assert run_verdict(one) == Verdict(True)
+    assert run_verdict(one, expected_loads=2) is None
+    assert run_verdict(one + one[1:], expected_loads=2) == Verdict(True)
