@@ -217,6 +217,8 @@ def wait_for_run(client: Any, settings: Settings, run_id: str, timeout: float, *
             counts = json.loads(row["row_counts"]) if row["row_counts"] else {}
             detail = ", ".join(f"{k}={v}" for k, v in counts.items()) if row["status"] == "succeeded" else row["error"]
             print(f"  {row['stage']:<10} {row['status']:<9} {row['duration_seconds']:6.2f} s  {detail}", flush=True)
+            if row["status"] == "succeeded" and row["error"]:
+                print(f"             NOTE {row['error']}", flush=True)  # model skipped, forced gates, merged
         verdict = run_verdict(rows, expected_loads)
         if verdict is not None:
             return _report(run_id, rows, verdict)
