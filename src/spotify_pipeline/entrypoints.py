@@ -529,8 +529,8 @@ def _record_merged_runs(rt: Runtime, run: StageRun, receipt: Manifest) -> None:
     per_market: dict[str, int] = receipt.summary.get("entries_per_market") or {}
     week = ", ".join(sorted(per_market))
     for other in receipt.summary.get("runs_loaded") or []:
-        if other == run.run_id:
-            continue
+        if other == run.run_id or rt.runlog.succeeded(other, "load"):
+            continue  # its own chain (or a concurrent load) already recorded it
         markets = runs.get(other) or []
         merged = StageRun(other, "load", run.started_at, run.snapshot_date, run.trigger, dict(run.sources))
         counts = {"chart_entries": sum(per_market.get(m, 0) for m in markets)}

@@ -75,3 +75,23 @@ class RunLog:
             return
         if errors:
             log.error("could not record stage run in %s: %s", self.table_id, errors)
+
+    def succeeded(self, run_id: str, stage: str) -> bool:
+        """Whether ``run_id`` already has a succeeded ``stage`` row (False when it cannot be read)."""
+        from google.cloud import bigquery
+
+        sql = f"SELECT COUNT(*) AS n FROM `{self.table_id}` WHERE run_id = @r AND stage = @s AND status = 'succeeded'"
+        params = [
+            bigquery.ScalarQueryParameter("r", "STRING", run_id),
+            bigquery.ScalarQueryParameter("s", "STRING", stage),
+        ]
+        try:
+            job = self._client.query(
+                sql,
+                job_config=bigquery.QueryJobConfig(query_parameters=params),
+                retry=bigquery.DEFAULT_RETRY.with_timeout(RECORD_TIMEOUT_SECONDS),
+            )
+            return bool(next(iter(job.result(timeout=RECORD_TIMEOUT_SECONDS)))["n"])
+        except Exception as exc:
+            log.warning("could not read %s: %s", self.table_id, exc)
+            return False

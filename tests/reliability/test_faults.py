@@ -173,15 +173,18 @@ def test_two_ticks_for_one_snapshot_at_once(stack: Any, clean: dict[str, str]) -
         proxy.close()
         local.restart_process(stack, "extract")
     assert statuses == (200, 200)  # both acknowledged
-    assert proxy.statuses == [200, 412]  # B published; A's precondition failed
-    wait_loaded(stack, "rel-tick-b")
+    # B published; A's precondition failed, so A merged again with B's week, in a fresh folder, and published.
+    assert proxy.statuses == [200, 412, 200]
+    wait_loaded(stack, "rel-tick-a")
     quiet(stack)
     extract = manifest(stack, "extract", day)
-    assert extract is not None and extract.run_id == "rel-tick-b"
+    assert extract is not None and extract.run_id == "rel-tick-a"
+    # Both named every market: A's markets replaced B's, so the week is A's part alone.
+    assert [(p.run_id, p.markets) for p in extract.parts] == [("rel-tick-a", ("BR", "GLOBAL", "KR"))]
     assert {
         f.run_id for f in map(layout.parse_run_folder, bucket_objects(stack)) if f and f.prefix.endswith(f"{day}/")
-    } == {"rel-tick-b"}
-    assert runs_of(stack, "rel-tick-a") == []  # superseded: logged, no row
+    } == {"rel-tick-a"}
+    assert ("extract", "succeeded") in [(r["stage"], r["status"]) for r in runs_of(stack, "rel-tick-b")]
     assert content_hashes(stack, day) == clean
     assert orphans(stack, day) == []
     record(
@@ -189,8 +192,9 @@ def test_two_ticks_for_one_snapshot_at_once(stack: Any, clean: dict[str, str]) -
         "two-ticks-at-once",
         "two ticks for one snapshot at once: run A's manifest upload held until run B (started after A "
         "had written its files) published",
-        "A's manifest write failed its generation precondition (HTTP 412): A's files deleted, nothing "
-        "of A published, A acknowledged; B's result alone went downstream; tables identical to the clean run",
+        "A's manifest write failed its generation precondition (HTTP 412); A merged again with B's manifest "
+        "in a fresh folder and published (its markets replace B's); B's folder removed once unreferenced; "
+        "tables identical to the clean run",
     )
 
 
