@@ -1,8 +1,8 @@
 """``spotify-pipeline``: run, query and package the pipeline; bring the local stack up and down.
 
-Target selection for ``run`` and ``query``: the local stack when its state folder says it is
-(or was) up; otherwise Google Cloud, configured by the environment (GOOGLE_CLOUD_PROJECT,
-PIPELINE_DATASET, PIPELINE_TICKS_TOPIC), exactly as the functions are.
+Every command acts on the target :mod:`spotify_pipeline.cli_target` resolves (the local stack, or
+Google Cloud with ``--project``) and names it first on stderr; failures follow the one policy of
+:mod:`spotify_pipeline.cli_errors`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from spotify_pipeline.config import ConfigError, Settings
-
-
-def _stack_root(args: argparse.Namespace) -> Path:
-    from spotify_pipeline.stack.local import default_root
-
-    return Path(args.stack_dir).resolve() if args.stack_dir else default_root()
+from spotify_pipeline.cli_errors import BAD_INPUT, CliError, run_command
+from spotify_pipeline.cli_target import add_project_argument, announce_stack, open_warehouse, resolve, stack_root
+from spotify_pipeline.config import CliSettings, Settings
 
 
 def _use_env(env: Mapping[str, str]) -> None:
@@ -37,10 +33,11 @@ def _use_env(env: Mapping[str, str]) -> None:
 def cmd_stack(args: argparse.Namespace) -> int:
     from spotify_pipeline.stack import local
 
-    root = _stack_root(args)
+    root = stack_root(args)
+    announce_stack(root)
     if args.action == "up":
         print("starting the local stack:", flush=True)
-        local.up(root, Path.cwd(), use_pubsub=not args.no_pubsub)
+        local.up(root, local.checkout(), use_pubsub=not args.no_pubsub)
     elif args.action == "down":
         local.down(root, wipe=args.wipe)
     else:
@@ -53,21 +50,6 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
             print(f"{name:<12} pid {pid:<8} {'running' if alive(pid) else 'STOPPED'}  port {state.ports.get(name)}")
     return 0
-
-
-def _target_env(args: argparse.Namespace) -> tuple[dict[str, str], Any]:
-    """Environment of the target (stack or cloud) and the stack state, if local."""
-    from spotify_pipeline.stack.local import StackState
-
-    state = StackState.load(_stack_root(args))
-    if state is not None and state.running():
-        return {**os.environ, **state.env()}, state
-    if os.environ.get("PIPELINE_TICKS_TOPIC") and os.environ.get("GOOGLE_CLOUD_PROJECT"):
-        return dict(os.environ), None
-    raise SystemExit(
-        "the local stack is not up: run `spotify-pipeline stack up` (or `make demo`), "
-        "or set GOOGLE_CLOUD_PROJECT and PIPELINE_TICKS_TOPIC to run in Google Cloud"
-    )
 
 
 def publish_tick(env: Mapping[str, str], state: Any, message: dict[str, Any]) -> str:
@@ -107,13 +89,13 @@ def publish_tick(env: Mapping[str, str], state: Any, message: dict[str, Any]) ->
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from spotify_pipeline.clients import bigquery_client
-    from spotify_pipeline.errors import DataError
-    from spotify_pipeline.events import InvalidEvent, parse_run_request
+    from spotify_pipeline.events import parse_run_request
 
-    env, state = _target_env(args)
+    target = resolve(args, running=True)
+    env, state, settings = target.env, target.state, target.settings
+    client = target.warehouse_client()  # before publishing: an unusable warehouse fails the run now
+    target.announce()
     _use_env(env)
-    settings = Settings.from_env(env)
     run_id = "cli-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
     payload: dict[str, Any] = {"run_id": run_id}
     if args.snapshot_date:
@@ -126,15 +108,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         payload["feature_providers"] = [p for p in args.feature_providers.split(",") if p.strip()]
     chart_path: str | None = getattr(args, "charts_csv", None)
     expected_loads = 1
-    try:  # the same validation extract applies, so a bad request fails here, before publishing
-        if chart_path:
-            payload["charts_csv"] = "uploads/pending.csv"  # validated first, replaced once uploaded
-        request = parse_run_request(payload, settings, default_run_id=run_id)
-        if chart_path:
-            payload["charts_csv"], expected_loads = _stage_chart_file(chart_path, request, settings, env)
-    except (InvalidEvent, ConfigError, DataError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # The same validation extract applies, so a bad request fails here (cli_errors), before publishing.
+    if chart_path:
+        payload["charts_csv"] = "uploads/pending.csv"  # validated first, replaced once uploaded
+    request = parse_run_request(payload, settings, default_run_id=run_id)
+    if chart_path:
+        payload["charts_csv"], expected_loads = _stage_chart_file(chart_path, request, settings, env)
     message_id = publish_tick(env, state, payload)
     if request.chart_source == "charts-csv":
         markets = ", ".join(request.markets) or "all"
@@ -142,7 +121,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         what = f"snapshot {request.snapshot_date}, markets {', '.join(request.markets)}"
     print(f"published run {run_id} ({what}; message {message_id})", flush=True)
-    client = bigquery_client(settings.project, settings.bq_location, env)
     return wait_for_run(client, settings, run_id, args.timeout, expected_loads=expected_loads)
 
 
@@ -159,7 +137,7 @@ def _stage_chart_file(path: str, request: Any, settings: Settings, env: Mapping[
         ref = parse_object_ref(path, settings.bucket, "--charts-csv", "charts_csv")
         blob = bucket.get_blob(ref.name, generation=ref.generation)
         if blob is None:
-            raise OSError(f"--charts-csv {path}: no such object in gs://{settings.bucket}")
+            raise CliError(f"--charts-csv {path}: no such object in gs://{settings.bucket}", code=BAD_INPUT)
         data, name, generation = blob.download_as_bytes(), ref.name, int(blob.generation)
     else:
         data, name = Path(path).read_bytes(), Path(path).name
@@ -222,15 +200,11 @@ def wait_for_run(client: Any, settings: Settings, run_id: str, timeout: float, *
 
 def cmd_trigger(args: argparse.Namespace) -> int:
     """Publish one run request to the deployed topic (or the local stack's), without waiting."""
-    from spotify_pipeline.events import InvalidEvent, parse_run_request
+    from spotify_pipeline.events import parse_run_request
 
-    if args.project:
-        env = {k: v for k, v in os.environ.items() if k != "PUBSUB_EMULATOR_HOST"}
-        env["GOOGLE_CLOUD_PROJECT"] = args.project
-        state = None
-    else:
-        env, state = _target_env(args)
-    env["PIPELINE_TICKS_TOPIC"] = args.topic or env.get("PIPELINE_TICKS_TOPIC", "spotify-pipeline-ticks")
+    target = resolve(args, running=True)
+    target.announce()
+    env, state = target.env, target.state
     payload: dict[str, Any] = {}
     if args.snapshot_date:
         payload["snapshot_date"] = args.snapshot_date
@@ -238,17 +212,14 @@ def cmd_trigger(args: argparse.Namespace) -> int:
         payload["markets"] = [m.strip() for m in args.markets.split(",")]
     if args.chart_source:
         payload["chart_source"] = args.chart_source
-    try:  # validated here with extract's own rules, so a bad request is refused before publishing
-        parse_run_request(payload, Settings.from_env(env), default_run_id="trigger")
-    except (InvalidEvent, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # Validated here with extract's own rules, so a bad request is refused (cli_errors) before publishing.
+    parse_run_request(payload, target.settings, default_run_id="trigger")
     message_id = publish_tick(env, state, payload)
     where = f"projects/{env['GOOGLE_CLOUD_PROJECT']}/topics/{env['PIPELINE_TICKS_TOPIC']}"
     print(f"published {json.dumps(payload)} to {where} (message {message_id})")
     print(
         'follow it: spotify-pipeline query "SELECT * FROM pipeline_runs ORDER BY started_at DESC LIMIT 8"'
-        + (f" --project {args.project}" if args.project else "")
+        + (f" --project {target.settings.project}" if state is None else "")
     )
     return 0
 
@@ -256,31 +227,13 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     from google.cloud import bigquery
 
-    from spotify_pipeline.clients import bigquery_client
-    from spotify_pipeline.stack import local, processes
-
-    root = _stack_root(args)
-    state = local.StackState.load(root)
-    temp_pid = None
-    if state is not None and not args.project:
-        if not (state.running() or ("bigquery" in state.pids and processes.alive(state.pids["bigquery"]))):
-            state, temp_pid = local.start_bigquery_only(root)
-        env = {**os.environ, "BIGQUERY_EMULATOR_HOST": state.url("bigquery")}
-        project, dataset = local.PROJECT, local.DATASET
-    else:
-        env = dict(os.environ)
-        env.pop("BIGQUERY_EMULATOR_HOST", None) if args.project else None
-        settings = Settings.from_env(env)
-        project, dataset = args.project or settings.project, settings.dataset
-    try:
-        client = bigquery_client(project, "US", env)
+    target = resolve(args, running=False)
+    with open_warehouse(target) as client:
+        project, dataset = target.settings.project, target.settings.dataset
         cfg = bigquery.QueryJobConfig(default_dataset=f"{project}.{dataset}")
         result = client.query(args.sql, job_config=cfg).result()
         names = [f.name for f in result.schema]
         rows = [[_fmt(v) for v in row.values()] for row in result]
-    finally:
-        if temp_pid is not None:
-            processes.stop(temp_pid)
     if args.format == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(names)
@@ -308,11 +261,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Stack up, one weekly run on the synthetic catalogue, where to look, stack down."""
     from spotify_pipeline.stack import local
 
-    root = _stack_root(args)
+    root = stack_root(args)
+    announce_stack(root)
     began = time.monotonic()
     print("== 1/3  starting the local stack (emulators, Spotify stand-in, four functions)", flush=True)
     try:
-        local.up(root, Path.cwd())
+        local.up(root, local.checkout())
         up_seconds = time.monotonic() - began
         print("\n== 2/3  one weekly run: tick -> extract -> transform -> recommend -> load", flush=True)
         run_args = argparse.Namespace(
@@ -349,7 +303,12 @@ def cmd_package(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spotify-pipeline", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--stack-dir", help="local stack state folder (default: $SPOTIFY_PIPELINE_STACK_DIR or ./.stack)"
+        "--stack-dir",
+        help="local stack state folder (default: $SPOTIFY_PIPELINE_STACK_DIR, else .stack/ in the checkout, "
+        "wherever the command runs)",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of a failure too (or SPOTIFY_PIPELINE_DEBUG=1)"
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -373,12 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="ordered, comma separated among dataset, spotify, reccobeats (default: PIPELINE_FEATURE_PROVIDERS)",
     )
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for load (default 300)")
+    add_project_argument(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
         "trigger", help="publish a run request now (deployed topic with --project, else the local stack)"
     )
-    p.add_argument("--project", help="Google Cloud project of the deployed pipeline")
+    add_project_argument(p)
     p.add_argument("--topic", help="ticks topic (default: $PIPELINE_TICKS_TOPIC or spotify-pipeline-ticks)")
     p.add_argument("--snapshot-date", help="YYYY-MM-DD (default: today, UTC, decided by extract)")
     p.add_argument("--markets", help="comma separated, e.g. GLOBAL,BR,KR")
@@ -388,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("query", help="run SQL on the warehouse (local stack, or BigQuery with --project)")
     p.add_argument("sql")
     p.add_argument("--format", choices=["table", "csv"], default="table")
-    p.add_argument("--project", help="query this Google Cloud project's BigQuery instead of the local stack")
+    add_project_argument(p)
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("demo", help="stack up, one run on the demo catalogue, summary, stack down")
@@ -414,15 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        code: int = args.func(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return code
+    debug = bool(args.debug) or CliSettings.from_env(os.environ).debug
+    return run_command(lambda: int(args.func(args)), debug=debug)
 
 
 if __name__ == "__main__":
