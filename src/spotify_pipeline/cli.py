@@ -93,8 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     target = resolve(args, running=True)
     env, state, settings = target.env, target.state, target.settings
-    client = target.warehouse_client()  # before publishing: an unusable warehouse fails the run now
-    target.announce()
+    client = target.connect()  # before publishing: an unusable warehouse fails the run now
     _use_env(env)
     run_id = "cli-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
     payload: dict[str, Any] = {"run_id": run_id}
@@ -373,9 +372,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    debug = bool(args.debug) or CliSettings.from_env(os.environ).debug
-    return run_command(lambda: int(args.func(args)), debug=debug)
+    parsed: list[argparse.Namespace] = []
+
+    def command() -> int:  # parsing too runs under the policy: `--help | head -1` is a broken pipe
+        parsed.append(build_parser().parse_args(argv))
+        return int(parsed[0].func(parsed[0]))
+
+    def debug() -> bool:
+        return bool(parsed and parsed[0].debug) or CliSettings.from_env(os.environ).debug
+
+    return run_command(command, debug=debug)
 
 
 if __name__ == "__main__":

@@ -116,7 +116,7 @@ def _api_error(exc: BaseException) -> Explanation:
         )
     if isinstance(exc, api.NotFound):
         return Explanation(
-            f"not found: {message}",
+            message if message.lower().startswith("not found") else f"not found: {message}",
             "check the name (tables: README.md, Tables); in Google Cloud, `terraform apply` in infra/ creates them",
             FAILED,
         )
@@ -129,8 +129,8 @@ def _api_error(exc: BaseException) -> Explanation:
     return Explanation(f"{exc.code} {message}", "", FAILED)
 
 
-def run_command(command: Callable[[], int], *, debug: bool) -> int:
-    """Run one command under the policy; return its exit status."""
+def run_command(command: Callable[[], int], *, debug: Callable[[], bool]) -> int:
+    """Run one command under the policy; return its exit status. ``debug()``: show tracebacks."""
     try:
         return command()
     except BrokenPipeError:
@@ -141,7 +141,7 @@ def run_command(command: Callable[[], int], *, debug: bool) -> int:
         return 128 + 2
     except Exception as exc:  # sorted into expected failures and bugs right here
         explanation = explain(exc)
-        if explanation is None or debug:
+        if explanation is None or debug():
             raise
         try:
             for line in explanation.lines():

@@ -100,6 +100,17 @@ class Target:
         self.location = location
         return client if location == s.bq_location else bigquery_client(s.project, location, self.env)
 
+    def connect(self) -> bigquery.Client:
+        """Announce the target, then return :meth:`warehouse_client`. A cloud target is named once
+        its dataset's location is read, or as far as it is known when that fails (credentials)."""
+        if self.state is not None:
+            self.announce()
+            return self.warehouse_client()
+        try:
+            return self.warehouse_client()
+        finally:
+            self.announce()
+
 
 def resolve(args: argparse.Namespace, *, running: bool) -> Target:
     """The target of ``args``; ``running``: the command needs the whole local stack up (it runs stages)."""
@@ -130,23 +141,17 @@ def resolve(args: argparse.Namespace, *, running: bool) -> Target:
 
 @contextmanager
 def open_warehouse(target: Target) -> Iterator[Any]:
-    """A BigQuery client on the target's warehouse, once the target is announced; a stopped local
-    stack's BigQuery emulator is started alone on the persisted tables for the command, then
-    stopped again."""
+    """:meth:`Target.connect` on the target's warehouse; a stopped local stack's BigQuery emulator
+    is started alone on the persisted tables for the command, then stopped again."""
     from spotify_pipeline.stack import local, processes
 
     temp_pid = None
     state = target.state
-    if state is not None:
-        target.announce()
-        if not ("bigquery" in state.pids and processes.alive(state.pids["bigquery"])):
-            state, temp_pid = local.start_bigquery_only(state.root)
-            target.env["BIGQUERY_EMULATOR_HOST"] = state.url("bigquery")
+    if state is not None and not ("bigquery" in state.pids and processes.alive(state.pids["bigquery"])):
+        state, temp_pid = local.start_bigquery_only(state.root)
+        target.env["BIGQUERY_EMULATOR_HOST"] = state.url("bigquery")
     try:
-        client = target.warehouse_client()
-        if target.state is None:
-            target.announce()  # with the dataset's location, read by warehouse_client
-        yield client
+        yield target.connect()
     finally:
         if temp_pid is not None:
             processes.stop(temp_pid)

@@ -229,7 +229,8 @@ class CliSettings:
     def from_env(cls, env: Mapping[str, str]) -> CliSettings:
         return cls(
             project=env.get("SPOTIFY_PIPELINE_PROJECT", "").strip() or None,
-            debug=_bool(env, "SPOTIFY_PIPELINE_DEBUG", False),
+            # Never refused: it is read while reporting another error.
+            debug=env.get("SPOTIFY_PIPELINE_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"),
         )
 
 
