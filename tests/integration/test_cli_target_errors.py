@@ -16,7 +16,7 @@ from spotify_pipeline.cli_errors import BROKEN_PIPE
 from spotify_pipeline.cli_target import Target
 from spotify_pipeline.config import Settings
 
-DAY = date(2026, 8, 3)
+DAY = date(2026, 7, 6)  # a week no other test of the session loads
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -31,7 +31,7 @@ def target_line(stack: Any) -> str:
 
 
 def test_query_from_any_folder_acts_on_the_same_stack_and_keeps_stdout_clean(loaded: Any, tmp_path: Path) -> None:
-    sql = "SELECT market, COUNT(*) AS n FROM chart_entries WHERE snapshot_date = '2026-08-03' GROUP BY 1 ORDER BY 1"
+    sql = f"SELECT market, COUNT(*) AS n FROM chart_entries WHERE snapshot_date = '{DAY}' GROUP BY 1 ORDER BY 1"
     results = []
     for cwd in (tmp_path, REPO / "docs", Path("/")):
         out = cli("--stack-dir", str(loaded.root), "query", sql, "--format", "csv", cwd=cwd)
