@@ -93,7 +93,8 @@ def explain(exc: BaseException) -> Explanation | None:
             NotADirectoryError: "a part of the path is not a folder",
             PermissionError: "permission denied",
         }[type(exc)]
-        return Explanation(f"{exc.filename}: {reason}", "check the path (relative to this folder)", BAD_INPUT)
+        what = f"{exc.filename}: {reason}" if exc.filename else str(exc)  # Arrow's errors name no file attribute
+        return Explanation(what, "check the path (relative to this folder)", BAD_INPUT)
     if isinstance(exc, OSError):
         return Explanation(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc), "", FAILED)
     if isinstance(exc, RuntimeError):  # the local stack's own failures say what to do

@@ -81,9 +81,13 @@ class InputError(DataError):
     """The features file cannot be used as model input."""
 
 
-def check_table_path(path: str, flag: str) -> None:
-    """Refuse, before any work, an output name whose extension the writers cannot produce."""
-    if not path.lower().endswith(TABLE_FILES):
+def check_output(path: str, flag: str, *, table: bool = True) -> None:
+    """Refuse, before any work, an output the command cannot write: no such folder, or (``table``)
+    an extension the writers cannot produce."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise CliError(f"{flag} {path}: no folder {folder}", f"create it first (mkdir -p {folder})", BAD_INPUT)
+    if table and not path.lower().endswith(TABLE_FILES):
         ext = Path(path).suffix or "a name without extension"
         raise CliError(
             f"{flag} {path}: recommend writes {', '.join(TABLE_FILES)} files, not {ext}",
@@ -252,9 +256,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         (args.out, "--out"),
         (args.track_clusters_out, "--track-clusters-out"),
         (args.clusters_out, "--clusters-out"),
+        (args.stats, "--stats"),
     ):
         if path:
-            check_table_path(path, flag)
+            check_output(path, flag, table=flag != "--stats")
     out = Path(args.out)
     params = ModelParams(
         n_clusters=args.clusters,

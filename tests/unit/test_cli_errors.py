@@ -51,6 +51,16 @@ def test_an_output_extension_recommend_cannot_write_is_refused_before_any_work(t
     assert list(tmp_path.iterdir()) == [tmp_path / "features.csv"]  # nothing written
 
 
+@pytest.mark.parametrize("flag", ["--out", "--stats"])
+def test_an_output_in_a_missing_folder_is_refused_before_any_work(tmp_path: Path, flag: str) -> None:
+    (tmp_path / "features.csv").write_text("track_id,danceability,energy,loudness,valence\nt1,0.5,0.5,-5,0.5\n")
+    outputs = {"--out": "recs.parquet", flag: "missing/out.parquet" if flag == "--out" else "missing/stats.json"}
+    argv = [a for pair in outputs.items() for a in pair]
+    out = cli("recommend", "--features", "features.csv", *argv, cwd=tmp_path)
+    assert_one_error(out, f"{flag} missing/", "no folder missing", "mkdir -p missing", code=2)
+    assert "recommend:" not in out.stderr  # refused before the model ran
+
+
 def test_project_without_credentials_says_how_to_log_in(tmp_path: Path) -> None:
     out = cli(
         "query", "SELECT 1", "--project", "my-project", cwd=tmp_path, env={**NO_CREDENTIALS, "HOME": str(tmp_path)}
