@@ -30,7 +30,7 @@ infra-tools: setup
 
 demo: setup
 	$(BIN)/spotify-pipeline demo
-	$(BIN)/spotify-pipeline dashboard --out build/dashboard
+	env -u SPOTIFY_PIPELINE_PROJECT $(BIN)/spotify-pipeline dashboard --out build/dashboard  # the demo is local
 
 # Chromium, chromedriver and Java installed when missing (root or sudo), or one line naming what to
 # install; first, so a fresh machine learns it in seconds (see the script).

@@ -269,7 +269,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         up_seconds = time.monotonic() - began
         print("\n== 2/3  one weekly run: tick -> extract -> transform -> recommend -> load", flush=True)
         run_args = argparse.Namespace(
-            stack_dir=str(root), snapshot_date=args.snapshot_date, markets=None, timeout=args.timeout
+            stack_dir=str(root), snapshot_date=args.snapshot_date, markets=None, timeout=args.timeout, stack_only=True
         )
         code = cmd_run(run_args)
         run_seconds = time.monotonic() - began - up_seconds

@@ -113,8 +113,11 @@ class Target:
 
 
 def resolve(args: argparse.Namespace, *, running: bool) -> Target:
-    """The target of ``args``; ``running``: the command needs the whole local stack up (it runs stages)."""
-    project = getattr(args, "project", None) or CliSettings.from_env(os.environ).project
+    """The target of ``args``; ``running``: the command needs the whole local stack up (it runs stages).
+    ``args.stack_only`` (the demo's run): the local stack, whatever SPOTIFY_PIPELINE_PROJECT says."""
+    project = None
+    if not getattr(args, "stack_only", False):
+        project = getattr(args, "project", None) or CliSettings.from_env(os.environ).project
     if project:
         env = {k: v for k, v in os.environ.items() if k not in EMULATOR_VARIABLES}
         env["GOOGLE_CLOUD_PROJECT"] = project
