@@ -1,10 +1,11 @@
-# Quick start: `make demo` then `make test`. Everything installs into .venv/ and .venv-emulators/.
+# Quick start: `make demo` then `make test`. Python packages install into .venv/ and .venv-emulators/;
+# `make test` also installs the Debian packages its tests need (root or sudo), see test-prerequisites.
 PYTHON ?= python3
 VENV := .venv
 EMU := .venv-emulators
 BIN := $(VENV)/bin
 
-.PHONY: setup infra-tools demo test lint typecheck check package clean
+.PHONY: setup infra-tools test-prerequisites demo test lint typecheck check package clean
 
 setup: $(VENV)/.installed $(EMU)/.installed
 
@@ -29,9 +30,14 @@ infra-tools: setup
 
 demo: setup
 	$(BIN)/spotify-pipeline demo
-	$(BIN)/spotify-pipeline dashboard --out build/dashboard
+	env -u SPOTIFY_PIPELINE_PROJECT $(BIN)/spotify-pipeline dashboard --out build/dashboard  # the demo is local
 
-test: setup infra-tools
+# Chromium, chromedriver and Java installed when missing (root or sudo), or one line naming what to
+# install; first, so a fresh machine learns it in seconds (see the script).
+test-prerequisites:
+	PYTHON=$(PYTHON) bash scripts/test-prerequisites.sh
+
+test: test-prerequisites setup infra-tools
 	$(BIN)/python -m pytest -q tests
 
 lint: setup

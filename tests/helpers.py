@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from spotify_pipeline.cli import publish_tick, wait_for_run
@@ -90,8 +94,22 @@ def ensure_loaded(state: StackState, day: date, run_id: str) -> None:
 
 def ops(state: StackState, *argv: str) -> int:
     """``spotify-pipeline <argv>`` (replay, backfill, status) against the session's stack, in-process."""
-    from spotify_pipeline.cli import build_parser
+    from spotify_pipeline.cli import main
 
-    args = build_parser().parse_args(["--stack-dir", str(state.root), *argv])
-    code: int = args.func(args)
-    return code
+    return main(["--stack-dir", str(state.root), *argv])
+
+
+CLI = Path(sys.executable).parent / "spotify-pipeline"  # the installed console script
+
+
+def cli(*argv: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``spotify-pipeline ARGV`` as a user types it, in a process of its own, from ``cwd``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SPOTIFY_PIPELINE_")}
+    return subprocess.run(
+        [str(CLI), *argv], cwd=cwd, env={**base, **(env or {})}, capture_output=True, text=True, timeout=180
+    )
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr without the target line every command starts with."""
+    return [line for line in stderr.splitlines() if not line.startswith("target: ")]

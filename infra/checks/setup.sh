@@ -39,8 +39,7 @@ fi
 
 # 3. The provider schema package (only its .jsii file is read; .npmrc skips peers and scripts).
 if ! command -v npm >/dev/null 2>&1; then
-  echo "infra checks: installing nodejs and npm (apt)"
-  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+  bash "$ROOT/scripts/apt-install.sh" "the infra checks (tests/infra)" nodejs npm
 fi
 WANT="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["dependencies"]["@cdktf/provider-google"])' "$CHECKS/package.json")"
 HAVE="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' \

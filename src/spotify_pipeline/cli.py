@@ -1,8 +1,8 @@
 """``spotify-pipeline``: run, query and package the pipeline; bring the local stack up and down.
 
-Target selection for ``run`` and ``query``: the local stack when its state folder says it is
-(or was) up; otherwise Google Cloud, configured by the environment (GOOGLE_CLOUD_PROJECT,
-PIPELINE_DATASET, PIPELINE_TICKS_TOPIC), exactly as the functions are.
+Every command acts on the target :mod:`spotify_pipeline.cli_target` resolves (the local stack, or
+Google Cloud with ``--project``) and names it first on stderr; failures follow the one policy of
+:mod:`spotify_pipeline.cli_errors`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from spotify_pipeline.config import ConfigError, Settings
-
-
-def _stack_root(args: argparse.Namespace) -> Path:
-    from spotify_pipeline.stack.local import default_root
-
-    return Path(args.stack_dir).resolve() if args.stack_dir else default_root()
+from spotify_pipeline.cli_errors import run_command
+from spotify_pipeline.cli_target import add_project_argument, announce_stack, open_warehouse, resolve, stack_root
+from spotify_pipeline.config import CliSettings, Settings
 
 
 def _use_env(env: Mapping[str, str]) -> None:
@@ -37,10 +33,11 @@ def _use_env(env: Mapping[str, str]) -> None:
 def cmd_stack(args: argparse.Namespace) -> int:
     from spotify_pipeline.stack import local, processes
 
-    root = _stack_root(args)
+    root = stack_root(args)
+    announce_stack(root)
     if args.action == "up":
         print("starting the local stack:", flush=True)
-        local.up(root, Path.cwd(), use_pubsub=not args.no_pubsub)
+        local.up(root, local.checkout(), use_pubsub=not args.no_pubsub)
     elif args.action == "down":
         local.down(root, wipe=args.wipe)
     else:
@@ -55,21 +52,6 @@ def cmd_stack(args: argparse.Namespace) -> int:
             print(f"  {name:<12} pid {pid:<8} {running}  port {state.ports.get(name)}")
         return 1 if stopped else 0
     return 0
-
-
-def _target_env(args: argparse.Namespace) -> tuple[dict[str, str], Any]:
-    """Environment of the target (stack or cloud) and the stack state, if local."""
-    from spotify_pipeline.stack.local import StackState
-
-    state = StackState.load(_stack_root(args))
-    if state is not None and state.running():
-        return {**os.environ, **state.env()}, state
-    if os.environ.get("PIPELINE_TICKS_TOPIC") and os.environ.get("GOOGLE_CLOUD_PROJECT"):
-        return dict(os.environ), None
-    raise SystemExit(
-        "the local stack is not up: run `spotify-pipeline stack up` (or `make demo`), "
-        "or set GOOGLE_CLOUD_PROJECT and PIPELINE_TICKS_TOPIC to run in Google Cloud"
-    )
 
 
 def publish_tick(env: Mapping[str, str], state: Any, message: dict[str, Any]) -> str:
@@ -134,33 +116,25 @@ class Published(NamedTuple):
     message_id: str
 
 
-def _publish_request(args: argparse.Namespace, env: dict[str, str], state: Any, kind: str) -> Published | None:
-    """Assemble, validate (extract's own rules) and publish the request of ``run`` or ``trigger``;
-    None, after one line on stderr, when it is refused."""
+def _publish_request(args: argparse.Namespace, env: dict[str, str], state: Any, kind: str) -> Published:
+    """Assemble, validate (extract's own rules) and publish the request of ``run`` or ``trigger``; a
+    refused request raises before anything is published (the CLI's error policy reports it)."""
     from spotify_pipeline.cli_request import prepare_request
-    from spotify_pipeline.errors import DataError
-    from spotify_pipeline.events import InvalidEvent
     from spotify_pipeline.runlog import new_run_id
 
-    try:
-        settings = _function_settings(env, state)
-        run_id = args.run_id or new_run_id(kind, datetime.now(UTC))
-        payload, request, expected_loads = prepare_request(args, settings, env, run_id)
-    except (InvalidEvent, ConfigError, DataError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
+    settings = _function_settings(env, state)
+    run_id = args.run_id or new_run_id(kind, datetime.now(UTC))
+    payload, request, expected_loads = prepare_request(args, settings, env, run_id)
     return Published(settings, payload, request, expected_loads, publish_tick(env, state, payload))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from spotify_pipeline.clients import bigquery_client
 
-    env, state = _target_env(args)
+    target = resolve(args, running=True)
+    env, state, settings = target.env, target.state, target.settings
+    client = target.connect()  # before publishing: an unusable warehouse fails the run now
     _use_env(env)
-    published = _publish_request(args, env, state, "run")
-    if published is None:
-        return 2
-    settings, payload, request, expected_loads, message_id = published
+    settings, payload, request, expected_loads, message_id = _publish_request(args, env, state, "run")
     if request.chart_source == "charts-csv":
         markets = ", ".join(request.markets) or "all"
         what = f"chart file {payload['charts_csv']}: {expected_loads} snapshot(s), markets {markets}"
@@ -169,7 +143,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if request.remove_markets:
         what += f", removing {', '.join(request.remove_markets)}"
     print(f"published run {request.run_id} ({what}; message {message_id})", flush=True)
-    client = bigquery_client(settings.project, settings.bq_location, env)
     return wait_for_run(client, settings, request.run_id, args.timeout, expected_loads=expected_loads)
 
 
@@ -248,28 +221,18 @@ def _report(run_id: str, rows: Sequence[Any], verdict: Verdict) -> int:
 
 def cmd_trigger(args: argparse.Namespace) -> int:
     """Publish one run request to the deployed topic (or the local stack's); with --wait, follow it."""
-    from spotify_pipeline.clients import bigquery_client
-
-    if args.project:
-        env = {k: v for k, v in os.environ.items() if k != "PUBSUB_EMULATOR_HOST"}
-        env["GOOGLE_CLOUD_PROJECT"] = args.project
-        state = None
-    else:
-        env, state = _target_env(args)
-    env["PIPELINE_TICKS_TOPIC"] = args.topic or env.get("PIPELINE_TICKS_TOPIC", "spotify-pipeline-ticks")
-    published = _publish_request(args, env, state, "trigger")
-    if published is None:
-        return 2
-    settings, payload, request, expected_loads, message_id = published
+    target = resolve(args, running=True)
+    target.announce()
+    env, state = target.env, target.state
+    settings, payload, request, expected_loads, message_id = _publish_request(args, env, state, "trigger")
     where = f"projects/{env['GOOGLE_CLOUD_PROJECT']}/topics/{env['PIPELINE_TICKS_TOPIC']}"
     print(f"published {json.dumps(payload)} to {where} (message {message_id})", flush=True)
     if args.wait:
-        client = bigquery_client(settings.project, settings.bq_location, env)
-        return wait_for_run(client, settings, request.run_id, args.timeout, expected_loads=expected_loads)
+        return wait_for_run(target.connect(), settings, request.run_id, args.timeout, expected_loads=expected_loads)
     print(
         f"follow it: spotify-pipeline status, or spotify-pipeline query "
         f"\"SELECT * FROM pipeline_runs WHERE run_id = '{request.run_id}'\""
-        + (f" --project {args.project}" if args.project else "")
+        + (f" --project {target.settings.project}" if state is None else "")
     )
     return 0
 
@@ -277,31 +240,13 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     from google.cloud import bigquery
 
-    from spotify_pipeline.clients import bigquery_client
-    from spotify_pipeline.stack import local, processes
-
-    root = _stack_root(args)
-    state = local.StackState.load(root)
-    temp_pid = None
-    if state is not None and not args.project:
-        if not (state.running() or ("bigquery" in state.pids and processes.alive(state.pids["bigquery"]))):
-            state, temp_pid = local.start_bigquery_only(root)
-        env = {**os.environ, "BIGQUERY_EMULATOR_HOST": state.url("bigquery")}
-        project, dataset = local.PROJECT, local.DATASET
-    else:
-        env = dict(os.environ)
-        env.pop("BIGQUERY_EMULATOR_HOST", None) if args.project else None
-        settings = Settings.from_env(env)
-        project, dataset = args.project or settings.project, settings.dataset
-    try:
-        client = bigquery_client(project, "US", env)
+    target = resolve(args, running=False)
+    with open_warehouse(target) as client:
+        project, dataset = target.settings.project, target.settings.dataset
         cfg = bigquery.QueryJobConfig(default_dataset=f"{project}.{dataset}")
         result = client.query(args.sql, job_config=cfg).result()
         names = [f.name for f in result.schema]
         rows = [[_fmt(v) for v in row.values()] for row in result]
-    finally:
-        if temp_pid is not None:
-            processes.stop(temp_pid)
     if args.format == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(names)
@@ -329,7 +274,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Stack up, one weekly run on the synthetic catalogue, where to look, stack down."""
     from spotify_pipeline.stack import local
 
-    root = _stack_root(args)
+    root = stack_root(args)
+    announce_stack(root)
     began = time.monotonic()
     existing = local.StackState.load(root)
     ours = not (existing is not None and existing.running())  # a stack it did not start, it leaves running
@@ -341,11 +287,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     try:
         if ours:
-            local.up(root, Path.cwd())
+            local.up(root, local.checkout())
         up_seconds = time.monotonic() - began
         print("\n== 2/3  one weekly run: tick -> extract -> transform -> recommend -> load", flush=True)
         run_args = build_parser().parse_args(["--stack-dir", str(root), "run", "--timeout", str(args.timeout)])
         run_args.snapshot_date = args.snapshot_date
+        run_args.stack_only = True  # the demo's run is the local stack's, whatever SPOTIFY_PIPELINE_PROJECT says
         code = cmd_run(run_args)
         run_seconds = time.monotonic() - began - up_seconds
     finally:
@@ -380,7 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="spotify-pipeline", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--stack-dir", help="local stack state folder (default: $SPOTIFY_PIPELINE_STACK_DIR or ./.stack)"
+        "--stack-dir",
+        help="local stack state folder (default: $SPOTIFY_PIPELINE_STACK_DIR, else .stack/ in the checkout, "
+        "wherever the command runs)",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of a failure too (or SPOTIFY_PIPELINE_DEBUG=1)"
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -398,12 +350,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="publish a run request and follow it to the load")
     add_request_arguments(p)
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for load (default 300)")
+    add_project_argument(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
         "trigger", help="publish a run request now (deployed topic with --project, else the local stack)"
     )
-    p.add_argument("--project", help="Google Cloud project of the deployed pipeline")
+    add_project_argument(p)
     p.add_argument("--topic", help="ticks topic (default: $PIPELINE_TICKS_TOPIC or spotify-pipeline-ticks)")
     add_request_arguments(p)
     p.add_argument("--wait", action="store_true", help="follow the run to its load, as `run` does")
@@ -413,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("query", help="run SQL on the warehouse (local stack, or BigQuery with --project)")
     p.add_argument("sql", help="the query; unqualified table names resolve to the pipeline's dataset")
     p.add_argument("--format", choices=["table", "csv"], default="table", help="output format (default table)")
-    p.add_argument("--project", help="query this Google Cloud project's BigQuery instead of the local stack")
+    add_project_argument(p)
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("demo", help="stack up, one run on the demo catalogue, summary, stack down")
@@ -441,16 +394,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        code: int = args.func(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return code
+    parsed: list[argparse.Namespace] = []
+
+    def command() -> int:  # parsing too runs under the policy: `--help | head -1` is a broken pipe
+        parsed.append(build_parser().parse_args(argv))
+        return int(parsed[0].func(parsed[0]))
+
+    def debug() -> bool:
+        return bool(parsed and parsed[0].debug) or CliSettings.from_env(os.environ).debug
+
+    return run_command(command, debug=debug)
 
 
 if __name__ == "__main__":

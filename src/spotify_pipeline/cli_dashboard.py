@@ -1,23 +1,21 @@
 """``spotify-pipeline dashboard --out DIR``: the static dashboard from the warehouse's views.
 
-The warehouse is chosen as ``spotify-pipeline query`` chooses it: the local stack's BigQuery
-emulator (started alone on the persisted tables if the stack is down, then stopped again), or
-BigQuery in ``--project`` with Application Default Credentials (dataset: ``PIPELINE_DATASET``).
-Locally the views are (re)created from ``schemas/tables.json`` first; in the cloud Terraform
-creates them.
+The warehouse is the target of every command (:mod:`spotify_pipeline.cli_target`): the local
+stack's BigQuery emulator (started alone on the persisted tables if the stack is down, then stopped
+again), or BigQuery in ``--project`` with Application Default Credentials. Locally the views are
+(re)created from ``schemas/tables.json`` first; in the cloud Terraform creates them.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
-from spotify_pipeline.config import Settings
+from spotify_pipeline.cli_errors import BAD_INPUT, CliError
+from spotify_pipeline.cli_target import add_project_argument, open_warehouse, resolve
 
 DEFAULT_WEEKS = 12  # dashboard.warehouse.DEFAULT_WEEKS; kept here so registering imports no dashboard code
 
@@ -28,9 +26,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "dashboard",
         help="render the static HTML dashboard from the warehouse (local stack, or BigQuery with --project)",
     )
-    p.add_argument("--out", required=True, help="folder to write index.html into (created if missing)")
+    p.add_argument(
+        "--out", required=True, help="folder to write index.html into (created if missing), or a .html file name"
+    )
     p.add_argument("--snapshot-date", help="week shown first, YYYY-MM-DD (default: the latest stored)")
-    p.add_argument("--project", help="read this Google Cloud project's BigQuery instead of the local stack")
+    add_project_argument(p)
     p.add_argument(
         "--weeks",
         type=int,
@@ -53,69 +53,53 @@ def _parse_date(value: str | None) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise SystemExit(f"error: --snapshot-date must be YYYY-MM-DD, got {value!r}") from None
+        raise CliError(f"--snapshot-date must be YYYY-MM-DD, got {value!r}", code=BAD_INPUT) from None
+
+
+def output_page(out: str) -> tuple[Path, str | None]:
+    """``--out`` as (folder, page name): a folder gets index.html (None); a name ending in .html is the page.
+    Any other extension is refused before the warehouse is read: the dashboard is one HTML page."""
+    path = Path(out)
+    suffix = path.suffix.lower()
+    if suffix in (".html", ".htm"):
+        return path.parent, path.name
+    if suffix and not path.is_dir():
+        raise CliError(
+            f"--out {out}: the dashboard is one HTML page and cannot be written as {suffix}",
+            "give a folder (index.html is written inside) or a file name ending in .html",
+            BAD_INPUT,
+        )
+    return path, None
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from google.api_core.exceptions import NotFound
-    from google.auth.exceptions import DefaultCredentialsError
-
-    from spotify_pipeline.clients import bigquery_client
     from spotify_pipeline.dashboard import build_payload, read_warehouse, write_dashboard
     from spotify_pipeline.dashboard.warehouse import DashboardError
     from spotify_pipeline.provision import ensure_views
-    from spotify_pipeline.stack import local, processes
 
     snapshot = _parse_date(args.snapshot_date)
-    stack_dir = getattr(args, "stack_dir", None)
-    root = Path(stack_dir).resolve() if stack_dir else local.default_root()
-    state = local.StackState.load(root)
-    temp_pid = None
-    env: dict[str, str]
-    if state is not None and not args.project:
-        if not (state.running() or ("bigquery" in state.pids and processes.alive(state.pids["bigquery"]))):
-            state, temp_pid = local.start_bigquery_only(root)
-        env = {**os.environ, "BIGQUERY_EMULATOR_HOST": state.url("bigquery")}
-        project, dataset, location = local.PROJECT, local.DATASET, "US"
-    else:
-        env = dict(os.environ)
-        if args.project:
-            env.pop("BIGQUERY_EMULATOR_HOST", None)
-        settings = Settings.from_env(env)
-        project, dataset, location = args.project or settings.project, settings.dataset, settings.bq_location
-    emulator = env.get("BIGQUERY_EMULATOR_HOST", "").strip()
-    where = f"the local BigQuery emulator ({emulator})" if emulator else "BigQuery"
-    try:
-        client: Any = bigquery_client(project, location, env)
+    folder, page = output_page(args.out)
+    target = resolve(args, running=False)
+    project, dataset = target.settings.project, target.settings.dataset
+    with open_warehouse(target) as client:
+        emulator = target.env.get("BIGQUERY_EMULATOR_HOST", "").strip()
+        where = f"the local BigQuery emulator ({emulator})" if emulator else "BigQuery"
         if emulator:
             ensure_views(client, dataset)
-        rows = read_warehouse(
-            client,
-            project,
-            dataset,
-            snapshot_date=snapshot,
-            weeks=args.weeks,
-            neighbours=args.neighbours,
-            where=where,
-        )
-        payload = build_payload(rows, generated_at=datetime.now(UTC))
-        path = write_dashboard(payload, Path(args.out), title=args.title)
-    except DashboardError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except DefaultCredentialsError as exc:
-        print(f"error: {exc} (gcloud auth application-default login)", file=sys.stderr)
-        return 1
-    except NotFound as exc:
-        print(
-            f"error: {exc.message}\n(the dashboard reads the views of schemas/tables.json in {project}.{dataset}: "
-            "`terraform apply` in infra/ creates them in Google Cloud, `spotify-pipeline stack up` locally)",
-            file=sys.stderr,
-        )
-        return 1
-    finally:
-        if temp_pid is not None:
-            processes.stop(temp_pid)
+        try:
+            rows = read_warehouse(
+                client,
+                project,
+                dataset,
+                snapshot_date=snapshot,
+                weeks=args.weeks,
+                neighbours=args.neighbours,
+                where=where,
+            )
+        except DashboardError as exc:
+            raise CliError(str(exc)) from exc
+    payload = build_payload(rows, generated_at=datetime.now(UTC))
+    path = write_dashboard(payload, folder, title=args.title, page=page)
     sel = rows.selection
     size = path.stat().st_size
     weeks = ", ".join(w.isoformat() for w in sel.weeks)
@@ -132,14 +116,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m spotify_pipeline.cli_dashboard dashboard --out DIR``, the same command on its own."""
-    parser = argparse.ArgumentParser(prog="spotify-pipeline")
-    parser.add_argument(
-        "--stack-dir", help="local stack state folder (default: $SPOTIFY_PIPELINE_STACK_DIR or ./.stack)"
-    )
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
+    from spotify_pipeline.cli import main as cli_main
+
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

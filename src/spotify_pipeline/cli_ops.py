@@ -9,28 +9,24 @@
 * ``status [--limit N] [--days D] [--stage S] [--wide]``: the last runs per stage from
   ``pipeline_runs``, with durations, row counts, sources and errors.
 
-Target, as ``run`` and ``query`` choose it: the local stack in ``--stack-dir`` when it exists (it
-must be up for replay and backfill; ``status`` starts its BigQuery emulator alone if it is down);
-otherwise, or with ``--project``, Google Cloud through Application Default Credentials, configured
-by the environment the functions use (``PIPELINE_BUCKET``, ``PIPELINE_DATASET``,
-``PIPELINE_TICKS_TOPIC``; with ``--project``, the bucket defaults to Terraform's
-``<project>-spotify-pipeline-data``).
+Target: :func:`spotify_pipeline.cli_target.resolve`, as for every command (the local stack must be
+up for replay and backfill; ``status`` starts its BigQuery emulator alone if it is down).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from spotify_pipeline.config import ConfigError, Settings
+from spotify_pipeline.cli_errors import BAD_INPUT, CliError
+from spotify_pipeline.cli_target import add_project_argument, open_warehouse, resolve
+from spotify_pipeline.config import Settings
 
-EMULATOR_VARIABLES = ("STORAGE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
 STAGE_ORDER = ("extract", "transform", "recommend", "load")
 NO_LOAD_ALERT_DAYS = 8  # infra/monitoring.tf alerts after this many days without a successful load
 
@@ -54,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--force", action="store_true", help="go past failed data-quality gates (recorded)")
     p.add_argument("--dry-run", action="store_true", help="list the snapshots that would be replayed")
-    _cloud_arguments(p)
+    add_project_argument(p, bucket=True)
     p.set_defaults(func=cmd_replay)
 
     p = subparsers.add_parser(
@@ -71,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--dry-run", action="store_true", help="print the weeks and dates the rule picks, run nothing")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each week's load (default 300)")
     p.add_argument("--topic", help="ticks topic (default: $PIPELINE_TICKS_TOPIC or spotify-pipeline-ticks)")
-    _cloud_arguments(p)
+    add_project_argument(p, bucket=True)
     p.set_defaults(func=cmd_backfill)
 
     p = subparsers.add_parser(
@@ -81,15 +77,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--days", type=int, default=60, help="look this many days back (default 60)")
     p.add_argument("--stage", help="only this stage")
     p.add_argument("--wide", action="store_true", help="do not shorten errors")
-    p.add_argument("--project", help="read this Google Cloud project's BigQuery instead of the local stack")
+    add_project_argument(p)
     p.set_defaults(func=cmd_status)
-
-
-def _cloud_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--project", help="act on this Google Cloud project instead of the local stack")
-    p.add_argument(
-        "--bucket", help="data bucket with --project (default: $PIPELINE_BUCKET or PROJECT-spotify-pipeline-data)"
-    )
 
 
 def _date(value: str | None, flag: str) -> date | None:
@@ -98,42 +87,7 @@ def _date(value: str | None, flag: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise SystemExit(f"error: {flag} must be YYYY-MM-DD, got {value!r}") from None
-
-
-def _stack_root(args: argparse.Namespace) -> Path:
-    from spotify_pipeline.stack.local import default_root
-
-    given = getattr(args, "stack_dir", None)
-    return Path(given).resolve() if given else default_root()
-
-
-def _target(args: argparse.Namespace) -> tuple[dict[str, str], Any]:
-    """The environment of the target (and the stack state when it is the local stack)."""
-    project = getattr(args, "project", None)
-    if project:
-        env = {k: v for k, v in os.environ.items() if k not in EMULATOR_VARIABLES}
-        env["GOOGLE_CLOUD_PROJECT"] = project
-        env["PIPELINE_BUCKET"] = (
-            getattr(args, "bucket", None) or os.environ.get("PIPELINE_BUCKET") or f"{project}-spotify-pipeline-data"
-        )
-        return env, None
-    from spotify_pipeline.stack.local import StackState
-
-    root = _stack_root(args)
-    state = StackState.load(root)
-    if state is not None:
-        if not state.running():
-            raise SystemExit(
-                f"error: the local stack in {root} is down: run `spotify-pipeline stack up` (or pass --project)"
-            )
-        return {**os.environ, **state.env()}, state
-    if os.environ.get("GOOGLE_CLOUD_PROJECT") and os.environ.get("PIPELINE_BUCKET"):
-        return dict(os.environ), None
-    raise SystemExit(
-        f"error: no local stack in {root} and no cloud target: run `spotify-pipeline stack up`, or pass --project "
-        "(or set GOOGLE_CLOUD_PROJECT and PIPELINE_BUCKET)"
-    )
+        raise CliError(f"{flag} must be YYYY-MM-DD, got {value!r}", code=BAD_INPUT) from None
 
 
 # ------------------------------------------------------------------------ replay
@@ -148,14 +102,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     last = _date(args.last, "--to") or first
     assert first is not None and last is not None  # --from is required
     if last < first:
-        raise SystemExit(f"error: --to {last} is before --from {first}")
-    env, _ = _target(args)
-    rt = Runtime(env=env)
-    try:
-        rt.settings  # noqa: B018  (validates the configuration before anything runs)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise CliError(f"--to {last} is before --from {first}", code=BAD_INPUT)
+    target = resolve(args, running=True)
+    target.announce()
+    rt = Runtime(env=target.env)
     if args.dry_run:
         days = replay_plan(rt, args.stage, first, last)
         print(f"{len(days)} snapshot(s) to replay from {args.stage}: {', '.join(map(str, days)) or 'none'}")
@@ -194,33 +144,31 @@ def _read_chart(path: str, settings: Settings, env: Mapping[str, str]) -> tuple[
             storage_client(settings.project, env).bucket(settings.bucket).get_blob(ref.name, generation=ref.generation)
         )
         if blob is None:
-            raise SystemExit(f"error: --charts-csv {path}: no such object in gs://{settings.bucket}")
+            raise CliError(f"--charts-csv {path}: no such object in gs://{settings.bucket}", code=BAD_INPUT)
         return blob.download_as_bytes(), ref.name.rsplit("/", 1)[-1]
     return Path(path).read_bytes(), Path(path).name
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     from spotify_pipeline.cli import publish_tick, wait_for_run
-    from spotify_pipeline.clients import bigquery_client, storage_client
+    from spotify_pipeline.clients import storage_client
     from spotify_pipeline.config import parse_markets
-    from spotify_pipeline.errors import DataError
-    from spotify_pipeline.events import InvalidEvent, parse_run_request
+    from spotify_pipeline.events import parse_run_request
     from spotify_pipeline.replay import backfill_request, plan_backfill
     from spotify_pipeline.runlog import new_run_id
 
-    env, state = _target(args)
-    env["PIPELINE_TICKS_TOPIC"] = args.topic or env.get("PIPELINE_TICKS_TOPIC") or "spotify-pipeline-ticks"
-    try:
-        settings = Settings.from_env(env)
-        markets = parse_markets(args.markets, "--markets") if args.markets else ()
-        data, name = _read_chart(args.charts_csv, settings, env)
-        weeks, gaps = plan_backfill(data, name, _date(args.first, "--from"), _date(args.last, "--to"), markets)
-    except (ConfigError, DataError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    target = resolve(args, running=True)
+    target.announce()
+    env, state, settings = target.env, target.state, target.settings
+    markets = parse_markets(args.markets, "--markets") if args.markets else ()
+    data, name = _read_chart(args.charts_csv, settings, env)
+    weeks, gaps = plan_backfill(data, name, _date(args.first, "--from"), _date(args.last, "--to"), markets)
     if not weeks:
-        print(f"error: {name} holds no date between {args.first or 'its first'} and {args.last or 'its last'}")
-        return 2
+        raise CliError(
+            f"{name} holds no date between {args.first or 'its first'} and {args.last or 'its last'}",
+            "widen --from/--to (or leave them out)",
+            BAD_INPUT,
+        )
     print(f"backfill of {name}: {len(weeks)} week(s), one snapshot each (the latest date of the ISO week):")
     for w in weeks:
         print(
@@ -235,7 +183,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     backfill_id = new_run_id("backfill", now)
     bucket = storage_client(settings.project, env).bucket(settings.bucket)
-    client = bigquery_client(settings.project, settings.bq_location, env)
+    client = target.warehouse_client()
     failed: list[str] = []
     for i, week in enumerate(weeks, 1):
         day = week.pick.snapshot_date
@@ -244,11 +192,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         blob = bucket.blob(f"uploads/{backfill_id}/{day.isoformat()}/{name}")
         blob.upload_from_string(week.data, content_type="text/csv")
         message = backfill_request(week, f"{blob.name}#{blob.generation}", run_id, force=args.force)
-        try:
-            parse_run_request(message, settings, default_run_id=run_id)  # extract's own validation, first
-        except InvalidEvent as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        parse_run_request(message, settings, default_run_id=run_id)  # extract's own validation, first
         print(f"[{i}/{len(weeks)}] {week.pick.label}: snapshot {day}, run {run_id}", flush=True)
         publish_tick(env, state, message)
         if wait_for_run(client, settings, run_id, args.timeout) != 0:
@@ -278,25 +222,6 @@ STATUS_COLUMNS = (
     "trigger",
     "error",
 )
-
-
-def _warehouse(args: argparse.Namespace) -> tuple[Any, str, str, int | None]:
-    """(BigQuery client, project, dataset, pid of a BigQuery emulator started just for this)."""
-    from spotify_pipeline.clients import bigquery_client
-    from spotify_pipeline.stack import local, processes
-
-    if not args.project:
-        state = local.StackState.load(_stack_root(args))
-        if state is not None:
-            temp = None
-            if not (state.running() or ("bigquery" in state.pids and processes.alive(state.pids["bigquery"]))):
-                state, temp = local.start_bigquery_only(state.root)
-            env = {"BIGQUERY_EMULATOR_HOST": state.url("bigquery")}
-            return bigquery_client(local.PROJECT, "US", env), local.PROJECT, local.DATASET, temp
-    env = {k: v for k, v in os.environ.items() if not (args.project and k in EMULATOR_VARIABLES)}
-    settings = Settings.from_env(env)
-    project = args.project or settings.project
-    return bigquery_client(project, settings.bq_location, env), project, settings.dataset, None
 
 
 def fetch_status(
@@ -396,15 +321,11 @@ def render_status(
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from spotify_pipeline.stack import processes
-
-    client, project, dataset, temp = _warehouse(args)
+    target = resolve(args, running=False)
+    project, dataset = target.settings.project, target.settings.dataset
     now = datetime.now(UTC)
-    try:
+    with open_warehouse(target) as client:
         rows, last = fetch_status(client, project, dataset, days=args.days, now=now)
-    finally:
-        if temp is not None:
-            processes.stop(temp)
     print(
         render_status(
             rows, last, now=now, limit=args.limit, stage=args.stage, wide=args.wide, where=f"{project}.{dataset}"

@@ -16,6 +16,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from spotify_pipeline.cli_errors import BAD_INPUT, CliError
+from spotify_pipeline.errors import DataError
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -25,6 +28,7 @@ Z_FEATURES = tuple(f"{c}_z" for c in FEATURES)
 MARKET_LIST_COLUMNS = ("markets",)  # list<string>, or a string of codes separated by ; , | or spaces
 MARKET_ROW_COLUMNS = ("market", "country")  # one market per row; an empty country is GLOBAL (Kaggle)
 _SPLIT = r"[;,|\s]+"
+TABLE_FILES = (".parquet", ".pq", ".csv", ".csv.gz")  # what recommend.TableWriter / write_table write
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,8 +77,23 @@ def _positive(text: str) -> int:
     return value
 
 
-class InputError(Exception):
+class InputError(DataError):
     """The features file cannot be used as model input."""
+
+
+def check_output(path: str, flag: str, *, table: bool = True) -> None:
+    """Refuse, before any work, an output the command cannot write: no such folder, or (``table``)
+    an extension the writers cannot produce."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise CliError(f"{flag} {path}: no folder {folder}", f"create it first (mkdir -p {folder})", BAD_INPUT)
+    if table and not path.lower().endswith(TABLE_FILES):
+        ext = Path(path).suffix or "a name without extension"
+        raise CliError(
+            f"{flag} {path}: recommend writes {', '.join(TABLE_FILES)} files, not {ext}",
+            f"name the file with one of those extensions, e.g. {Path(path).with_suffix('.parquet').name}",
+            BAD_INPUT,
+        )
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -97,6 +116,8 @@ def read_features(path: Path, snapshot: date | None) -> tuple[pa.Table, date, li
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty; expected a Parquet or CSV features file")
     is_csv = path.name.endswith((".csv", ".csv.gz"))
     names = _csv_header(path) if is_csv else pq.read_schema(path).names
     id_col = next((c for c in ID_COLUMNS if c in names), None)
@@ -210,7 +231,6 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     import pyarrow as pa
 
-    from spotify_pipeline.errors import DataError
     from spotify_pipeline.recommend import (
         ModelParams,
         TableWriter,
@@ -231,8 +251,15 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     try:
         snapshot = date.fromisoformat(args.snapshot_date) if args.snapshot_date else None
     except ValueError:
-        print(f"error: --snapshot-date {args.snapshot_date!r} is not YYYY-MM-DD", file=sys.stderr)
-        return 2
+        raise CliError(f"--snapshot-date {args.snapshot_date!r} is not YYYY-MM-DD", code=BAD_INPUT) from None
+    for path, flag in (
+        (args.out, "--out"),
+        (args.track_clusters_out, "--track-clusters-out"),
+        (args.clusters_out, "--clusters-out"),
+        (args.stats, "--stats"),
+    ):
+        if path:
+            check_output(path, flag, table=flag != "--stats")
     out = Path(args.out)
     params = ModelParams(
         n_clusters=args.clusters,
@@ -244,9 +271,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         tbl, snapshot, notes = read_features(Path(args.features), snapshot)
         cat = catalogue(tbl, merge_duplicates=True)
         del tbl
-    except (InputError, DataError, OSError, pa.ArrowInvalid) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except pa.ArrowInvalid as exc:  # Arrow's message does not name the file
+        raise CliError(f"{args.features}: {exc}", "check that it is a Parquet or CSV features file", BAD_INPUT) from exc
     read = time.perf_counter()
 
     if cat.merged_rows:
@@ -257,14 +283,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         say(f"note: {note}")
     schema = wire_schema(cat.markets)
     timings: dict[str, float] = {}
-    try:
-        writers = [TableWriter(out, schema)]
-        csv_export = args.csv_export and not out.name.endswith((".csv", ".csv.gz"))  # OUT CSV already: no copy
-        if csv_export:
-            writers.append(TableWriter(csv_sibling(out), schema))
-    except (OSError, pa.ArrowInvalid) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    writers = [TableWriter(out, schema)]
+    csv_export = args.csv_export and not out.name.endswith((".csv", ".csv.gz"))  # OUT CSV already: no copy
+    if csv_export:
+        writers.append(TableWriter(csv_sibling(out), schema))
     try:
 
         def sink(batch: pa.RecordBatch) -> None:
@@ -317,11 +339,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the subcommand on its own (``python -m spotify_pipeline.cli_recommend ...``)."""
-    parser = argparse.ArgumentParser(prog="spotify-pipeline")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["recommend", *(sys.argv[1:] if argv is None else argv)])
-    code: int = args.func(args)
-    return code
+    from spotify_pipeline.cli import main as cli_main
+
+    return cli_main(["recommend", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -13,13 +13,13 @@ run ids derived from Pub/Sub message ids would repeat after an emulator restart.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from spotify_pipeline.config import CHART_SOURCES, FEATURE_PROVIDERS, ConfigError, Settings, parse_playlists
+from spotify_pipeline.cli_errors import BAD_INPUT, CliError
+from spotify_pipeline.config import CHART_SOURCES, FEATURE_PROVIDERS, Settings, parse_playlists
 from spotify_pipeline.events import RunRequest, parse_run_request
 
 
@@ -151,7 +151,7 @@ def stage_chart_file(path: str, request: RunRequest, settings: Settings, env: Ma
         ref = parse_object_ref(path, settings.bucket, "--charts-csv", "charts_csv")
         blob = bucket.get_blob(ref.name, generation=ref.generation)
         if blob is None:
-            raise OSError(f"--charts-csv {path}: no such object in gs://{settings.bucket}")
+            raise CliError(f"--charts-csv {path}: no such object in gs://{settings.bucket}", code=BAD_INPUT)
         data, name, generation = blob.download_as_bytes(), ref.name, int(blob.generation)
     else:
         data, name = Path(path).read_bytes(), Path(path).name
@@ -182,7 +182,7 @@ def put_in_inbox(path: str, settings: Settings, env: Mapping[str, str], name: st
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``inbox`` to ``spotify-pipeline``'s sub-commands."""
-    from spotify_pipeline.cli_ops import _cloud_arguments
+    from spotify_pipeline.cli_target import add_project_argument
 
     p = subparsers.add_parser("inbox", help="put a chart file into the bucket's inbox/, which starts a run for it")
     p.add_argument(
@@ -192,28 +192,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--name", help="object name under inbox/ (default: the file's name; must end in .csv)")
     p.add_argument("--wait", action="store_true", help="follow the run it starts to its load")
     p.add_argument("--timeout", type=float, default=300.0, help="with --wait: seconds to wait for load (default 300)")
-    _cloud_arguments(p)
+    add_project_argument(p, bucket=True)
     p.set_defaults(func=cmd_inbox)
 
 
 def cmd_inbox(args: argparse.Namespace) -> int:
     """Put a chart file into the data bucket's inbox/, where ingest starts a run for it."""
     from spotify_pipeline.cli import wait_for_run
-    from spotify_pipeline.cli_ops import _target
-    from spotify_pipeline.clients import bigquery_client
+    from spotify_pipeline.cli_target import resolve
     from spotify_pipeline.entrypoints import inbox_run_id
-    from spotify_pipeline.errors import DataError
 
-    env, _ = _target(args)
-    try:
-        settings = Settings.from_env(env)
-        name, generation, snapshots = put_in_inbox(args.file, settings, env, args.name)
-    except (ConfigError, DataError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    target = resolve(args, running=True)
+    target.announce()
+    env, settings = target.env, target.settings
+    name, generation, snapshots = put_in_inbox(args.file, settings, env, args.name)
     run_id = inbox_run_id(name, generation)
     print(f"put gs://{settings.bucket}/{name}#{generation}: run {run_id}, {snapshots} snapshot(s)", flush=True)
     if not args.wait:
         return 0
-    client = bigquery_client(settings.project, settings.bq_location, env)
+    client = target.connect()
     return wait_for_run(client, settings, run_id, args.timeout, expected_loads=snapshots)

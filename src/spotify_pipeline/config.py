@@ -224,6 +224,22 @@ class Settings:
         )
 
 
+@dataclass(frozen=True)
+class CliSettings:
+    """The command line's own settings (the functions never read these)."""
+
+    project: str | None = None  # SPOTIFY_PIPELINE_PROJECT: act on this Google Cloud project, not the local stack
+    debug: bool = False  # SPOTIFY_PIPELINE_DEBUG: show the traceback of an expected error too
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> CliSettings:
+        return cls(
+            project=env.get("SPOTIFY_PIPELINE_PROJECT", "").strip() or None,
+            # Never refused: it is read while reporting another error.
+            debug=env.get("SPOTIFY_PIPELINE_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"),
+        )
+
+
 def _default_gates() -> GateThresholds:
     from spotify_pipeline.gates import GateThresholds
 

@@ -377,7 +377,7 @@ def _duplicate_row(row: int) -> Any:
 
 SPOTIFY_CHART = (FIXTURES / "regional-global-weekly-2026-11-19.csv").read_bytes()
 CSVS = [
-    ("csv-missing-columns", "kaggle.csv", _kaggle(_drop_column("daily_rank")), ["header", "daily_rank"]),
+    ("csv-missing-columns", "kaggle.csv", _kaggle(_drop_column("daily_rank")), ["missing column(s) 'daily_rank'"]),
     ("csv-utf16", "kaggle.csv", _kaggle().decode().encode("utf-16"), ["byte 0", "UTF-8"]),
     (
         "csv-latin1",

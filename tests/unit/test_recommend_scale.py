@@ -3,7 +3,6 @@ compact encodings, the ``recommend`` command, and the stage's streamed Parquet o
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -292,11 +291,8 @@ def test_clusters_are_deterministic_and_partition_the_tracks() -> None:
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="spotify-pipeline")
-    cli_recommend.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["recommend", *argv])
-    code: int = args.func(args)
-    return code
+    """``spotify-pipeline recommend ARGV`` in-process, under the command line's error policy."""
+    return cli_recommend.main(list(argv))
 
 
 def reference(tbl: pa.Table, k: int) -> dict[str, list[str]]:

@@ -59,10 +59,12 @@ def render_html(payload: dict[str, Any], *, title: str = "Spotify weekly charts"
     return _PLACEHOLDER.sub(lambda m: parts[m.group(1)], _static("template.html"))
 
 
-def write_dashboard(payload: dict[str, Any], out_dir: Path, *, title: str = "Spotify weekly charts") -> Path:
-    """Write ``out_dir/index.html`` (atomically) and return its path."""
+def write_dashboard(
+    payload: dict[str, Any], out_dir: Path, *, title: str = "Spotify weekly charts", page: str | None = None
+) -> Path:
+    """Write ``out_dir/page`` (default index.html, atomically) and return its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / PAGE
+    target = out_dir / (page or PAGE)
     tmp = target.with_suffix(".html.tmp")
     tmp.write_text(render_html(payload, title=title), encoding="utf-8")
     tmp.replace(target)

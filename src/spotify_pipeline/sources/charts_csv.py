@@ -236,6 +236,13 @@ def detect_format(header: Iterable[str], name: str) -> Format:
         return "spotify-charts"
     if set(KAGGLE_COLUMNS) <= columns:
         return "kaggle-top-songs"
+    formats = (("a charts.spotify.com chart CSV", SPOTIFY_CHARTS_COLUMNS), ("a Kaggle chart CSV", KAGGLE_COLUMNS))
+    what, needed = max(formats, key=lambda f: len(columns & set(f[1])))
+    if columns & set(needed):  # close to one format: name exactly what it lacks
+        missing = ", ".join(repr(c) for c in needed if c not in columns)
+        raise DataError(
+            f"{name}: missing column(s) {missing} of {what} (needs {', '.join(needed)}); see docs/data-sources.md"
+        )
     raise DataError(
         f"{name}: header {sorted(columns)} is neither a charts.spotify.com chart CSV (needs "
         f"{', '.join(SPOTIFY_CHARTS_COLUMNS)}) nor the Kaggle 'Top Spotify Songs in 73 Countries' CSV (needs "
@@ -328,6 +335,8 @@ def parse_chart_csv(
             "split the file or filter it to the markets and dates wanted (docs/data-sources.md, chart files)"
         )
     text = _decode(data, name)
+    if not text.strip():
+        raise DataError(f"{name}: the file is empty; expected a chart CSV with its header (docs/data-sources.md)")
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise DataError(f"{name}: line {line}: a NUL byte; not a text CSV file (save it as UTF-8 CSV)")

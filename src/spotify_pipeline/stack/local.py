@@ -122,8 +122,25 @@ class StackState:
         return {**self.settings, **self.env()}
 
 
+# The checkout this package is installed from (editable install): src/spotify_pipeline/stack/local.py.
+CHECKOUT = Path(__file__).resolve().parents[3]
+
+
+def checkout() -> Path:
+    """The repository whose functions/ and .venv-emulators/ the stack runs, whatever the current folder."""
+    if not (CHECKOUT / "functions").is_dir():
+        raise RuntimeError(
+            f"spotify_pipeline is not installed from a checkout of the repository ({CHECKOUT} has no functions/): "
+            "run `make setup` in the checkout"
+        )
+    return CHECKOUT
+
+
 def default_root() -> Path:
-    return Path(os.environ.get("SPOTIFY_PIPELINE_STACK_DIR", ".stack")).resolve()
+    """The state folder: $SPOTIFY_PIPELINE_STACK_DIR (relative to the checkout), else the checkout's .stack/.
+    Never the current folder, so every command acts on the same stack wherever it is run from."""
+    given = os.environ.get("SPOTIFY_PIPELINE_STACK_DIR", "").strip()
+    return (CHECKOUT / (given or ".stack")).resolve()  # an absolute value replaces CHECKOUT
 
 
 def emulators_python(repo: Path) -> Path:

@@ -53,8 +53,23 @@ def test_out_is_required() -> None:
 
 
 def test_bad_snapshot_date_is_refused_before_touching_the_warehouse(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit, match="YYYY-MM-DD"):
-        cli_dashboard.main(["dashboard", "--out", "x", "--snapshot-date", "23/11/2026"])
+    assert (
+        cli_dashboard.main(["--stack-dir", "/nonexistent", "dashboard", "--out", "x", "--snapshot-date", "23/11/2026"])
+        == 2
+    )
+    assert capsys.readouterr().err == "error: --snapshot-date must be YYYY-MM-DD, got '23/11/2026'\n"
+
+
+@pytest.mark.parametrize("out", ["dash.pdf", "build/dashboard.png"])
+def test_an_output_the_dashboard_cannot_write_is_refused_first(out: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_dashboard.main(["--stack-dir", "/nonexistent", "dashboard", "--out", out]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"error: --out {out}: the dashboard is one HTML page") and "index.html" in err[1]
+
+
+def test_output_page() -> None:
+    assert cli_dashboard.output_page("build/dashboard") == (Path("build/dashboard"), None)
+    assert cli_dashboard.output_page("build/charts.html") == (Path("build"), "charts.html")
 
 
 def test_the_functions_never_import_the_dashboard() -> None:

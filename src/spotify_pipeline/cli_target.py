@@ -1,0 +1,160 @@
+"""Which warehouse, bucket and topic a command acts on: one resolver for every command.
+
+The first that applies:
+
+1. ``--project P``: Google Cloud project P, through Application Default Credentials;
+2. ``SPOTIFY_PIPELINE_PROJECT=P``: the same, for a shell that always works on one project;
+3. the local stack whose state folder is ``--stack-dir``, else ``SPOTIFY_PIPELINE_STACK_DIR``,
+   else the checkout's ``.stack/`` (:func:`spotify_pipeline.stack.local.default_root`).
+
+Never the current folder, and never ``GOOGLE_CLOUD_PROJECT`` (a setting of the functions, which
+the local stack sets too). In Google Cloud the dataset is ``PIPELINE_DATASET`` (default
+``spotify_charts``), the bucket ``--bucket``, else ``PIPELINE_BUCKET``, else Terraform's
+``P-spotify-pipeline-data``, the topic ``--topic``, else ``PIPELINE_TICKS_TOPIC``, else
+``spotify-pipeline-ticks``; BigQuery jobs run in the dataset's own location, read from the dataset.
+
+Every command names its target in its first line on stderr (:meth:`Target.announce`), so its
+stdout stays clean for CSV and pipes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from spotify_pipeline.cli_errors import CliError
+from spotify_pipeline.config import CliSettings, Settings
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+    from spotify_pipeline.stack.local import StackState
+
+EMULATOR_VARIABLES = ("STORAGE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
+DEFAULT_TOPIC = "spotify-pipeline-ticks"
+STACK_UP = "run `spotify-pipeline stack up` (or `make demo`); for Google Cloud pass --project P"
+
+
+def add_project_argument(p: argparse.ArgumentParser, *, bucket: bool = False) -> None:
+    """``--project`` (and ``--bucket``) of a command that can act on Google Cloud."""
+    p.add_argument(
+        "--project", help="act on this Google Cloud project instead of the local stack (or SPOTIFY_PIPELINE_PROJECT)"
+    )
+    if bucket:
+        p.add_argument(
+            "--bucket", help="data bucket with --project (default: $PIPELINE_BUCKET or PROJECT-spotify-pipeline-data)"
+        )
+
+
+def stack_root(args: argparse.Namespace) -> Path:
+    """The local stack's state folder: ``--stack-dir`` (from this folder, as any path typed), else the default."""
+    from spotify_pipeline.stack.local import default_root
+
+    given = getattr(args, "stack_dir", None)
+    return Path(given).resolve() if given else default_root()
+
+
+def announce_stack(root: Path) -> None:
+    """The first line of a command that acts on the local stack only (``stack``, ``demo``)."""
+    from spotify_pipeline.stack.local import DATASET
+
+    print(f"target: local stack ({root}, warehouse {DATASET})", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Target:
+    env: dict[str, str]  # what the official clients are configured with (emulator variables locally)
+    settings: Settings
+    state: StackState | None = None  # the local stack; None in Google Cloud
+    location: str | None = None  # the dataset's BigQuery location, once read
+
+    def describe(self) -> str:
+        s = self.settings
+        if self.state is not None:
+            return f"local stack ({self.state.root}, warehouse {s.dataset})"
+        where = f"project {s.project} / dataset {s.dataset}"
+        return where + (f" / location {self.location}" if self.location else "")
+
+    def announce(self) -> None:
+        print(f"target: {self.describe()}", file=sys.stderr, flush=True)
+
+    def warehouse_client(self) -> bigquery.Client:
+        """A BigQuery client whose jobs run in the dataset's own location."""
+        from google.api_core.exceptions import NotFound
+
+        from spotify_pipeline.clients import bigquery_client
+
+        s = self.settings
+        client = bigquery_client(s.project, s.bq_location, self.env)
+        try:
+            location = client.get_dataset(f"{s.project}.{s.dataset}").location or s.bq_location
+        except NotFound:
+            todo = STACK_UP if self.state else "`terraform apply` in infra/ creates it, or set PIPELINE_DATASET"
+            raise CliError(f"no dataset {s.project}.{s.dataset}", todo) from None
+        self.location = location
+        return client if location == s.bq_location else bigquery_client(s.project, location, self.env)
+
+    def connect(self) -> bigquery.Client:
+        """Announce the target, then return :meth:`warehouse_client`. A cloud target is named once
+        its dataset's location is read, or as far as it is known when that fails (credentials)."""
+        if self.state is not None:
+            self.announce()
+            return self.warehouse_client()
+        try:
+            return self.warehouse_client()
+        finally:
+            self.announce()
+
+
+def resolve(args: argparse.Namespace, *, running: bool) -> Target:
+    """The target of ``args``; ``running``: the command needs the whole local stack up (it runs stages).
+    ``args.stack_only`` (the demo's run): the local stack, whatever SPOTIFY_PIPELINE_PROJECT says."""
+    project = None
+    if not getattr(args, "stack_only", False):
+        project = getattr(args, "project", None) or CliSettings.from_env(os.environ).project
+    if project:
+        env = {k: v for k, v in os.environ.items() if k not in EMULATOR_VARIABLES}
+        env["GOOGLE_CLOUD_PROJECT"] = project
+        env["PIPELINE_BUCKET"] = (
+            getattr(args, "bucket", None) or env.get("PIPELINE_BUCKET") or f"{project}-spotify-pipeline-data"
+        )
+        env["PIPELINE_TICKS_TOPIC"] = getattr(args, "topic", None) or env.get("PIPELINE_TICKS_TOPIC") or DEFAULT_TOPIC
+        return Target(env, Settings.from_env(env))
+    from spotify_pipeline.stack.local import StackState
+
+    root = stack_root(args)
+    state = StackState.load(root)
+    if state is None:
+        raise CliError(f"no local stack in {root}", STACK_UP)
+    if running and not state.running():
+        raise CliError(f"the local stack in {root} is down", STACK_UP)
+    state.root = root
+    env = {k: v for k, v in os.environ.items() if k not in EMULATOR_VARIABLES}
+    env.update(state.env())
+    if getattr(args, "topic", None):
+        env["PIPELINE_TICKS_TOPIC"] = args.topic
+    return Target(env, Settings.from_env(env), state)
+
+
+@contextmanager
+def open_warehouse(target: Target) -> Iterator[Any]:
+    """:meth:`Target.connect` on the target's warehouse; a stopped local stack's BigQuery emulator
+    is started alone on the persisted tables for the command, then stopped again."""
+    from spotify_pipeline.stack import local, processes
+
+    temp_pid = None
+    state = target.state
+    if state is not None and not ("bigquery" in state.pids and processes.alive(state.pids["bigquery"])):
+        state, temp_pid = local.start_bigquery_only(state.root)
+        target.env["BIGQUERY_EMULATOR_HOST"] = state.url("bigquery")
+    try:
+        yield target.connect()
+    finally:
+        if temp_pid is not None:
+            processes.stop(temp_pid)
