@@ -271,7 +271,7 @@ def test_week_over_week_tables_on_known_movement(stack: Any, browser: Any, craft
     assert browser.execute_script(COUNTS_JS) == expected_counts(stack, W2, "BR", crafted_page.dataset)
 
 
-def test_a_week_whose_model_was_skipped_says_why(browser: Any, crafted_page: Page) -> None:
+def test_a_week_whose_model_was_skipped_says_why(browser: Any, crafted_page: Page, artifacts: Any) -> None:
     from browser.crafted import MODEL_SKIPPED, W1, W2, W3
     from selenium.webdriver.common.by import By
 
@@ -293,9 +293,14 @@ def test_a_week_whose_model_was_skipped_says_why(browser: Any, crafted_page: Pag
         assert browser.find_element(By.CSS_SELECTOR, f"#{notice} .reason").text == MODEL_SKIPPED
         assert browser.find_elements(By.CSS_SELECTOR, f"#{notice} b") == []
         assert f"No model for the week of {W1.isoformat()}." in browser.find_element(By.ID, notice).text
-    assert MODEL_SKIPPED in browser.find_element(By.ID, "provenance").text
+    assert f"Model {W1.isoformat()}: none, {MODEL_SKIPPED}" in browser.find_element(By.ID, "provenance").text
     empty = browser.find_element(By.CSS_SELECTOR, "#explorer-neighbours tbody tr.empty").text
     assert empty == "No neighbours: the model was skipped this week."
+    browser.set_window_size(1400, 2400)
+    try:
+        assert browser.save_screenshot(str(artifacts / "dashboard-model-skipped.png"))
+    finally:
+        browser.set_window_size(1400, 1000)
 
 
 def test_an_artist_known_only_by_name_shows_by_name_without_an_artist_link(browser: Any, crafted_page: Page) -> None:

@@ -122,9 +122,8 @@
         (p.featureSource || "none") + (p.previous ? ", previous stored week " + p.previous : ", first stored week") +
         (p.synthetic ? ", " + p.synthetic + " synthetic tracks" : "") + ".");
     });
-    lines.push(w.modelSkipped ? "Model " + state.week + ": skipped (clusters and recommendations empty): " + w.modelSkipped
-      : "Model " + state.week + ": " + w.clusters.t.length + " tracks in " + w.centroids.length + " clusters, " +
-        w.recs.t.length + " tracks with neighbours.");
+    lines.push("Model " + state.week + ": " + (w.modelSkipped ? "none, " + w.modelSkipped
+      : w.clusters.t.length + " tracks in " + w.centroids.length + " clusters, " + w.recs.t.length + " tracks with neighbours."));
     foot.replaceChildren.apply(foot, lines.map(function (t) { return el("p", { text: t }); }));
   }
 
