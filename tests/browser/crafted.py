@@ -12,7 +12,12 @@ Three stored weeks (the third after a two-week gap), two markets, five tracks:
 
 Track names carry the week ("Song a w2"), so a drop-out named from the previous week is visible;
 the recommendations' own name columns (while the table has them) say "STALE", so a view that read
-them instead of joining tracks would show it. Track e has no audio features and no popularity.
+them instead of joining tracks would show it. Track e has no audio features and no popularity, and
+its artist is known only by name (a chart file's artist: id ``name:Artist x4``).
+
+The model of W1 was skipped (failed feature gates): its clusters and recommendations are empty and
+its load recorded why (``MODEL_SKIPPED``, with markup characters the page must show as text). W2's
+first load skipped the model too, but a later load modelled it: the latest succeeded load counts.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import io
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -38,11 +43,26 @@ POPULARITY = {"a": 80, "b": 70, "c": 60, "d": 90, "e": None}
 DANCEABILITY = {"a": 0.5, "b": 0.6, "c": 0.4, "d": 0.7, "e": None}
 DURATION_MS = {"a": 200_000, "b": 220_000, "c": 210_000, "d": 180_000, "e": 240_000}
 EXPLICIT = {"a": True, "b": False, "c": False, "d": False, "e": None}
-CREDITS = {"a": ["x1", "x2"], "b": ["x2"], "c": ["x3"], "d": ["x3"], "e": ["x4"]}
-GENRES = {"x1": ["pop", "dance"], "x2": ["pop"], "x3": ["rock"], "x4": []}
+NAME_ONLY_ARTIST = "name:Artist x4"  # transform.artist_key("Artist x4")
+CREDITS = {"a": ["x1", "x2"], "b": ["x2"], "c": ["x3"], "d": ["x3"], "e": [NAME_ONLY_ARTIST]}
+GENRES = {"x1": ["pop", "dance"], "x2": ["pop"], "x3": ["rock"], NAME_ONLY_ARTIST: []}
 # Neighbours per week among the modelled tracks (all but e), rank order.
 NEIGHBOURS = {"a": ["b", "d", "c"], "b": ["a", "d", "c"], "c": ["a", "b", "d"], "d": ["b", "a", "c"]}
 CLUSTER = {"a": 0, "b": 0, "c": 1, "d": 1}
+MODEL_SKIPPED = (
+    f"model skipped for snapshot {W1.isoformat()} (chart data still loaded): gate features_in_range failed: "
+    "danceability <b>1.7</b> > 1 & energy < 0. Model it anyway: spotify-pipeline replay --force"
+)
+# (snapshot, minutes after the week's first load, stage, status, error) of pipeline_runs
+RUNS = (
+    (W1, 0, "recommend", "succeeded", MODEL_SKIPPED),
+    (W1, 1, "load", "succeeded", MODEL_SKIPPED),
+    (W2, 0, "load", "succeeded", f"model skipped for snapshot {W2.isoformat()} (chart data still loaded): 1 track(s)"),
+    (W2, 60, "load", "succeeded", None),  # re-run with features: modelled
+    (W3, 0, "load", "succeeded", None),
+    (W3, 5, "load", "failed", "model skipped: a failed load does not count"),
+)
+MODELLED_WEEKS = (W2, W3)
 
 
 def track_id(key: str) -> str:
@@ -52,6 +72,10 @@ def track_id(key: str) -> str:
 def name(key: str, week: date) -> str:
     suffix = " (synthetic)" if key == "e" else ""
     return f"Song {key} w{WEEKS.index(week) + 1}{suffix}"
+
+
+def artist_name(artist_id: str) -> str:
+    return artist_id.removeprefix("name:") if artist_id.startswith("name:") else f"Artist {artist_id}"
 
 
 def entries(week: date) -> list[tuple[str, int, str]]:
@@ -80,6 +104,7 @@ def rows() -> dict[str, list[dict[str, Any]]]:
             "track_clusters",
             "clusters",
             "recommendations",
+            "pipeline_runs",
         )
     }
     for week in WEEKS:
@@ -98,7 +123,7 @@ def rows() -> dict[str, list[dict[str, Any]]]:
                     "track_id": track_id(k),
                     "track_name": name(k, week),
                     "artist_ids": CREDITS[k],
-                    "artist_names": [f"Artist {a}" for a in CREDITS[k]],
+                    "artist_names": [artist_name(a) for a in CREDITS[k]],
                     "primary_artist_id": CREDITS[k][0],
                     "duration_ms": DURATION_MS[k],
                     "explicit": EXPLICIT[k],
@@ -121,14 +146,14 @@ def rows() -> dict[str, list[dict[str, Any]]]:
         artists = sorted({a for k in markets for a in CREDITS[k]})
         for a in artists:
             out["artists"].append(
-                {"snapshot_date": day, "artist_id": a, "artist_name": f"Artist {a}", "genres": GENRES[a]}
+                {"snapshot_date": day, "artist_id": a, "artist_name": artist_name(a), "genres": GENRES[a]}
             )
             for pos, g in enumerate(GENRES[a]):
                 out["artist_genres"].append(
                     {"snapshot_date": day, "artist_id": a, "genre": g, "genre_position": pos, "is_main": pos == 0}
                 )
-        modelled = [k for k in markets if DANCEABILITY[k] is not None]
-        for k in modelled:
+        featured = [k for k in markets if DANCEABILITY[k] is not None]
+        for k in featured:
             feats = {"danceability": DANCEABILITY[k], "energy": 0.5, "loudness": -6.0, "valence": 0.5}
             out["model_features"].append(
                 {
@@ -139,6 +164,8 @@ def rows() -> dict[str, list[dict[str, Any]]]:
                     "feature_source": "crafted",
                 }
             )
+        modelled = featured if week in MODELLED_WEEKS else []  # a skipped model's tables are empty
+        for k in modelled:
             out["track_clusters"].append(
                 {"snapshot_date": day, "track_id": track_id(k), "cluster": CLUSTER[k], "distance_to_centroid": 0.25}
             )
@@ -174,6 +201,20 @@ def rows() -> dict[str, list[dict[str, Any]]]:
                     "valence": 0.5,
                 }
             )
+    for day, minutes, stage, status, error in RUNS:
+        started = datetime(day.year, day.month, day.day, 6, tzinfo=UTC) + timedelta(minutes=minutes)
+        out["pipeline_runs"].append(
+            {
+                "run_id": f"crafted-{day.isoformat()}-{minutes}",
+                "snapshot_date": day,
+                "stage": stage,
+                "status": status,
+                "started_at": started,
+                "finished_at": started + timedelta(seconds=30),
+                "duration_seconds": 30.0,
+                "error": error,
+            }
+        )
     return out
 
 

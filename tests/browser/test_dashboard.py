@@ -269,3 +269,48 @@ def test_week_over_week_tables_on_known_movement(stack: Any, browser: Any, craft
     choose(browser, "market-filter", "BR")  # BR's first stored week: nothing to compare with
     assert "first stored week of BR" in browser.find_element("id", "movement-summary").text
     assert browser.execute_script(COUNTS_JS) == expected_counts(stack, W2, "BR", crafted_page.dataset)
+
+
+def test_a_week_whose_model_was_skipped_says_why(browser: Any, crafted_page: Page, artifacts: Any) -> None:
+    from browser.crafted import MODEL_SKIPPED, W1, W2, W3
+    from selenium.webdriver.common.by import By
+
+    def shown(element_id: str) -> bool:
+        return bool(browser.find_element(By.ID, element_id).is_displayed())
+
+    logs = open_page(browser, crafted_page.path)
+    assert [e for e in logs if e["level"] == "SEVERE"] == []
+    for week in (W3, W2):  # modelled (W2 after a first load that skipped the model)
+        choose(browser, "snapshot-select", week.isoformat())
+        assert (shown("clusters-skipped"), shown("explorer-skipped"), shown("chart-clusters")) == (False, False, True)
+        footer = browser.find_element(By.ID, "provenance").text
+        assert "skipped" not in footer and f"Model {week.isoformat()}: 3 tracks in 2 clusters" in footer
+
+    choose(browser, "snapshot-select", W1.isoformat())
+    assert (shown("clusters-skipped"), shown("explorer-skipped"), shown("chart-clusters")) == (True, True, False)
+    for notice in ("clusters-skipped", "explorer-skipped"):
+        # the reason as the load recorded it, its markup characters shown as text
+        assert browser.find_element(By.CSS_SELECTOR, f"#{notice} .reason").text == MODEL_SKIPPED
+        assert browser.find_elements(By.CSS_SELECTOR, f"#{notice} b") == []
+        assert f"No model for the week of {W1.isoformat()}." in browser.find_element(By.ID, notice).text
+    assert f"Model {W1.isoformat()}: none, {MODEL_SKIPPED}" in browser.find_element(By.ID, "provenance").text
+    empty = browser.find_element(By.CSS_SELECTOR, "#explorer-neighbours tbody tr.empty").text
+    assert empty == "No neighbours: the model was skipped this week."
+    browser.set_window_size(1400, 2400)
+    try:
+        assert browser.save_screenshot(str(artifacts / "dashboard-model-skipped.png"))
+    finally:
+        browser.set_window_size(1400, 1000)
+
+
+def test_an_artist_known_only_by_name_shows_by_name_without_an_artist_link(browser: Any, crafted_page: Page) -> None:
+    from browser.crafted import NAME_ONLY_ARTIST, W3, track_id
+
+    open_page(browser, crafted_page.path)
+    assert browser.find_element("id", "snapshot-select").get_attribute("value") == W3.isoformat()
+    pick_song(browser, "Artist x4", track_id("e"))  # found by the artist's name
+    selected = browser.find_element("id", "explorer-selected").text
+    assert " \u2014 Artist x4 \u00b7 " in selected and "name:" not in selected
+    hrefs = browser.execute_script("return [...document.querySelectorAll('a[href]')].map(a => a.href)")
+    assert hrefs and all(h.startswith("https://open.spotify.com/track/") for h in hrefs), hrefs
+    assert NAME_ONLY_ARTIST not in crafted_page.path.read_text(encoding="utf-8")  # artist ids never reach the page

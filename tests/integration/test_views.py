@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from browser.crafted import W1, W2, W3, crafted_dataset, ensure_pipeline_weeks, name, track_id
+from browser.crafted import MODEL_SKIPPED, W1, W2, W3, crafted_dataset, ensure_pipeline_weeks, name, track_id
 from helpers import bq, query
 
 from spotify_pipeline.schema import views
@@ -242,7 +242,40 @@ def test_clusters(stack: Any, crafted: str) -> None:
     ]
 
 
+def test_model_status_is_the_latest_succeeded_load(stack: Any, crafted: str) -> None:
+    got = {
+        r["snapshot_date"]: (r["model_skipped"], r["model_skipped_reason"], r["run_id"])
+        for r in rows_of(stack, crafted, "dash_model_status")
+    }
+    assert got == {
+        W1: (True, MODEL_SKIPPED, "crafted-2026-01-05-1"),
+        W2: (False, None, "crafted-2026-01-12-60"),  # a later load modelled the week its first load skipped
+        W3: (False, None, "crafted-2026-01-26-0"),  # the later failed load does not count
+    }
+
+
 # ---- the pipeline's own output, checked against its tables ----
+
+
+def test_model_status_matches_the_run_log(stack: Any, weeks: tuple[date, ...]) -> None:
+    loads = query(
+        stack,
+        "SELECT snapshot_date, run_id, finished_at, error FROM pipeline_runs "
+        "WHERE stage = 'load' AND status = 'succeeded' AND snapshot_date IS NOT NULL",
+    )
+    latest: dict[date, dict[str, Any]] = {}
+    for r in sorted(loads, key=lambda r: (r["finished_at"], r["run_id"])):
+        latest[r["snapshot_date"]] = r
+    status = {r["snapshot_date"]: r for r in query(stack, "SELECT * FROM dash_model_status")}
+    assert set(weeks) <= set(status) and set(status) == set(latest)
+    for day, r in latest.items():
+        skipped = (r["error"] or "").startswith("model skipped")
+        shown = status[day]
+        assert (shown["run_id"], shown["model_skipped"], shown["model_skipped_reason"]) == (
+            r["run_id"],
+            skipped,
+            r["error"] if skipped else None,
+        ), day
 
 
 def test_every_view_answers_on_pipeline_output(stack: Any, weeks: tuple[date, ...]) -> None:

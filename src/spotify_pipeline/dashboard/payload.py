@@ -3,7 +3,8 @@
 Columnar and indexed: every track is named once in ``tracks`` and referred to by its index;
 markets likewise. Per week: scorecards, genres, the popularity/danceability points, the most
 popular songs, the cluster scatter, the explorer's neighbours (each track's list in the
-warehouse's rank order) and the week-over-week movement. Floats are rounded to 4 decimals.
+warehouse's rank order), the week-over-week movement and, for a week whose model was skipped,
+why (``modelSkipped``: the load's note; null for a modelled week). Floats are rounded to 4 decimals.
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ def build_payload(rows: WarehouseRows, *, generated_at: datetime) -> dict[str, A
     clusters = _by_week(rows.clusters)
     recs = _by_week(rows.recommendations)
     moves = _by_week(rows.movement)
+    skipped = {r["snapshot_date"]: r["model_skipped_reason"] for r in rows.model_skipped}
 
     out_weeks: dict[str, Any] = {}
     for week in weeks:
@@ -133,6 +135,7 @@ def build_payload(rows: WarehouseRows, *, generated_at: datetime) -> dict[str, A
             **_clusters(clusters.get(week, []), t_index),
             "recs": _recs(recs.get(week, []), t_index),
             **_moves(moves.get(week, []), m_index, t_index),
+            "modelSkipped": skipped.get(week),
         }
 
     all_weeks = sorted({r["snapshot_date"] for r in rows.snapshots})

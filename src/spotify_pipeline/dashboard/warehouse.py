@@ -61,6 +61,7 @@ class WarehouseRows:
     clusters: list[Row] = field(default_factory=list)
     recommendations: list[Row] = field(default_factory=list)
     movement: list[Row] = field(default_factory=list)
+    model_skipped: list[Row] = field(default_factory=list)  # weeks whose model was skipped, with the reason
 
 
 def choose_weeks(stored: Sequence[date], snapshot_date: date | None, weeks: int) -> tuple[tuple[date, ...], date]:
@@ -180,6 +181,11 @@ def read_warehouse(
         client,
         f"SELECT snapshot_date, market, previous_snapshot_date, track_id, track_name, artist_names, `rank`, "
         f"previous_rank, rank_change, movement FROM {v('dash_weekly_movement')} {in_weeks}",
+        chosen,
+    )
+    rows.model_skipped = _query(
+        client,
+        f"SELECT snapshot_date, model_skipped_reason FROM {v('dash_model_status')} {in_weeks} AND model_skipped",
         chosen,
     )
     return rows

@@ -182,6 +182,16 @@ def test_meta_provenance() -> None:
     assert meta["generatedAt"] == "2026-11-24T09:00:00+00:00"
 
 
+def test_a_week_whose_model_was_skipped_says_why() -> None:
+    reason = f"model skipped for snapshot {W1.isoformat()} (chart data still loaded): gate features_in_range failed"
+    rows = warehouse(model_skipped=[{"snapshot_date": W1, "model_skipped_reason": reason}])
+    weeks = build_payload(rows, generated_at=NOW)["weeks"]
+    assert weeks[W1.isoformat()]["modelSkipped"] == reason
+    assert weeks[W2.isoformat()]["modelSkipped"] is None  # modelled: its neighbours are on the page
+    assert weeks[W2.isoformat()]["recs"]["t"]
+    assert all(w["modelSkipped"] is None for w in build_payload(warehouse(), generated_at=NOW)["weeks"].values())
+
+
 def test_choose_weeks() -> None:
     stored = [date(2026, 11, d) for d in (2, 9, 16, 23)]
     assert choose_weeks(stored, None, 12) == (tuple(stored), date(2026, 11, 23))

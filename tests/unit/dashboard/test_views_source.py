@@ -23,6 +23,7 @@ DASHBOARD = {
     "dash_recommendations",
     "dash_recommendations_by_market",
     "dash_weekly_movement",
+    "dash_model_status",
 }
 REFERENCE = re.compile(r"`\{project\}\.\{dataset\}\.(\w+)`")
 

@@ -98,6 +98,25 @@ def test_dev2024_user_playlists_spotify_then_reccobeats(harness: Callable[..., H
     assert manifest.sources["feature_source"] == "spotify,reccobeats"
 
 
+def test_dev2024_user_playlists_reccobeats_only(harness: Callable[..., Harness], catalogue: Catalogue) -> None:
+    h = harness()
+    h.standin.mode("dev-2024")
+    (manifest,), _ = extract(h, request(h, playlists=USER, feature_providers=["reccobeats"]))
+    tracks, artists = tracks_and_artists(catalogue, ("GLOBAL", "BR", "KR"))
+    expected = {
+        "token": 1,
+        "playlist_items": 3,
+        "artists": math.ceil(len(artists) / 50),  # the 2024 rules keep the bulk endpoint
+        "reccobeats_audio_features": math.ceil(len(tracks) / 40),
+    }
+    assert h.standin.stats() == expected
+    assert manifest.summary["requests"] == {
+        "spotify": expected["playlist_items"] + expected["artists"],  # the token is not an API request
+        "reccobeats": expected["reccobeats_audio_features"],
+    }
+    assert manifest.sources["feature_source"] == "reccobeats"
+
+
 def test_dev2024_spotify_features_only_still_writes_the_chart(
     harness: Callable[..., Harness],
 ) -> None:
@@ -272,6 +291,7 @@ def test_persistent_server_errors_are_raised_for_redelivery(harness: Callable[..
         extract(h, request(h, markets=["KR"]))
     assert not isinstance(info.value, SourceUnavailable | RateLimited)  # transient: the event is redelivered
     assert h.sleeps == [1.0, 2.0, 4.0]
+    assert h.standin.stats() == {"token": 1, "playlist_items": 4}  # 4 attempts of the one call, no more
 
 
 def test_retry_budget_bounds_the_total_wait(harness: Callable[..., Harness]) -> None:

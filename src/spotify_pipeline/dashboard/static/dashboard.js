@@ -85,6 +85,19 @@
     return (idx.markets[t] || []).map(function (m) { return MARKETS[m]; }).join(", ");
   }
 
+  /* ---- a week whose model was skipped (failed feature gates, too few tracks with features): its
+     clusters and recommendations are empty on purpose; say so, with the reason the load recorded ---- */
+
+  function modelNotice(id) {
+    var reason = DATA.weeks[state.week].modelSkipped;
+    var notice = $(id);
+    notice.hidden = !reason;
+    notice.replaceChildren(el("strong", { text: "No model for the week of " + state.week + "." }),
+      " Clusters and recommendations were not computed; the chart data is loaded. The reason recorded by the load:",
+      el("span", { className: "reason", text: reason || "" }));
+    return !!reason;
+  }
+
   /* ---- header, banner, provenance ---- */
 
   function renderHeader() {
@@ -109,6 +122,8 @@
         (p.featureSource || "none") + (p.previous ? ", previous stored week " + p.previous : ", first stored week") +
         (p.synthetic ? ", " + p.synthetic + " synthetic tracks" : "") + ".");
     });
+    lines.push("Model " + state.week + ": " + (w.modelSkipped ? "none, " + w.modelSkipped
+      : w.clusters.t.length + " tracks in " + w.centroids.length + " clusters, " + w.recs.t.length + " tracks with neighbours."));
     foot.replaceChildren.apply(foot, lines.map(function (t) { return el("p", { text: t }); }));
   }
 
@@ -168,6 +183,9 @@
   }
 
   function renderClusters() {
+    var skipped = modelNotice("clusters-skipped");
+    $("chart-clusters").hidden = skipped;
+    if (skipped) { return; }
     var wk = week(), c = wk.data.clusters;
     var byCluster = {};
     for (var i = 0; i < c.t.length; i++) {
@@ -312,7 +330,7 @@
   }
 
   function renderExplorer() {
-    var wk = week();
+    var wk = week(), skipped = modelNotice("explorer-skipped");
     if (state.track === null || wk.idx.markets[state.track] === undefined) {
       state.track = wk.data.songs.t.length ? wk.data.songs.t[0] : null;  // the week's most popular song
     }
@@ -329,9 +347,10 @@
     var all = neighboursOf(t);
     var note = $("explorer-note"), byMarket = $("explorer-by-market");
     if (all === null) {
-      note.textContent = "This song has no audio features, so it was not modelled and has no neighbours.";
+      note.textContent = skipped ? "No song has neighbours this week: the model was skipped."
+        : "This song has no audio features, so it was not modelled and has no neighbours.";
       byMarket.replaceChildren();
-      fillBody("explorer-neighbours", [], "No neighbours.", 7);
+      fillBody("explorer-neighbours", [], skipped ? "No neighbours: the model was skipped this week." : "No neighbours.", 7);
       return;
     }
     var chips = [], without = [];
