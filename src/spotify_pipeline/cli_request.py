@@ -172,7 +172,9 @@ def put_in_inbox(path: str, settings: Settings, env: Mapping[str, str], name: st
 
     object_name = INBOX_PREFIX + (name or Path(path).name)
     if not is_inbox_chart(object_name):
-        raise OSError(f"{object_name}: only inbox/<name>.csv starts a run; give the file (or --name) a .csv name")
+        raise CliError(
+            f"{object_name}: only inbox/<name>.csv starts a run; give the file (or --name) a .csv name", code=BAD_INPUT
+        )
     data = Path(path).read_bytes()
     snapshots = _chart_dates(data, object_name, None)
     blob = storage_client(settings.project, env).bucket(settings.bucket).blob(object_name)
