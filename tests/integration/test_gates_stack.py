@@ -6,6 +6,7 @@ anyway, which is recorded too."""
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -120,6 +121,17 @@ def test_a_refused_rerun_leaves_the_week_as_it_was_and_replay_rebuilds_it(stack:
     assert {n: g for n, g in bucket_objects(stack).items() if n.startswith(prefix)} == raw_before
     assert snapshot_tables(stack, PREVIOUS) == tables_before
     assert ops(stack, "replay", "--from", str(PREVIOUS), "--to", str(PREVIOUS)) == 0
+    assert snapshot_tables(stack, PREVIOUS) == tables_before
+
+    # The command the error suggests works as printed: it loads the short BR chart past the gate...
+    suggested = shlex.split(error[error.index("spotify-pipeline run ") :])
+    assert ops(stack, *suggested[1:]) == 0
+    br_now = query(
+        stack, "SELECT COUNT(*) AS n FROM chart_entries WHERE snapshot_date = @d AND market = 'BR'", d=PREVIOUS
+    )
+    assert br_now == [{"n": 5}]
+    # ...and a run of BR from its playlist brings the week back exactly (the other markets never moved).
+    assert ops(stack, "run", "--snapshot-date", str(PREVIOUS), "--markets", "BR") == 0
     assert snapshot_tables(stack, PREVIOUS) == tables_before
 
 
