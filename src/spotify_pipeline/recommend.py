@@ -935,7 +935,8 @@ def run_recommend(
     prefix = layout.prefix("recommend", clean.snapshot_date)
     files: list[FileEntry] = []
     cat = None if skip_reason else _catalogue(clean, store)
-    skip_reason = skip_reason or model_skip_reason(len(cat) if cat is not None else 0, params)
+    if skip_reason is None and (too_few := model_skip_reason(len(cat) if cat is not None else 0, params)):
+        skip_reason = f"model skipped for snapshot {clean.snapshot_date} (chart data still loaded): {too_few}"
     if cat is None or skip_reason is not None:
         for name in ("recommendations", "track_clusters", "clusters"):
             empty = table(name).arrow_schema().empty_table()

@@ -520,3 +520,23 @@ def test_a_failing_sink_stops_the_producer() -> None:
     with pytest.raises(OSError, match="disk full"):
         run_model(cat, SNAPSHOT, ModelParams(top_k=5, all_pairs_max_tracks=0), sink)
     assert not [t for t in threading.enumerate() if t.name == "recommend-neighbours"]
+
+
+def test_stage_skips_the_model_with_its_reason_and_writes_empty_model_tables(tmp_path: Path) -> None:
+    """Fewer modelled tracks than clusters (or failed feature gates): the week's model tables are
+    written empty, with the schema the loader expects, and the manifest says why."""
+    manifest, objects, _ = clean_manifest(tmp_path)
+    now = lambda: datetime.now(UTC)  # noqa: E731
+    too_many = ModelParams(top_k=9, all_pairs_max_tracks=50, n_clusters=500)
+    out, _ = run_recommend(manifest, UpstreamRef("m", 1, "0" * 64), MemoryStore(objects, False), too_many, now)  # type: ignore[arg-type]
+    reason = out.summary["model_skipped"]
+    assert reason.startswith(f"model skipped for snapshot {SNAPSHOT} (chart data still loaded): 120 track(s)")
+    assert "500 clusters (PIPELINE_CLUSTERS)" in reason
+    assert out.row_counts == {"recommendations": 0, "track_clusters": 0, "clusters": 0}
+    store = MemoryStore(objects, False)
+    params = ModelParams(top_k=9, all_pairs_max_tracks=50, n_clusters=3)
+    gated, _ = run_recommend(manifest, UpstreamRef("m", 1, "0" * 64), store, params, now, skip_reason="gates said no")  # type: ignore[arg-type]
+    assert gated.summary["model_skipped"] == "gates said no" and gated.row_counts["recommendations"] == 0
+    for name in ("recommendations", "track_clusters", "clusters"):
+        empty = pq.read_table(io.BytesIO(store.read_verified(gated.file(name))))
+        assert empty.num_rows == 0 and empty.schema.names == table(name).column_names
