@@ -178,7 +178,8 @@ def wait_for_run(client: Any, settings: Settings, run_id: str, timeout: float, *
 
     table = f"`{settings.project}.{settings.dataset}.pipeline_runs`"
     sql = (
-        f"SELECT stage, status, duration_seconds, row_counts, error FROM {table} WHERE run_id = @r ORDER BY finished_at"
+        f"SELECT stage, status, duration_seconds, row_counts, error, snapshot_date FROM {table} "
+        "WHERE run_id = @r ORDER BY finished_at"
     )
     cfg = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("r", "STRING", run_id)])
     deadline = time.monotonic() + timeout
@@ -189,7 +190,10 @@ def wait_for_run(client: Any, settings: Settings, run_id: str, timeout: float, *
         for row in rows[seen:]:
             counts = json.loads(row["row_counts"]) if row["row_counts"] else {}
             detail = ", ".join(f"{k}={v}" for k, v in counts.items()) if row["status"] == "succeeded" else row["error"]
-            print(f"  {row['stage']:<10} {row['status']:<9} {row['duration_seconds']:6.2f} s  {detail}", flush=True)
+            week = f"{row['snapshot_date']}  " if expected_loads > 1 and row["snapshot_date"] else ""  # several weeks
+            print(
+                f"  {week}{row['stage']:<10} {row['status']:<9} {row['duration_seconds']:6.2f} s  {detail}", flush=True
+            )
             if row["status"] == "succeeded" and row["error"]:
                 print(f"             NOTE {row['error']}", flush=True)  # model skipped, forced gates, merged
         verdict = run_verdict(rows, expected_loads)

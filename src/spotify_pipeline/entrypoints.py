@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
     from spotify_pipeline.events import ObjectRef, RunRequest
     from spotify_pipeline.extract import ChartGate, Sources
+    from spotify_pipeline.gates import GateReport
 
 log = logging.getLogger("spotify_pipeline")
 
@@ -312,7 +313,7 @@ def chart_gate(rt: Runtime) -> ChartGate:
         snapshot: date,
         entries_per_market: dict[str, int],
         duplicate_ranks: tuple[tuple[str, int, int], ...],
-    ) -> object:
+    ) -> GateReport:
         return check_chart(
             rt.store,
             rt.settings.gates,
@@ -398,6 +399,7 @@ def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
                 sources={k: manifest.sources[k] for k in ("chart_source", "feature_source")},
             )
             # Finished when its manifest was written: transform may already be running (and recorded) by now.
+            one.note = summary.get("gates_forced")  # forced past failed chart gates: visible in the row
             row = one.row("succeeded", datetime.fromisoformat(manifest.finished_at), counts)
             row["rows"] = counts["raw_objects"]  # the other counts describe the snapshot, not objects written
             log.info(
@@ -503,7 +505,7 @@ def run_stage(
             from spotify_pipeline.gates import check_features
             from spotify_pipeline.recommend import ModelParams, run_recommend
 
-            report = check_features(manifest, rt.store, s.gates, force=force_gates)
+            report = check_features(manifest, rt.store, s.gates, force=force_gates, clusters=s.n_clusters)
             skip = None if report.passed or report.forced else report.message()
             params = ModelParams(s.n_clusters, s.random_state, s.top_k, s.all_pairs_max_tracks)
             out, _ = run_recommend(manifest, upstream, scoped, params, rt.now, skip_reason=skip)

@@ -50,6 +50,7 @@ from spotify_pipeline.sources.reccobeats import match_by_href
 from spotify_pipeline.store import ConcurrentPublish, StaleObject
 
 if TYPE_CHECKING:  # transform imports track_of and must not need spotipy
+    from spotify_pipeline.gates import GateReport
     from spotify_pipeline.sources.reccobeats import ReccoBeatsApi
     from spotify_pipeline.spotify_api import SpotifyApi
 
@@ -87,7 +88,7 @@ class ChartGate(Protocol):
         snapshot: date,
         entries_per_market: dict[str, int],
         duplicate_ranks: tuple[tuple[str, int, int], ...],
-    ) -> object: ...
+    ) -> GateReport: ...
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -504,10 +505,13 @@ def run_extract(
         snapshots = [_playlist_snapshot(request, sources.spotify_api(), fetched)]
     else:
         snapshots = [_Snapshot(request.snapshot_date)]  # only removing markets: nothing to fetch
+    forced: dict[date, str] = {}  # week -> the forced gates' message, recorded with the run
     if chart_gate is not None:
         for snap in snapshots:
             if snap.entries_per_market:
-                chart_gate(request, snap.snapshot_date, snap.entries_per_market, snap.duplicate_ranks())
+                report = chart_gate(request, snap.snapshot_date, snap.entries_per_market, snap.duplicate_ranks())
+                if report.forced:
+                    forced[snap.snapshot_date] = report.message()
     _metadata(snapshots, sources, fetched, fetched_at)
     chain = _features(request, snapshots, chart, sources, fetched, fetched_at)
     fetched.unavailable.update(sources.spotify_restrictions)
@@ -538,6 +542,8 @@ def run_extract(
         }
         if chart_file is not None:
             summary["chart_file"] = chart_file
+        if snap.snapshot_date in forced:
+            summary["gates_forced"] = forced[snap.snapshot_date]
         results.append(_publish_week(request, store, snap, objects, summary, sources_row, now))
     sources.cache.flush()
     return results

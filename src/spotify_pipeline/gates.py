@@ -496,9 +496,8 @@ class GateReport:
                 f"data-quality {names} failed for snapshot {day}; nothing was written, the week keeps what it had: "
                 f"{listed}. Fix the source and run again, or load it anyway: {self.next_step}"
             )
-        return (
-            f"model skipped for snapshot {day} (chart data still loaded): {names} failed: {listed}. "
-            f"Model it anyway: {self.next_step}"
+        return f"model skipped for snapshot {day} (chart data still loaded): {names} failed: {listed}. " + (
+            f"Model it anyway: {self.next_step}" if self.next_step.startswith("spotify-pipeline") else self.next_step
         )
 
     def as_fields(self) -> dict[str, Any]:
@@ -614,7 +613,7 @@ def check_chart(
 
 
 def check_features(
-    clean: Manifest, store: BucketStore, thresholds: GateThresholds, *, force: bool | None = None
+    clean: Manifest, store: BucketStore, thresholds: GateThresholds, *, force: bool | None = None, clusters: int = 5
 ) -> GateReport:
     """The feature gates on a transform manifest's week (start of recommend). Never raises for a
     failed gate: the caller skips the model unless the report passed or was forced (``force``, else
@@ -646,10 +645,17 @@ def check_features(
     else:
         forced, by = force, "--force"
     day = clean.snapshot_date.isoformat()
+    next_step = f"spotify-pipeline replay --from {day} --to {day} --stage recommend --force"
+    if m.model_features < clusters:  # forcing cannot model fewer tracks than clusters: say what can
+        next_step = (
+            f"no use forcing {m.model_features} track(s) with features into {clusters} clusters; give the week "
+            "audio features (run it again with a feature provider, e.g. --feature-providers reccobeats, or a "
+            "chart file with features)"
+        )
     return _report(
         clean.snapshot_date,
         tuple(r for r in results if r.gate in FEATURE_GATES),
         forced=forced,
         forced_by=by,
-        next_step=f"spotify-pipeline replay --from {day} --to {day} --stage recommend --force",
+        next_step=next_step,
     )

@@ -934,7 +934,9 @@ def run_recommend(
     started = now()
     prefix = layout.prefix("recommend", clean.snapshot_date)
     files: list[FileEntry] = []
-    cat = None if skip_reason else _catalogue(clean, store)
+    modelled = clean.row_counts.get("model_features")
+    # No catalogue to build when no track has features (forced or not: nothing to model).
+    cat = None if skip_reason or modelled == 0 else _catalogue(clean, store)
     if skip_reason is None and (too_few := model_skip_reason(len(cat) if cat is not None else 0, params)):
         skip_reason = f"model skipped for snapshot {clean.snapshot_date} (chart data still loaded): {too_few}"
     if cat is None or skip_reason is not None:

@@ -130,6 +130,13 @@ def test_a_refused_rerun_leaves_the_week_as_it_was_and_replay_rebuilds_it(stack:
         stack, "SELECT COUNT(*) AS n FROM chart_entries WHERE snapshot_date = @d AND market = 'BR'", d=PREVIOUS
     )
     assert br_now == [{"n": 5}]
+    forced = query(
+        stack,
+        "SELECT error FROM pipeline_runs WHERE snapshot_date = @d AND stage = 'extract' AND status = 'succeeded' "
+        "AND STARTS_WITH(error, 'forced past failed gates (run request force_gates)')",
+        d=PREVIOUS,
+    )
+    assert forced and "[rows_vs_previous]" in forced[0]["error"]  # the forced run says so in its row
     # ...and a run of BR from its playlist brings the week back exactly (the other markets never moved).
     assert ops(stack, "run", "--snapshot-date", str(PREVIOUS), "--markets", "BR") == 0
     assert snapshot_tables(stack, PREVIOUS) == tables_before
@@ -170,6 +177,12 @@ def test_a_chart_file_without_features_loads_its_chart_and_skips_the_model(stack
     artist = query(stack, "SELECT artist_id, artist_name FROM artists WHERE snapshot_date = @d", d=NO_FEATURES)
     assert artist == [{"artist_id": "name:Someone", "artist_name": "Someone"}]  # known by name (documented key)
     assert counts["model_features"] == counts["recommendations"] == counts["clusters"] == 0
+    # Forcing cannot model tracks without features, and the message says what can instead.
+    assert "no use forcing 0 track(s) with features" in runs(stack, "gates-no-features")[2]["error"]
+    day = str(NO_FEATURES)
+    assert ops(stack, "replay", "--from", day, "--to", day, "--stage", "recommend", "--force") == 0
+    after = query(stack, "SELECT COUNT(*) AS n FROM recommendations WHERE snapshot_date = @d", d=NO_FEATURES)
+    assert after == [{"n": 0}]
 
 
 def test_a_feature_outside_its_documented_range_skips_the_model_then_force_models_and_is_recorded(
