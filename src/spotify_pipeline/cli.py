@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from spotify_pipeline.cli_errors import run_command
+from spotify_pipeline.cli_errors import BAD_INPUT, CliError, run_command
 from spotify_pipeline.cli_target import add_project_argument, announce_stack, open_warehouse, resolve, stack_root
 from spotify_pipeline.config import CliSettings, Settings
 
@@ -244,6 +244,10 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     from google.cloud import bigquery
 
+    if not args.sql.strip():
+        raise CliError(
+            'empty SQL: give a statement, e.g. spotify-pipeline query "SELECT COUNT(*) FROM tracks"', code=BAD_INPUT
+        )
     target = resolve(args, running=False)
     with open_warehouse(target) as client:
         project, dataset = target.settings.project, target.settings.dataset

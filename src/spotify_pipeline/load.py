@@ -19,7 +19,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from spotify_pipeline import layout
 from spotify_pipeline.errors import DataError
@@ -42,6 +42,7 @@ def replace_partition(
     client: bigquery.Client, dataset: str, spec: TableSpec, parquet: bytes, snapshot: str, run_id: str
 ) -> int:
     """Load ``parquet`` into ``spec``'s table as the complete content of snapshot ``snapshot``."""
+    from google.api_core.exceptions import NotFound
     from google.cloud import bigquery
 
     target = f"{client.project}.{dataset}.{spec.name}"
@@ -58,34 +59,65 @@ def replace_partition(
     # default 10 minutes, and Eventarc redelivers it (the partition is replaced again, idempotently).
     retry = bigquery.DEFAULT_RETRY.with_timeout(BQ_RETRY_SECONDS)
     try:
-        job = client.load_table_from_file(
-            io.BytesIO(parquet), staging, job_config=config, num_retries=2, timeout=BQ_RETRY_SECONDS
-        )
-        job.result(retry=retry, timeout=BQ_JOB_SECONDS)
-        staged = client.get_table(staging, retry=retry).num_rows or 0
-        cols = ", ".join(f"`{c}`" for c in spec.column_names)
-        merge = (
-            f"MERGE `{target}` T USING `{staging}` S ON FALSE "
-            f"WHEN NOT MATCHED BY SOURCE AND T.{spec.partition_field} = @snapshot THEN DELETE "
-            f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({cols})"
-        )
-        params = [bigquery.ScalarQueryParameter("snapshot", "DATE", snapshot)]
-        check = client.query(
-            f"SELECT COUNT(*) AS n FROM `{staging}` WHERE {spec.partition_field} != @snapshot",
-            job_config=bigquery.QueryJobConfig(query_parameters=params),
-            retry=retry,
-        )
-        wrong = next(iter(check.result(retry=retry, timeout=BQ_JOB_SECONDS)))["n"]
-        if wrong:
-            raise DataError(f"table {spec.name}: {wrong} rows are not of snapshot_date {snapshot}; nothing loaded")
-        merged = client.query(merge, job_config=bigquery.QueryJobConfig(query_parameters=params), retry=retry)
-        merged.result(retry=retry, timeout=BQ_JOB_SECONDS)
-        return int(staged)
+        return _replace(client, spec, parquet, snapshot, target, staging, config, retry)
+    except NotFound:
+        _require_table(client, target, retry)  # a missing table is permanent; anything else was transient
+        raise
     finally:
         try:
             client.delete_table(staging, not_found_ok=True, retry=bigquery.DEFAULT_RETRY.with_timeout(5.0))
         except Exception as exc:  # the load's own outcome matters more; a leftover staging table is logged
             log.warning("could not delete staging table %s: %s", staging, exc)
+
+
+def _replace(
+    client: bigquery.Client,
+    spec: TableSpec,
+    parquet: bytes,
+    snapshot: str,
+    target: str,
+    staging: str,
+    config: Any,
+    retry: Any,
+) -> int:
+    from google.cloud import bigquery
+
+    job = client.load_table_from_file(
+        io.BytesIO(parquet), staging, job_config=config, num_retries=2, timeout=BQ_RETRY_SECONDS
+    )
+    job.result(retry=retry, timeout=BQ_JOB_SECONDS)
+    staged = client.get_table(staging, retry=retry).num_rows or 0
+    cols = ", ".join(f"`{c}`" for c in spec.column_names)
+    merge = (
+        f"MERGE `{target}` T USING `{staging}` S ON FALSE "
+        f"WHEN NOT MATCHED BY SOURCE AND T.{spec.partition_field} = @snapshot THEN DELETE "
+        f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({cols})"
+    )
+    params = [bigquery.ScalarQueryParameter("snapshot", "DATE", snapshot)]
+    check = client.query(
+        f"SELECT COUNT(*) AS n FROM `{staging}` WHERE {spec.partition_field} != @snapshot",
+        job_config=bigquery.QueryJobConfig(query_parameters=params),
+        retry=retry,
+    )
+    wrong = next(iter(check.result(retry=retry, timeout=BQ_JOB_SECONDS)))["n"]
+    if wrong:
+        raise DataError(f"table {spec.name}: {wrong} rows are not of snapshot_date {snapshot}; nothing loaded")
+    merged = client.query(merge, job_config=bigquery.QueryJobConfig(query_parameters=params), retry=retry)
+    merged.result(retry=retry, timeout=BQ_JOB_SECONDS)
+    return int(staged)
+
+
+def _require_table(client: bigquery.Client, target: str, retry: Any) -> None:
+    """A missing table is permanent (retrying for a day cannot create it): say how to create it."""
+    from google.api_core.exceptions import NotFound
+
+    try:
+        client.get_table(target, retry=retry)
+    except NotFound:
+        raise DataError(
+            f"table {target} does not exist: create the tables (`terraform apply` in infra/, or locally "
+            "`spotify-pipeline stack up`), then `spotify-pipeline replay --from D --to D --stage load`"
+        ) from None
 
 
 CATCH_UP_LOADS = 3  # at most this many reloads of a manifest published while loading

@@ -99,3 +99,10 @@ def test_replace_partition_keeps_one_copy_and_other_snapshots(stack) -> None:
     assert rows() == [("2026-01-05", 0, 7), ("2026-01-12", 0, 9)]
     leftovers = [t.table_id for t in client.list_tables(dataset) if t.table_id.startswith("_staging")]
     assert leftovers == []
+
+    # A table dropped by hand: a permanent error saying how to create it, not a day of retries.
+    client.delete_table(f"{client.project}.{dataset}.clusters")
+    with pytest.raises(DataError, match=r"clusters does not exist: create the tables .*stack up"):
+        replace_partition(client, dataset, spec, _clusters(a, [7]), a.isoformat(), "r6")
+    ensure_dataset(client, dataset)  # what `stack up` (or terraform apply) does
+    assert replace_partition(client, dataset, spec, _clusters(a, [7]), a.isoformat(), "r7") == 1

@@ -122,3 +122,8 @@ def test_explain_sorts_expected_failures_from_bugs() -> None:
     assert explained(FileNotFoundError(2, "No such file", "f.csv")).lines()[0] == "error: f.csv: no such file or folder"
     assert explained(api.NotFound("Not found: Table p.d.t")).lines()[0] == "error: Not found: Table p.d.t"
     assert explain(KeyError("a bug")) is None  # a bug keeps its traceback
+
+
+def test_empty_sql_is_refused_before_any_warehouse_is_touched(tmp_path: Path) -> None:
+    out = cli("query", "  ", cwd=tmp_path)
+    assert_one_error(out, "empty SQL", code=2)

@@ -221,6 +221,7 @@ def up(
                 f"stack already up; settings changed ({', '.join(changed)}): restarted the functions "
                 f"in {time.monotonic() - started:.1f} s"
             )
+        _provision(existing)  # a table dropped by hand comes back (empty), as `terraform apply` would bring it
         say(describe_settings(existing.settings))
         return existing
     if existing:
