@@ -116,13 +116,33 @@ class Published(NamedTuple):
     message_id: str
 
 
-def _publish_request(args: argparse.Namespace, env: dict[str, str], state: Any, kind: str) -> Published:
+def _refuse_used_run_id(client: Any, settings: Settings, run_id: str) -> None:
+    """A run id given by hand that ``pipeline_runs`` already holds would mix two runs' records (and
+    the follower would read the old run's outcome): refused before publishing."""
+    from google.cloud import bigquery
+
+    sql = f"SELECT COUNT(*) AS n FROM `{settings.project}.{settings.dataset}.pipeline_runs` WHERE run_id = @r"
+    cfg = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("r", "STRING", run_id)])
+    used = int(next(iter(client.query(sql, job_config=cfg).result()))["n"])
+    if used:
+        raise CliError(
+            f"run id {run_id} is already recorded ({used} pipeline_runs rows)",
+            "choose another --run-id, or leave it out for a fresh one",
+            code=BAD_INPUT,
+        )
+
+
+def _publish_request(
+    args: argparse.Namespace, env: dict[str, str], state: Any, kind: str, client: Any = None
+) -> Published:
     """Assemble, validate (extract's own rules) and publish the request of ``run`` or ``trigger``; a
     refused request raises before anything is published (the CLI's error policy reports it)."""
     from spotify_pipeline.cli_request import prepare_request
     from spotify_pipeline.runlog import new_run_id
 
     settings = _function_settings(env, state)
+    if args.run_id and client is not None:
+        _refuse_used_run_id(client, settings, args.run_id)
     run_id = args.run_id or new_run_id(kind, datetime.now(UTC))
     payload, request, expected_loads = prepare_request(args, settings, env, run_id)
     return Published(settings, payload, request, expected_loads, publish_tick(env, state, payload))
@@ -134,7 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     env, state, settings = target.env, target.state, target.settings
     client = target.connect()  # before publishing: an unusable warehouse fails the run now
     _use_env(env)
-    settings, payload, request, expected_loads, message_id = _publish_request(args, env, state, "run")
+    settings, payload, request, expected_loads, message_id = _publish_request(args, env, state, "run", client)
     if request.chart_source == "charts-csv":
         markets = ", ".join(request.markets) or "all"
         what = f"chart file {payload['charts_csv']}: {expected_loads} snapshot(s), markets {markets}"
@@ -228,11 +248,12 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     target = resolve(args, running=True)
     target.announce()
     env, state = target.env, target.state
-    settings, payload, request, expected_loads, message_id = _publish_request(args, env, state, "trigger")
+    client = target.connect() if args.wait or args.run_id else None
+    settings, payload, request, expected_loads, message_id = _publish_request(args, env, state, "trigger", client)
     where = f"projects/{env['GOOGLE_CLOUD_PROJECT']}/topics/{env['PIPELINE_TICKS_TOPIC']}"
     print(f"published {json.dumps(payload)} to {where} (message {message_id})", flush=True)
     if args.wait:
-        return wait_for_run(target.connect(), settings, request.run_id, args.timeout, expected_loads=expected_loads)
+        return wait_for_run(client, settings, request.run_id, args.timeout, expected_loads=expected_loads)
     print(
         f"follow it: spotify-pipeline status, or spotify-pipeline query "
         f"\"SELECT * FROM pipeline_runs WHERE run_id = '{request.run_id}'\""

@@ -133,3 +133,15 @@ def test_the_warehouse_client_runs_jobs_in_the_datasets_own_location(stack: Any)
     client = target.warehouse_client()
     assert (target.location, client.location) == ("EU", "EU")
     assert target.describe() == "project local-project / dataset charts_eu / location EU"
+
+
+def test_a_run_id_already_recorded_is_refused_before_publishing(loaded: Any, tmp_path: Path) -> None:
+    """Reusing a run id would let the follower report the old run's outcome as the new one's."""
+    before = bq(loaded).query("SELECT COUNT(*) AS n FROM `local-project.spotify_charts.pipeline_runs`").result()
+    out = cli("--stack-dir", str(loaded.root), "run", "--run-id", "cli-target-errors", "--markets", "BR", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    lines = error_lines(out.stderr)
+    assert lines[0].startswith("error: run id cli-target-errors is already recorded"), out.stderr
+    assert "--run-id" in lines[-1] and "Traceback" not in out.stderr
+    after = bq(loaded).query("SELECT COUNT(*) AS n FROM `local-project.spotify_charts.pipeline_runs`").result()
+    assert next(iter(after))["n"] == next(iter(before))["n"]  # nothing was published
