@@ -10,7 +10,7 @@ GLOBAL and BR go two weeks without a stored chart and DE's first week is not the
 
     GLOBAL  W1: a1 b2 c3        W2: b1 a2 d3 (c dropped)      W3: b1 d2 e3 (a dropped)
     BR      (none)              W2: a1 a5 e2 (first week)     W3: e1 a2
-    DE      (none)              (none)       DE_WEEK: b1 a2 (first week)
+    DE      DE_WEEK only: b1 a2 (first week; a week after W2, a week before W3)
 
 Track names carry the week ("Song a w2"), so a drop-out named from the previous week is visible;
 the recommendations' own name columns (while the table has them) say "STALE", so a view that read
