@@ -4,7 +4,7 @@ A missing browser is a failure, never a skip: CI installs it (.ci/run)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,18 +54,42 @@ def demo_page(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Page:
 
 
 @pytest.fixture(scope="session")
-def crafted_page(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
-    """The hand-made warehouse of crafted.py (every kind of week-over-week movement), rendered."""
-    from browser.crafted import W3, WEEKS, crafted_dataset
+def crafted_warehouse(stack: Any) -> Iterator[str]:
+    """The hand-made warehouse of crafted.py (every kind of week-over-week movement): its dataset."""
+    from browser.crafted import crafted_dataset
+    from helpers import bq
+
+    with crafted_dataset(bq(stack)) as dataset:
+        yield dataset
+
+
+def render_crafted(stack: Any, dataset: str, out: Path, snapshot_date: date | None = None) -> Path:
     from helpers import bq
 
     from spotify_pipeline.dashboard import build_payload, read_warehouse, write_dashboard
 
-    client = bq(stack)
-    with crafted_dataset(client) as dataset:
-        rows = read_warehouse(client, "local-project", dataset, where="the local BigQuery emulator")
-        path = write_dashboard(build_payload(rows, generated_at=datetime.now(UTC)), tmp_path_factory.mktemp("crafted"))
-        yield Page(path=path, weeks=WEEKS, week=W3, dataset=dataset)
+    rows = read_warehouse(
+        bq(stack), "local-project", dataset, snapshot_date=snapshot_date, where="the local BigQuery emulator"
+    )
+    return write_dashboard(build_payload(rows, generated_at=datetime.now(UTC)), out)
+
+
+@pytest.fixture(scope="session")
+def crafted_page(stack: Any, crafted_warehouse: str, tmp_path_factory: pytest.TempPathFactory) -> Page:
+    """The crafted warehouse rendered as the command does by default: its latest week first."""
+    from browser.crafted import W3, WEEKS
+
+    path = render_crafted(stack, crafted_warehouse, tmp_path_factory.mktemp("crafted"))
+    return Page(path=path, weeks=WEEKS, week=W3, dataset=crafted_warehouse)
+
+
+@pytest.fixture(scope="session")
+def crafted_earlier_page(stack: Any, crafted_warehouse: str, tmp_path_factory: pytest.TempPathFactory) -> Page:
+    """``--snapshot-date W2`` on the crafted warehouse: later weeks (DE_WEEK, W3) are stored but not on the page."""
+    from browser.crafted import W1, W2
+
+    path = render_crafted(stack, crafted_warehouse, tmp_path_factory.mktemp("crafted-w2"), snapshot_date=W2)
+    return Page(path=path, weeks=(W1, W2), week=W2, dataset=crafted_warehouse)
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,12 @@ Shared by tests/integration/test_views.py (the views' SQL on the BigQuery emulat
 tests (the page's movement tables). The pipeline's demo catalogue charts the same songs every week,
 so its week-over-week view shows no movement; this data set has every kind of it.
 
-Three stored weeks (the third after a two-week gap), two markets, five tracks:
+Four stored weeks, three markets, five tracks; between W2 and W3 a week of DE alone (DE_WEEK), so
+GLOBAL and BR go two weeks without a stored chart and DE's first week is not the first stored week:
 
     GLOBAL  W1: a1 b2 c3        W2: b1 a2 d3 (c dropped)      W3: b1 d2 e3 (a dropped)
     BR      (none)              W2: a1 a5 e2 (first week)     W3: e1 a2
+    DE      DE_WEEK only: b1 a2 (first week; a week after W2, a week before W3)
 
 Track names carry the week ("Song a w2"), so a drop-out named from the previous week is visible;
 the recommendations' own name columns (while the table has them) say "STALE", so a view that read
@@ -33,10 +35,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 W1, W2, W3 = date(2026, 1, 5), date(2026, 1, 12), date(2026, 1, 26)
-WEEKS = (W1, W2, W3)
+DE_WEEK = date(2026, 1, 19)  # DE's first stored week, and no other market's
+WEEKS = (W1, W2, DE_WEEK, W3)
 CHARTS: dict[date, dict[str, list[str]]] = {
     W1: {"GLOBAL": ["a", "b", "c"]},
     W2: {"GLOBAL": ["b", "a", "d"], "BR": ["a", "e", "x", "x", "a"]},  # "x": no entry at that rank
+    DE_WEEK: {"DE": ["b", "a"]},
     W3: {"GLOBAL": ["b", "d", "e"], "BR": ["e", "a"]},
 }
 POPULARITY = {"a": 80, "b": 70, "c": 60, "d": 90, "e": None}
@@ -59,10 +63,11 @@ RUNS = (
     (W1, 1, "load", "succeeded", MODEL_SKIPPED),
     (W2, 0, "load", "succeeded", f"model skipped for snapshot {W2.isoformat()} (chart data still loaded): 1 track(s)"),
     (W2, 60, "load", "succeeded", None),  # re-run with features: modelled
+    (DE_WEEK, 0, "load", "succeeded", None),
     (W3, 0, "load", "succeeded", None),
     (W3, 5, "load", "failed", "model skipped: a failed load does not count"),
 )
-MODELLED_WEEKS = (W2, W3)
+MODELLED_WEEKS = (W2, DE_WEEK, W3)
 
 
 def track_id(key: str) -> str:

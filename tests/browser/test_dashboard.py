@@ -314,3 +314,53 @@ def test_an_artist_known_only_by_name_shows_by_name_without_an_artist_link(brows
     hrefs = browser.execute_script("return [...document.querySelectorAll('a[href]')].map(a => a.href)")
     assert hrefs and all(h.startswith("https://open.spotify.com/track/") for h in hrefs), hrefs
     assert NAME_ONLY_ARTIST not in crafted_page.path.read_text(encoding="utf-8")  # artist ids never reach the page
+
+
+def week_options(driver: Any) -> list[str]:
+    return list(
+        driver.execute_script("return [...document.querySelectorAll('#snapshot-select option')].map(o => o.text)")
+    )
+
+
+def test_only_the_newest_stored_week_is_called_latest(
+    browser: Any, crafted_page: Page, crafted_earlier_page: Page
+) -> None:
+    from browser.crafted import DE_WEEK, W1, W2, W3
+
+    open_page(browser, crafted_earlier_page.path)  # --snapshot-date W2; DE_WEEK and W3 are stored after it
+    assert browser.find_element("id", "snapshot-select").get_attribute("value") == W2.isoformat()
+    assert week_options(browser) == [W2.isoformat(), W1.isoformat()]  # no "(latest)": W3 is not on the page
+    subtitle = browser.find_element("id", "subtitle").text
+    assert subtitle.startswith(f"Week of {W2.isoformat()} (latest stored week: {W3.isoformat()}) \u00b7 ")
+
+    open_page(browser, crafted_page.path)
+    assert week_options(browser) == [f"{W3.isoformat()} (latest)", DE_WEEK.isoformat(), W2.isoformat(), W1.isoformat()]
+    assert browser.find_element("id", "subtitle").text.startswith(f"Week of {W3.isoformat()} (latest stored) \u00b7 ")
+
+
+def test_week_over_week_says_which_market_has_no_earlier_week(stack: Any, browser: Any, crafted_page: Page) -> None:
+    from browser.crafted import DE_WEEK, W1, W2
+
+    def summary() -> str:
+        return str(browser.find_element("id", "movement-summary").text)
+
+    open_page(browser, crafted_page.path)
+    choose(browser, "snapshot-select", DE_WEEK.isoformat())  # DE's first week; GLOBAL and BR have earlier ones
+    assert summary() == (
+        f"No earlier stored week of DE to compare with ({DE_WEEK.isoformat()} is the first stored week of DE; "
+        "earlier weeks are stored for other markets)."
+    )
+    assert browser.execute_script(COUNTS_JS) == expected_counts(stack, DE_WEEK, None, crafted_page.dataset)
+    assert f"DE {DE_WEEK.isoformat()}: 2 chart entries" in browser.find_element("id", "provenance").text
+    assert "first stored week of DE." in browser.find_element("id", "provenance").text
+
+    choose(browser, "snapshot-select", W1.isoformat())  # the first stored week of all
+    assert summary() == f"No earlier stored week to compare with ({W1.isoformat()} is the first stored week)."
+
+    choose(browser, "snapshot-select", W2.isoformat())  # GLOBAL compared with W1; BR's first week
+    assert summary().startswith(
+        f"Against each market's previous stored week (GLOBAL: {W1.isoformat()}, BR: none, its first stored week): "
+        "1 new, 1 up, 1 down, 0 unchanged, 1 dropped out; 2 entries of BR not compared"
+    )
+    choose(browser, "market-filter", "DE")  # DE has no chart that week
+    assert summary() == f"No chart of DE is stored for the week of {W2.isoformat()}."

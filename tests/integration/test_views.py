@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from browser.crafted import MODEL_SKIPPED, W1, W2, W3, crafted_dataset, ensure_pipeline_weeks, name, track_id
+from browser.crafted import DE_WEEK, MODEL_SKIPPED, W1, W2, W3, crafted_dataset, ensure_pipeline_weeks, name, track_id
 from helpers import bq, query
 
 from spotify_pipeline.schema import views
@@ -93,7 +93,10 @@ def test_weekly_movement(stack: Any, crafted: str) -> None:
         (W2, "GLOBAL", "c"): (None, 3, None, "dropped", W1, 7, name("c", W1)),  # named from the week it charted
         (W2, "BR", "a"): (1, None, None, "no_history", None, None, name("a", W2)),  # listed twice: best rank
         (W2, "BR", "e"): (2, None, None, "no_history", None, None, name("e", W2)),
-        (W3, "GLOBAL", "b"): (1, 1, 0, "same", W2, 14, name("b", W3)),  # previous STORED week, 14 days back
+        (DE_WEEK, "DE", "b"): (1, None, None, "no_history", None, None, name("b", DE_WEEK)),  # DE's first week
+        (DE_WEEK, "DE", "a"): (2, None, None, "no_history", None, None, name("a", DE_WEEK)),
+        # the market's previous STORED week, 14 days back (DE_WEEK in between is not GLOBAL's)
+        (W3, "GLOBAL", "b"): (1, 1, 0, "same", W2, 14, name("b", W3)),
         (W3, "GLOBAL", "d"): (2, 3, 1, "up", W2, 14, name("d", W3)),
         (W3, "GLOBAL", "e"): (3, None, None, "new", W2, 14, name("e", W3)),
         (W3, "GLOBAL", "a"): (None, 2, None, "dropped", W2, 14, name("a", W2)),
@@ -180,6 +183,7 @@ def test_snapshots_and_latest_chart(stack: Any, crafted: str) -> None:
         (W2, "GLOBAL"): (3, 3, W1, 2, False, 0, "crafted"),
         (W3, "GLOBAL"): (3, 3, W2, 1, True, 1, "crafted"),
         (W2, "BR"): (3, 2, None, 2, False, 1, "crafted"),
+        (DE_WEEK, "DE"): (2, 2, None, 1, True, 0, "crafted"),
         (W3, "BR"): (2, 2, W2, 1, True, 1, "crafted"),
     }
     latest = sorted(
@@ -190,6 +194,8 @@ def test_snapshots_and_latest_chart(stack: Any, crafted: str) -> None:
     assert latest == [
         ("BR", 1, "e", name("e", W3), url + track_id("e")),
         ("BR", 2, "a", name("a", W3), url + track_id("a")),
+        ("DE", 1, "b", name("b", DE_WEEK), url + track_id("b")),  # DE's latest week is not W3
+        ("DE", 2, "a", name("a", DE_WEEK), url + track_id("a")),
         ("GLOBAL", 1, "b", name("b", W3), url + track_id("b")),
         ("GLOBAL", 2, "d", name("d", W3), url + track_id("d")),
         ("GLOBAL", 3, "e", name("e", W3), url + track_id("e")),
@@ -250,6 +256,7 @@ def test_model_status_is_the_latest_succeeded_load(stack: Any, crafted: str) -> 
     assert got == {
         W1: (True, MODEL_SKIPPED, "crafted-2026-01-05-1"),
         W2: (False, None, "crafted-2026-01-12-60"),  # a later load modelled the week its first load skipped
+        DE_WEEK: (False, None, "crafted-2026-01-19-0"),
         W3: (False, None, "crafted-2026-01-26-0"),  # the later failed load does not count
     }
 

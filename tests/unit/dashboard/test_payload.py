@@ -166,6 +166,35 @@ def test_movement_codes_and_previous_weeks() -> None:
     assert week["previous"] == {"GLOBAL": W1.isoformat()}
 
 
+def test_a_market_without_an_earlier_week_is_listed_with_no_previous_week() -> None:
+    """The page says which market has nothing to compare with: every market charting that week is in 'previous'."""
+    first_in_br = {
+        "snapshot_date": W2,
+        "market": "BR",
+        "previous_snapshot_date": None,
+        "track_id": "t2",
+        "track_name": "Two",
+        "artist_names": "B",
+        "rank": 1,
+        "previous_rank": None,
+        "rank_change": None,
+        "movement": "no_history",
+    }
+    rows = warehouse()
+    rows.movement.append(first_in_br)
+    week = build_payload(rows, generated_at=NOW)["weeks"][W2.isoformat()]
+    assert week["previous"] == {"GLOBAL": W1.isoformat(), "BR": None}
+
+
+def test_an_earlier_snapshot_date_keeps_the_later_stored_weeks_in_meta() -> None:
+    """--snapshot-date W1 with W2 stored: W1 is shown first, W2 stays the newest stored week (not on the page)."""
+    rows = warehouse()
+    rows.selection = Selection(weeks=(W1,), default_week=W1, neighbours=2, stored_neighbours=2)
+    meta = build_payload(rows, generated_at=NOW)["meta"]
+    assert (meta["weeks"], meta["defaultWeek"]) == (["2026-11-16"], "2026-11-16")
+    assert meta["storedWeeks"] == ["2026-11-16", "2026-11-23"]
+
+
 def test_synthetic_detection() -> None:
     assert build_payload(warehouse(), generated_at=NOW)["meta"]["synthetic"] is False
     flagged = warehouse(snapshots=[snap(W2, "GLOBAL", synthetic_tracks=3)])

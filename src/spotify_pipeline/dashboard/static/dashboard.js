@@ -100,10 +100,14 @@
 
   /* ---- header, banner, provenance ---- */
 
+  /* The newest stored week, on this page or not: --snapshot-date can put an earlier week last. */
+  function newestStoredWeek() { return META.storedWeeks[META.storedWeeks.length - 1]; }
+
   function renderHeader() {
     var w = DATA.weeks[state.week];
-    var latest = state.week === META.weeks[META.weeks.length - 1];
-    $("subtitle").textContent = "Week of " + state.week + (latest ? " (latest stored)" : "") + " \u00b7 " +
+    var newest = newestStoredWeek();
+    $("subtitle").textContent = "Week of " + state.week +
+      (state.week === newest ? " (latest stored)" : " (latest stored week: " + newest + ")") + " \u00b7 " +
       (state.market || "all markets") + " \u00b7 " + MARKETS.length + " markets, " + META.weeks.length +
       " stored week" + (META.weeks.length === 1 ? "" : "s") + " on this page";
     $("synthetic-banner").hidden = !META.synthetic;
@@ -119,7 +123,7 @@
       var p = w.provenance[m];
       lines.push(m + " " + state.week + ": " + p.entries + " chart entries, " + p.tracks + " tracks (" +
         p.withFeatures + " with audio features), chart source " + p.chartSource + ", features " +
-        (p.featureSource || "none") + (p.previous ? ", previous stored week " + p.previous : ", first stored week") +
+        (p.featureSource || "none") + (p.previous ? ", previous stored week " + p.previous : ", first stored week of " + m) +
         (p.synthetic ? ", " + p.synthetic + " synthetic tracks" : "") + ".");
     });
     lines.push("Model " + state.week + ": " + (w.modelSkipped ? "none, " + w.modelSkipped
@@ -248,6 +252,30 @@
     return ["", ""];
   }
 
+  /* Each market is compared with its own previous stored week (w.previous: null for the market's first
+     stored week), so "first stored week" is said of the page's week only when no market has an earlier one. */
+  function movementSummary(w, counts) {
+    var scope = (state.market ? [state.market] : MARKETS).filter(function (m) {
+      return Object.prototype.hasOwnProperty.call(w.previous, m);  // the markets charting this week
+    });
+    if (scope.length === 0) {
+      return "No chart of " + (state.market || "any market") + " is stored for the week of " + state.week + ".";
+    }
+    var fresh = scope.filter(function (m) { return !w.previous[m]; }).join(", ");
+    if (scope.every(function (m) { return !w.previous[m]; })) {
+      return state.week === META.storedWeeks[0]
+        ? "No earlier stored week to compare with (" + state.week + " is the first stored week)."
+        : "No earlier stored week of " + fresh + " to compare with (" + state.week + " is the first stored week of " +
+          fresh + "; earlier weeks are stored for other markets).";
+    }
+    var prev = scope.map(function (m) { return m + ": " + (w.previous[m] || "none, its first stored week"); });
+    var noHistory = counts.no_history || 0;
+    return "Against each market's previous stored week (" + prev.join(", ") + "): " + (counts["new"] || 0) + " new, " +
+      (counts.up || 0) + " up, " + (counts.down || 0) + " down, " + (counts.same || 0) + " unchanged, " +
+      (counts.dropped || 0) + " dropped out" + (noHistory ? "; " + noHistory + " entries of " + fresh + " not compared" : "") +
+      " (view dash_weekly_movement).";
+  }
+
   function renderMovement() {
     var w = DATA.weeks[state.week], mv = w.moves, only = marketIndex();
     var news = [], ups = [], drops = [], chart = [], counts = {};
@@ -262,15 +290,7 @@
     }
     ups.sort(function (a, b) { return (b.pr - b.r) - (a.pr - a.r) || a.r - b.r || a.m.localeCompare(b.m); });
     drops.sort(function (a, b) { return a.pr - b.pr || a.m.localeCompare(b.m); });
-    var scope = state.market ? [state.market] : MARKETS;
-    var prev = scope.map(function (m) { return m + ": " + (w.previous[m] || "none"); }).join(", ");
-    var noHistory = counts.no_history || 0;
-    $("movement-summary").textContent = noHistory === chart.length && chart.length > 0
-      ? "No earlier stored week to compare with (" + state.week + " is the first stored week" +
-        (state.market ? " of " + state.market : "") + ")."
-      : "Against the previous stored week (" + prev + "): " + (counts["new"] || 0) + " new, " + (counts.up || 0) +
-        " up, " + (counts.down || 0) + " down, " + (counts.same || 0) + " unchanged, " + (counts.dropped || 0) +
-        " dropped out" + (noHistory ? "; " + noHistory + " entries without an earlier week" : "") + " (view dash_weekly_movement).";
+    $("movement-summary").textContent = movementSummary(w, counts);
     fillBody("table-new", news.map(function (r) {
       return el("tr", { "data-track-id": TRACKS.id[r.t] }, [td(r.m), td(r.r, "num"), td(TRACKS.name[r.t]), td(TRACKS.artists[r.t])]);
     }), "No new entries.", 4);
@@ -401,9 +421,9 @@
   }
 
   function init() {
-    var latest = META.weeks[META.weeks.length - 1];
+    var newest = newestStoredWeek();
     options($("snapshot-select"), META.weeks.slice().reverse().map(function (w) {
-      return [w, w + (w === latest ? " (latest)" : "")];
+      return [w, w + (w === newest ? " (latest)" : "")];
     }));
     $("snapshot-select").value = state.week;
     options($("market-filter"), [["", "All markets"]].concat(MARKETS.map(function (m) { return [m, m]; })));
