@@ -204,9 +204,22 @@ def wait_for_run(client: Any, settings: Settings, run_id: str, timeout: float, *
     cfg = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("r", "STRING", run_id)])
     deadline = time.monotonic() + timeout
     rows: list[Any] = []
+    unreachable: Exception | None = None
     while time.monotonic() < deadline:
         seen = len(rows)
-        rows = list(client.query(sql, job_config=cfg).result())
+        # Each poll bounded by what is left of --timeout: a warehouse that went away (a stopped or
+        # restarted stack) must not hold the command past it; the run may still finish meanwhile.
+        left = max(1.0, deadline - time.monotonic())
+        try:
+            retry = bigquery.DEFAULT_RETRY.with_timeout(left)  # job_retry off: it would retry for 10 minutes
+            job = client.query(sql, job_config=cfg, retry=retry, timeout=left, job_retry=None)
+            rows = list(job.result(timeout=left, retry=retry, job_retry=None))
+            unreachable = None
+        except Exception as exc:
+            unreachable = exc
+            rows = rows[:seen]
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            continue
         for row in rows[seen:]:
             counts = json.loads(row["row_counts"]) if row["row_counts"] else {}
             detail = ", ".join(f"{k}={v}" for k, v in counts.items()) if row["status"] == "succeeded" else row["error"]
@@ -221,6 +234,9 @@ def wait_for_run(client: Any, settings: Settings, run_id: str, timeout: float, *
             return _report(run_id, rows, verdict)
         time.sleep(0.5)
     last = f"last stage reported: {rows[-1]['stage']}" if rows else "no stage reported yet"
+    if unreachable is not None:
+        first = str(unreachable).splitlines()[0][:200] if str(unreachable) else type(unreachable).__name__
+        last += f"; the warehouse could not be read: {first} (is the stack up? `spotify-pipeline stack status`)"
     print(f"run {run_id} did not finish within {timeout:.0f} s ({last}); see the function logs", file=sys.stderr)
     return 1
 

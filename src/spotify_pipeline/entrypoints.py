@@ -168,6 +168,11 @@ def _finish(rt: Runtime, run: StageRun, fn: Callable[[], dict[str, int]]) -> Non
     rt.runlog.record(run.row("succeeded", rt.now(), counts))
 
 
+def tick_run_id(message_id: str, publish_time: str) -> str:
+    """The run id of a request that names none: from its Pub/Sub message id and publish time."""
+    return "ps-" + hashlib.sha256(f"{message_id}|{publish_time}".encode()).hexdigest()[:16]
+
+
 def handle_tick(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
     """extract: a Pub/Sub run request."""
 
@@ -180,8 +185,9 @@ def handle_tick(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
     with logs.context(stage="extract", object=where):
         if _too_old(rt, _event_time(cloud_event), where):
             return
-        # A redelivered message keeps its id, so it keeps its run id.
-        default_run_id = "ps-" + hashlib.sha256(message_id.encode()).hexdigest()[:16]
+        # A redelivered message keeps its id and publish time, so it keeps its run id; the publish time
+        # keeps ids apart where message ids restart (a fresh Pub/Sub emulator numbers from 1 again).
+        default_run_id = tick_run_id(message_id, str(message.get("publishTime") or message.get("publish_time") or ""))
         payload: Mapping[str, Any] = {}
         try:
             payload = decode_pubsub_payload(data, where)

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from spotify_pipeline import layout
 from spotify_pipeline.errors import DataError, SourceUnavailable
-from spotify_pipeline.events import ObjectRef, RunRequest
+from spotify_pipeline.events import FUTURE_SLACK_DAYS, ObjectRef, RunRequest
 from spotify_pipeline.manifest import FileEntry, Manifest, Part, sha256_hex
 from spotify_pipeline.sources.cache import Cache
 from spotify_pipeline.sources.charts_csv import ChartEntry, ChartFile, parse_chart_csv
@@ -505,6 +505,13 @@ def run_extract(
         snapshots = [_playlist_snapshot(request, sources.spotify_api(), fetched)]
     else:
         snapshots = [_Snapshot(request.snapshot_date)]  # only removing markets: nothing to fetch
+    for snap in snapshots:
+        if (snap.snapshot_date - started.date()).days > FUTURE_SLACK_DAYS:  # as a request's snapshot_date
+            where = request.charts_csv or "the run request"
+            raise DataError(
+                f"{where}: snapshot_date {snap.snapshot_date} is in the future (today is {started.date()} UTC); "
+                "fix the file's dates"
+            )
     forced: dict[date, str] = {}  # week -> the forced gates' message, recorded with the run
     if chart_gate is not None:
         for snap in snapshots:

@@ -71,7 +71,7 @@ def run_count(stack: Any) -> int:
     ],
 )
 def test_invalid_tick_is_acknowledged_named_and_recorded_as_failed(stack, caplog, payload, field, value) -> None:
-    import hashlib
+    from spotify_pipeline.entrypoints import tick_run_id
 
     objects = bucket_objects(stack)
     message_id = f"bad-{field}-{time.time_ns()}"
@@ -83,7 +83,7 @@ def test_invalid_tick_is_acknowledged_named_and_recorded_as_failed(stack, caplog
     assert bucket_objects(stack) == objects
     # A failed extract row under the request's run id (else the message's), saying why: what `run` follows.
     given = payload.get("run_id") if isinstance(payload, dict) else None
-    run_id = given or "ps-" + hashlib.sha256(message_id.encode()).hexdigest()[:16]
+    run_id = given or tick_run_id(message_id, "")  # the test's event carries no publish time
     rows = query(stack, "SELECT stage, status, error FROM pipeline_runs WHERE run_id = @r", r=run_id)
     assert [(r["stage"], r["status"]) for r in rows] == [("extract", "failed")]
     assert f"'{field}'" in rows[0]["error"] and value in rows[0]["error"]

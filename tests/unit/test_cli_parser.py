@@ -116,3 +116,24 @@ def test_verdict_waits_for_every_expected_load() -> None:
     assert run_verdict(one) == Verdict(True)
     assert run_verdict(one, expected_loads=2) is None
     assert run_verdict(one + one[1:], expected_loads=2) == Verdict(True)
+
+
+def test_following_a_run_honours_its_timeout_when_the_warehouse_is_gone(capsys: Any) -> None:
+    """A stopped or restarted stack under `run`: the follower gives up at --timeout and says why
+    (a real BigQuery client pointed at a closed port)."""
+    import socket
+    import time
+
+    from spotify_pipeline.cli import wait_for_run
+    from spotify_pipeline.clients import bigquery_client
+    from spotify_pipeline.config import Settings
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the block ends: nothing listens there
+    client = bigquery_client("local-project", "US", {"BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{port}"})
+    began = time.monotonic()
+    assert wait_for_run(client, Settings(), "gone-run", 4.0) == 1
+    assert time.monotonic() - began < 15.0
+    err = capsys.readouterr().err
+    assert "did not finish within 4 s" in err and "the warehouse could not be read" in err and "stack status" in err

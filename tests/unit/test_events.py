@@ -290,3 +290,13 @@ def test_handle_tick_acknowledges_malformed_messages(data: dict[str, Any]) -> No
     }
     # Rejection happens before any client is built, so an empty environment is enough.
     assert handle_tick(CloudEvent(attributes, data), Runtime(env={})) is None
+
+
+def test_a_default_run_id_differs_for_the_same_message_id_published_again() -> None:
+    """A fresh Pub/Sub emulator numbers messages from 1 again; the publish time keeps run ids apart,
+    while a redelivery (same id, same publish time) keeps its run id."""
+    from spotify_pipeline.entrypoints import tick_run_id
+
+    first = tick_run_id("64", "2026-11-30T05:00:00Z")
+    assert tick_run_id("64", "2026-11-30T05:00:00Z") == first
+    assert tick_run_id("64", "2026-11-30T06:00:00Z") != first

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable
 from datetime import date
@@ -14,7 +15,7 @@ import pytest
 from unit.sources.harness import CHARTS, NOW, Harness, MemoryStore, Standin
 
 from spotify_pipeline.config import DEFAULT_PLAYLISTS
-from spotify_pipeline.errors import RateLimited, SourceUnavailable
+from spotify_pipeline.errors import DataError, RateLimited, SourceUnavailable
 from spotify_pipeline.events import RunRequest, parse_run_request
 from spotify_pipeline.extract import run_extract
 from spotify_pipeline.manifest import Manifest
@@ -344,3 +345,15 @@ def test_standin_modes_are_what_docs_say(standin: Standin) -> None:
 
     body = requests.get(standin.url + "/_standin/mode", timeout=5).json()
     assert body["mode"] == "dev-2026" and "bulk_artists" in body["restricted"]
+
+
+def test_a_chart_file_dated_in_the_future_is_refused_like_a_request(harness: Callable[..., Harness]) -> None:
+    """A request's snapshot_date may lie at most a week ahead; a chart file's dates are held to the same."""
+    h = harness()
+    name = "uploads/kaggle-future.csv"
+    text = (CHARTS / "kaggle-top-songs-iso.csv").read_text(encoding="utf-8")
+    latest = max(re.findall(r"\d{4}-\d{2}-\d{2}", text))
+    h.files[name] = text.replace(latest, "2027-01-01").encode()
+    with pytest.raises(DataError, match=r"snapshot_date 2027-01-01 is in the future \(today is 2026-11-23 UTC\)"):
+        extract(h, request(h, charts_csv=name, snapshot_date=None))
+    assert not h.standin.stats()  # refused before any request
