@@ -125,8 +125,11 @@ def parse_playlists(raw: str, origin: str) -> dict[str, str]:
             loaded = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{origin}: not valid JSON ({exc})") from None
-        if not isinstance(loaded, dict) or not all(isinstance(v, str) for v in loaded.values()):
+        if not isinstance(loaded, dict):
             raise ConfigError(f"{origin}: expected a JSON object of market to playlist id")
+        bad = next((k for k, v in loaded.items() if not isinstance(v, str)), None)
+        if bad is not None:
+            raise ConfigError(f"{origin}: market {bad!r} = {loaded[bad]!r}: expected a playlist id string")
         pairs = {str(k): v for k, v in loaded.items()}
     else:
         pairs = {}

@@ -158,3 +158,8 @@ def test_int_variables_cover_every_integer_setting() -> None:
     int_fields = {f for f, t in Settings.__annotations__.items() if t == "int"}
     assert int_fields == {field for field, _ in INT_VARIABLES.values()}
     assert set(INT_VARIABLES) <= set(config.ENVIRONMENT_VARIABLES)
+
+
+def test_a_playlist_id_that_is_not_a_string_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"^PIPELINE_PLAYLISTS: market 'bogus' = 1: expected a playlist id string$"):
+        Settings.from_env({"PIPELINE_PLAYLISTS": f'{{"GLOBAL": "{PID_A}", "bogus": 1}}'})
