@@ -108,7 +108,7 @@ class Runtime:
 
     @cached_property
     def runlog(self) -> RunLog:
-        return RunLog(self.bigquery, f"{self.settings.project}.{self.settings.dataset}.pipeline_runs")
+        return RunLog(lambda: self.bigquery, f"{self.settings.project}.{self.settings.dataset}.pipeline_runs")
 
 
 _RUNTIME: Runtime | None = None
@@ -246,11 +246,9 @@ def _refuse(rt: Runtime, run_id: str, where: str, exc: InvalidEvent) -> None:
         exc,
         extra={"fields": {"field": exc.field, "value": exc.value, "run_id": run_id, **STATUS_FAILED}},
     )
-    row = StageRun(run_id=run_id, stage="extract", started_at=now, trigger=where).row("failed", now, error=str(exc))
-    try:
-        rt.runlog.record(row)
-    except Exception as err:  # no warehouse client at all: the refusal still stands, acknowledged
-        log.error("could not record the refused run %s in pipeline_runs: %s", run_id, err)
+    rt.runlog.record(
+        StageRun(run_id=run_id, stage="extract", started_at=now, trigger=where).row("failed", now, error=str(exc))
+    )
 
 
 def handle_extract_event(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Literal
@@ -56,7 +57,8 @@ def new_run_id(kind: str, now: datetime) -> str:
 
 
 class RunLog:
-    def __init__(self, client: bigquery.Client, table_id: str) -> None:
+    def __init__(self, client: Callable[[], bigquery.Client], table_id: str) -> None:
+        # A factory: building the client (credentials) can fail too, and must not fail the stage.
         self._client = client
         self.table_id = table_id
 
@@ -67,7 +69,7 @@ class RunLog:
         try:
             # Bounded: with the warehouse unreachable, the stage must not hang on its record for the
             # client's default 10 minutes of retries (its event would be redelivered meanwhile).
-            errors = self._client.insert_rows_json(
+            errors = self._client().insert_rows_json(
                 self.table_id, [row], retry=bigquery.DEFAULT_RETRY.with_timeout(RECORD_TIMEOUT_SECONDS), timeout=10
             )
         except Exception as exc:
@@ -86,7 +88,7 @@ class RunLog:
             bigquery.ScalarQueryParameter("s", "STRING", stage),
         ]
         try:
-            job = self._client.query(
+            job = self._client().query(
                 sql,
                 job_config=bigquery.QueryJobConfig(query_parameters=params),
                 retry=bigquery.DEFAULT_RETRY.with_timeout(RECORD_TIMEOUT_SECONDS),
