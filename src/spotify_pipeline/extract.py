@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -440,16 +441,16 @@ def _snapshot_objects(snap: _Snapshot, fetched: _Fetched) -> tuple[list[tuple[st
 PUBLISH_ATTEMPTS = 8  # merges retried after losing a race to a concurrent run of the same week
 
 
-def _chart_file_of(name: str) -> str | None:
+# Raw chart objects, by name (the layout in the module doc); transform parses them with these too.
+PAGE_RE = re.compile(r"/playlists/(?P<market>[A-Z]+)/(?P<playlist>[A-Za-z0-9]+)/page-\d+\.json$")
+CHART_RE = re.compile(r"/charts/(?P<market>GLOBAL|[A-Z]{2})\.json$")
+
+
+def chart_market(name: str) -> str | None:
     """The market a raw object holds chart entries of (its chart pages or chart-file rows); None for
     metadata and feature batches, which serve every market of their run."""
-    parts = name.split("/")
-    if "playlists" in parts[:-1]:
-        i = parts.index("playlists")
-        return parts[i + 1] if i + 1 < len(parts) - 1 else None
-    if len(parts) >= 2 and parts[-2] == "charts" and parts[-1].endswith(".json"):
-        return parts[-1][: -len(".json")]
-    return None
+    found = PAGE_RE.search(name) or CHART_RE.search(name)
+    return found["market"] if found else None
 
 
 def merge_week(
@@ -465,7 +466,7 @@ def merge_week(
         markets = tuple(m for m in old.markets if m not in replaced)
         if not markets:
             continue
-        kept = tuple(n for n in old.files if _chart_file_of(n) is None or _chart_file_of(n) in markets)
+        kept = tuple(n for n in old.files if chart_market(n) in (None, *markets))
         parts.append(Part(old.run_id, markets, kept, dict(old.sources)))
         files += [entries[n] for n in kept if n in entries]
     if part is not None:

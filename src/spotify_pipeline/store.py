@@ -224,18 +224,11 @@ class RunScopedStore:
         return self.store.write(target, data, content_type, rows=rows, table=table)
 
     def write_manifest(self, manifest: Manifest, name: str) -> int:
-        ref = layout.parse_manifest_name(name)
-        if ref is None or ref.stage != self.stage:
-            raise ValueError(f"{self.stage} may publish only its own manifests, not {name!r}")
-        key = layout.prefix(self.stage, ref.snapshot_date)
-        base = self.folder(ref.snapshot_date).base_generation
         try:
-            generation = self.store.write_manifest(manifest, name, if_generation_match=base)
+            return self.publish_merged(name, manifest)
         except ConcurrentPublish:
-            self.abandon(ref.snapshot_date)
+            self.abandon(manifest.snapshot_date)
             raise
-        self._published[key] = generation
-        return generation
 
     def delete_stale(self, prefix: str, keep: set[str]) -> list[str]:
         published = self._published.get(prefix)
@@ -268,7 +261,8 @@ class RunScopedStore:
         return removed
 
     def publish_merged(self, name: str, manifest: Manifest) -> int:
-        """Publish without abandoning on a lost race (the caller merges again and retries)."""
+        """Publish with ``ifGenerationMatch=<base>``; on a lost race nothing is abandoned (the caller
+        merges again and retries; :meth:`write_manifest` abandons instead)."""
         ref = layout.parse_manifest_name(name)
         if ref is None or ref.stage != self.stage:
             raise ValueError(f"{self.stage} may publish only its own manifests, not {name!r}")

@@ -16,7 +16,7 @@ import pandas as pd
 
 from spotify_pipeline import layout
 from spotify_pipeline.errors import DataError
-from spotify_pipeline.extract import track_of
+from spotify_pipeline.extract import CHART_RE, PAGE_RE, track_of
 from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
 from spotify_pipeline.schema import table
 from spotify_pipeline.sources.charts_csv import FEATURE_RANGES, INT64_MAX, MAX_RANK
@@ -31,8 +31,6 @@ TABLES = ("chart_entries", "tracks", "artists", "track_artists", "artist_genres"
 
 ARTIST_NAME_KEY = "name:"  # artist_id of an artist known only by name (a chart file, no Spotify metadata)
 
-_PAGE_RE = re.compile(r"/playlists/(?P<market>[A-Z]+)/(?P<playlist>[A-Za-z0-9]+)/page-\d+\.json$")
-_CHART_RE = re.compile(r"/charts/(?P<market>GLOBAL|[A-Z]{2})\.json$")
 _CACHED_RE = re.compile(r"/cached/(?P<kind>[a-z-]+)\.json$")
 
 
@@ -308,8 +306,8 @@ def _parse_part(part: PartInput, snapshot: date) -> _Parsed:
     chart_source = part.chart_source
     chart_time: datetime | None = None
     for name, body in part.raw:
-        page = _PAGE_RE.search(name)
-        chart_file = _CHART_RE.search(name)
+        page = PAGE_RE.search(name)
+        chart_file = CHART_RE.search(name)
         chk = _Raw(name)
         body = chk.obj(body, "(the object)")
         if page:
