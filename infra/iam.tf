@@ -59,13 +59,23 @@ resource "google_project_iam_member" "load_runs_jobs" {
   member  = google_service_account.function["load"].member
 }
 
-# extract, transform, recommend: they only stream their stage record into pipeline_runs
-# (tabledata.insertAll, no job), so they get dataEditor on that one table.
+# extract, transform, recommend: they only stream their stage record into pipeline_runs and a
+# run's outcome into run_outcomes (tabledata.insertAll, no job), so they get dataEditor on those
+# two tables only. Rows the warehouse could not take wait in the bucket; load writes them.
 resource "google_bigquery_table_iam_member" "stage_records_runs" {
   for_each = toset(["extract", "transform", "recommend"])
 
   dataset_id = google_bigquery_dataset.charts.dataset_id
   table_id   = google_bigquery_table.tables["pipeline_runs"].table_id
+  role       = "roles/bigquery.dataEditor"
+  member     = google_service_account.function[each.key].member
+}
+
+resource "google_bigquery_table_iam_member" "stage_records_outcomes" {
+  for_each = toset(["extract", "transform", "recommend"])
+
+  dataset_id = google_bigquery_dataset.charts.dataset_id
+  table_id   = google_bigquery_table.tables["run_outcomes"].table_id
   role       = "roles/bigquery.dataEditor"
   member     = google_service_account.function[each.key].member
 }

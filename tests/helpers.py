@@ -11,7 +11,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from spotify_pipeline.cli import publish_tick, wait_for_run
+from spotify_pipeline.cli import publish_tick
+from spotify_pipeline.cli_follow import wait_for_run
 from spotify_pipeline.clients import bigquery_client, storage_client
 from spotify_pipeline.config import Settings
 from spotify_pipeline.schema import tables
@@ -34,7 +35,7 @@ def run_pipeline(state: StackState, snapshot: date, run_id: str, timeout: float 
     """Publish a tick like Cloud Scheduler does and wait for load; return the Pub/Sub message id."""
     message = {"snapshot_date": snapshot.isoformat(), "run_id": run_id, **extra}
     message_id = publish_tick(state.env(), state, message)
-    assert wait_for_run(bq(state), settings(state), run_id, timeout) == 0, f"run {run_id} did not load"
+    assert wait_for_run(bq(state), settings(state), run_id, timeout, env=state.env()) == 0, f"run {run_id} did not load"
     return message_id
 
 
@@ -62,7 +63,21 @@ def snapshot_tables(state: StackState, snapshot: date) -> dict[str, list[str]]:
 
 
 def bucket_objects(state: StackState) -> dict[str, int]:
-    return {b.name: int(b.generation) for b in gcs(state).list_blobs("spotify-pipeline-local")}
+    """The bucket's data objects (the runs' bookkeeping under ``runs/`` left out: see :func:`outcomes_of`)."""
+    return {
+        b.name: int(b.generation)
+        for b in gcs(state).list_blobs("spotify-pipeline-local")
+        if not b.name.startswith("runs/")
+    }
+
+
+def outcomes_of(state: StackState, run_id: str) -> dict[str, tuple[str, str | None]]:
+    """The outcomes decided for ``run_id`` in the bucket: week -> (outcome, reason)."""
+    from spotify_pipeline.outcomes import OUTCOMES_PREFIX, RunOutcome
+
+    blobs = gcs(state).list_blobs("spotify-pipeline-local", prefix=f"{OUTCOMES_PREFIX}{run_id}/")
+    decided = [RunOutcome.from_bytes(b.download_as_bytes()) for b in blobs]
+    return {o.week: (o.outcome, o.reason) for o in decided}
 
 
 def runs(state: StackState, run_id: str) -> list[dict[str, Any]]:

@@ -74,7 +74,7 @@ def check_schema(infra: Infra) -> list[str]:
     except (OSError, json.JSONDecodeError) as exc:
         return [*problems, f"{schema_file}: {exc}"]
     specs = doc.get("tables", {})
-    for name in (*load.TRANSFORM_TABLES, *load.RECOMMEND_TABLES, "pipeline_runs"):
+    for name in (*load.TRANSFORM_TABLES, *load.RECOMMEND_TABLES, "pipeline_runs", "run_outcomes"):
         if name not in specs:
             problems.append(f"tables.json: table {name!r} the loader writes is missing")
     for name, spec in specs.items():

@@ -45,6 +45,8 @@ from tfparse import block, blocks
 PUBSUB_EVENT = "google.cloud.pubsub.topic.v1.messagePublished"
 GCS_EVENT = "google.cloud.storage.object.v1.finalized"
 REQUIRED_ENV = ("GOOGLE_CLOUD_PROJECT", "PIPELINE_BUCKET", "PIPELINE_DATASET")
+# The tables the functions other than load may write, each granted per table (their run records).
+RECORD_TABLES = ("pipeline_runs", "run_outcomes")
 SECRET_ENV = ("SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET")
 REQUIRED_APIS = {
     "artifactregistry.googleapis.com",
@@ -321,7 +323,7 @@ def check_iam(infra: Infra) -> list[str]:
     for stage in STAGES:
         if norm(f'google_service_account.function["{stage}"].member') not in bucket_members:
             problems.append(f"function {stage} has no object role on the data bucket")
-    # BigQuery: dataset-level editor for load only; the others may only write pipeline_runs.
+    # BigQuery: dataset-level editor for load only; the others may only write their run records.
     for name, body in infra.resources("google_bigquery_dataset_iam_member").items():
         if member(body) != norm('google_service_account.function["load"].member'):
             problems.append(f"google_bigquery_dataset_iam_member.{name}: only load may edit the whole dataset")
@@ -331,9 +333,12 @@ def check_iam(infra: Infra) -> list[str]:
         for b in infra.resources("google_bigquery_dataset_iam_member").values()
     ):
         problems.append("load needs roles/bigquery.dataEditor on the dataset (google_bigquery_dataset_iam_member)")
+    record_tables = {norm(f'google_bigquery_table.tables["{t}"].table_id') for t in RECORD_TABLES}
     for name, body, _ in grants("google_bigquery_table_iam_member"):
-        if norm(body.get("table_id")) != norm('google_bigquery_table.tables["pipeline_runs"].table_id'):
-            problems.append(f"google_bigquery_table_iam_member.{name}: only pipeline_runs may be granted per table")
+        if norm(body.get("table_id")) not in record_tables:
+            problems.append(
+                f"google_bigquery_table_iam_member.{name}: only {' and '.join(RECORD_TABLES)} may be granted per table"
+            )
     # Secrets: extract only.
     secret_grants = infra.resources("google_secret_manager_secret_iam_member")
     if not secret_grants:

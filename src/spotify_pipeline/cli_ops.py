@@ -150,7 +150,8 @@ def _read_chart(path: str, settings: Settings, env: Mapping[str, str]) -> tuple[
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from spotify_pipeline.cli import publish_tick, wait_for_run
+    from spotify_pipeline.cli import publish_tick
+    from spotify_pipeline.cli_follow import wait_for_run
     from spotify_pipeline.clients import storage_client
     from spotify_pipeline.config import parse_markets
     from spotify_pipeline.events import parse_run_request
@@ -195,7 +196,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         parse_run_request(message, settings, default_run_id=run_id)  # extract's own validation, first
         print(f"[{i}/{len(weeks)}] {week.pick.label}: snapshot {day}, run {run_id}", flush=True)
         publish_tick(env, state, message)
-        if wait_for_run(client, settings, run_id, args.timeout) != 0:
+        if wait_for_run(client, settings, run_id, args.timeout, env=env) != 0:
             failed.append(day.isoformat())
     print(f"backfill {backfill_id}: {len(weeks) - len(failed)} of {len(weeks)} week(s) loaded")
     if failed:

@@ -200,7 +200,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def cmd_inbox(args: argparse.Namespace) -> int:
     """Put a chart file into the data bucket's inbox/, where ingest starts a run for it."""
-    from spotify_pipeline.cli import wait_for_run
+    from spotify_pipeline.cli_follow import wait_for_run
     from spotify_pipeline.cli_target import resolve
     from spotify_pipeline.entrypoints import inbox_run_id
 
@@ -213,4 +213,4 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     if not args.wait:
         return 0
     client = target.connect()
-    return wait_for_run(client, settings, run_id, args.timeout, expected_loads=snapshots)
+    return wait_for_run(client, settings, run_id, args.timeout, expected_loads=snapshots, env=env)

@@ -36,6 +36,7 @@ from spotify_pipeline.events import (
     parse_storage_event,
 )
 from spotify_pipeline.manifest import Manifest, ManifestError, UpstreamRef
+from spotify_pipeline.outcomes import REQUEST, Outbox, OutcomeBook, manifest_runs
 from spotify_pipeline.runlog import RunLog, StageRun
 from spotify_pipeline.store import BucketStore, ConcurrentPublish, ObjectMismatch, RunScopedStore, StaleObject
 
@@ -58,6 +59,7 @@ STATUS_RETRYING = {"status": "retrying"}
 # A manifest whose sources carry this key was written by `spotify-pipeline replay`, which runs the
 # next stages itself (in its own process); the functions leave such manifests alone.
 REPLAY_SOURCE = "replay"
+UNKNOWN_RUN = "unknown"  # the run id of a stage whose manifest could not be read
 
 
 def is_inbox_chart(name: str) -> bool:
@@ -108,7 +110,13 @@ class Runtime:
 
     @cached_property
     def runlog(self) -> RunLog:
-        return RunLog(lambda: self.bigquery, f"{self.settings.project}.{self.settings.dataset}.pipeline_runs")
+        return RunLog(
+            lambda: self.bigquery, f"{self.settings.project}.{self.settings.dataset}", Outbox(self.gcs_bucket)
+        )
+
+    @cached_property
+    def outcomes(self) -> OutcomeBook:
+        return OutcomeBook(self.gcs_bucket, self.runlog.insert, self.now)
 
 
 _RUNTIME: Runtime | None = None
@@ -126,9 +134,10 @@ def _event_time(cloud_event: CloudEvent) -> datetime | None:
     return parse_event_time(cloud_event.get("time"))
 
 
-def _too_old(rt: Runtime, when: datetime | None, what: str) -> bool:
+def _too_old(rt: Runtime, when: datetime | None, what: str) -> str | None:
+    """Why an event is too old to act on (logged once), or None when it is not."""
     if when is None:
-        return False
+        return None
     age = (rt.now() - when).total_seconds()
     if age > rt.settings.max_event_age_seconds:
         log.error(
@@ -138,26 +147,42 @@ def _too_old(rt: Runtime, when: datetime | None, what: str) -> bool:
             rt.settings.max_event_age_seconds,
             extra={"fields": {"event_time": when.isoformat(), "age_seconds": round(age)}},
         )
-        return True
-    return False
+        return (
+            f"its event ({what}) was {age:.0f} s old, older than "
+            f"PIPELINE_MAX_EVENT_AGE_SECONDS={rt.settings.max_event_age_seconds}; run it again"
+        )
+    return None
 
 
 def _finish(rt: Runtime, run: StageRun, fn: Callable[[], dict[str, int]]) -> None:
     """Run a stage body and record how it ended. Permanent errors are acknowledged, others retried.
 
     Each outcome is one log line (the event's fields come from :func:`logs.context`); a transient
-    error is re-raised marked as logged, so functions-framework's own report of it is dropped.
+    error is re-raised marked as logged, so functions-framework's own report of it is dropped. A
+    permanent error decides the run's outcome (and that of the runs whose markets it carried); a
+    superseded input may decide it too (:func:`_settle_superseded`).
     """
     try:
         counts = fn()
     except StaleObject as exc:
         log.info("%s: superseded, nothing to do: %s", run.stage, exc)
+        _settle_superseded(rt, run)
         return
     except (PermanentError, InvalidEvent, ManifestError) as exc:
         log.error(
             "%s failed permanently (acknowledged, not retried): %s", run.stage, exc, extra={"fields": STATUS_FAILED}
         )
         rt.runlog.record(run.row("failed", rt.now(), error=str(exc)))
+        if run.run_id != UNKNOWN_RUN and run.snapshot_date is not None:
+            rt.outcomes.settle_all(
+                run.runs,
+                run.snapshot_date.isoformat(),
+                "failed",
+                run.stage,
+                reason=f"failed at {run.stage}: {exc}",
+                own=run.run_id,
+                trigger=run.trigger,
+            )
         return
     except Exception as exc:
         log.exception("%s failed; the event will be redelivered: %s", run.stage, exc, extra={"fields": STATUS_RETRYING})
@@ -166,6 +191,30 @@ def _finish(rt: Runtime, run: StageRun, fn: Callable[[], dict[str, int]]) -> Non
         raise
     log.info("%s succeeded: %s", run.stage, counts, extra={"fields": {"row_counts": counts, "status": "succeeded"}})
     rt.runlog.record(run.row("succeeded", rt.now(), counts))
+
+
+def _settle_superseded(rt: Runtime, run: StageRun) -> None:
+    """A stage found its input superseded. The runs of that input whose markets the week's current
+    extract manifest still holds go on in the current chain (it decides them); the others were
+    replaced market for market by a later run: superseded by it."""
+    if run.run_id == UNKNOWN_RUN or run.snapshot_date is None or run.sources.get(REPLAY_SOURCE):
+        return
+    try:
+        current, _, _ = rt.store.read_manifest(layout.manifest_name("extract", run.snapshot_date))
+    except (StaleObject, ManifestError):
+        return
+    going_on = manifest_runs(current)
+    for run_id in dict.fromkeys([run.run_id, *run.runs]):
+        if run_id not in going_on:
+            rt.outcomes.settle(
+                run_id,
+                run.snapshot_date.isoformat(),
+                "superseded",
+                run.stage,
+                reason=f"run {current.run_id} replaced every market this run brought to the week",
+                superseded_by=current.run_id,
+                trigger=run.trigger,
+            )
 
 
 def tick_run_id(message_id: str, publish_time: str) -> str:
@@ -183,20 +232,28 @@ def handle_tick(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
     message_id = str(message.get("messageId") or message.get("message_id") or cloud_event["id"])
     where = f"Pub/Sub message {message_id}"
     with logs.context(stage="extract", object=where):
-        if _too_old(rt, _event_time(cloud_event), where):
-            return
         # A redelivered message keeps its id and publish time, so it keeps its run id; the publish time
         # keeps ids apart where message ids restart (a fresh Pub/Sub emulator numbers from 1 again).
         default_run_id = tick_run_id(message_id, str(message.get("publishTime") or message.get("publish_time") or ""))
         payload: Mapping[str, Any] = {}
+        too_old = _too_old(rt, _event_time(cloud_event), where)
         try:
             payload = decode_pubsub_payload(data, where)
+            if too_old:
+                given = payload.get("run_id")
+                run_id = given if isinstance(given, str) and RUN_ID_RE.match(given) else default_run_id
+                rt.outcomes.abandon_run(run_id, "extract", too_old, where)
+                return
             request = parse_run_request(
                 payload, rt.settings, default_run_id=default_run_id, today=rt.now().date(), where=where
             )
         except InvalidEvent as exc:
             given = payload.get("run_id")
-            _refuse(rt, given if isinstance(given, str) and RUN_ID_RE.match(given) else default_run_id, where, exc)
+            run_id = given if isinstance(given, str) and RUN_ID_RE.match(given) else default_run_id
+            if too_old:
+                rt.outcomes.abandon_run(run_id, "extract", too_old, where)
+            else:
+                _refuse(rt, run_id, where, exc)
             return
         _run_extract(rt, request, where)
 
@@ -219,9 +276,11 @@ def handle_inbox(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
         return  # not a chart file for us
     where = f"chart file {obj.uri}"
     with logs.context(stage="extract", object=obj.uri):
-        if _too_old(rt, obj.event_time, where):
-            return
         default_run_id = inbox_run_id(obj.name, obj.generation)
+        too_old = _too_old(rt, obj.event_time, where)
+        if too_old:
+            rt.outcomes.abandon_run(default_run_id, "extract", too_old, where)
+            return
         try:
             request = parse_run_request(
                 {"chart_source": "charts-csv", "charts_csv": f"{obj.name}#{obj.generation}"},
@@ -249,6 +308,7 @@ def _refuse(rt: Runtime, run_id: str, where: str, exc: InvalidEvent) -> None:
     rt.runlog.record(
         StageRun(run_id=run_id, stage="extract", started_at=now, trigger=where).row("failed", now, error=str(exc))
     )
+    rt.outcomes.settle(run_id, REQUEST, "failed", "extract", reason=f"refused: {exc}", trigger=where)
 
 
 def handle_extract_event(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
@@ -355,6 +415,8 @@ def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
         },
     )
     scoped = RunScopedStore(rt.store, "extract", request.run_id)
+    rt.outcomes.sweep(rt.settings.max_event_age_seconds)
+    rt.outcomes.touch(request.run_id, REQUEST, "extract")
     with logs.context(
         stage="extract",
         run_id=run.run_id,
@@ -368,6 +430,7 @@ def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
         except StaleObject as exc:
             scoped.abandon()
             log.info("extract: superseded, nothing to do: %s", exc)
+            rt.outcomes.settle(request.run_id, REQUEST, "superseded", "extract", reason=str(exc), trigger=trigger)
             return
         except (PermanentError, InvalidEvent, ManifestError) as exc:
             scoped.abandon()
@@ -375,6 +438,8 @@ def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
                 "extract failed permanently (acknowledged, not retried): %s", exc, extra={"fields": STATUS_FAILED}
             )
             rt.runlog.record(run.row("failed", rt.now(), error=str(exc)))
+            reason = f"failed at extract: {exc}"
+            rt.outcomes.settle(request.run_id, REQUEST, "failed", "extract", reason=reason, trigger=trigger)
             return
         except Exception as exc:
             scoped.abandon()
@@ -418,6 +483,8 @@ def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
                 },
             )
             rt.runlog.record(row)
+            rt.outcomes.touch(run.run_id, manifest.snapshot_date.isoformat(), "extract")
+        rt.outcomes.close(run.run_id, REQUEST)  # open now for each week it published
 
 
 def handle_object(stage: layout.Stage, cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
@@ -433,10 +500,12 @@ def handle_object(stage: layout.Stage, cloud_event: CloudEvent, rt: Runtime | No
     if ref is None or ref.stage != layout.UPSTREAM[stage] or obj.bucket != rt.settings.bucket:
         return  # not ours: decided by name alone, the object is never read
     with logs.context(stage=stage, object=obj.uri, snapshot_date=ref.snapshot_date.isoformat()):
-        if _too_old(rt, obj.event_time, obj.uri):
+        too_old = _too_old(rt, obj.event_time, obj.uri)
+        if too_old:
+            _abandon_week(rt, stage, obj.name, obj.generation, too_old, obj.uri)
             return
         run = StageRun(
-            run_id="unknown", stage=stage, started_at=rt.now(), snapshot_date=ref.snapshot_date, trigger=obj.uri
+            run_id=UNKNOWN_RUN, stage=stage, started_at=rt.now(), snapshot_date=ref.snapshot_date, trigger=obj.uri
         )
         _finish(rt, run, lambda: _stage_body(rt, stage, obj.name, obj.generation, ref, run))
 
@@ -446,7 +515,10 @@ def _stage_body(
 ) -> dict[str, int]:
     manifest, generation, sha = rt.store.read_manifest(name, generation)
     run.run_id, run.sources = manifest.run_id, dict(manifest.sources)
+    run.runs = tuple(manifest_runs(manifest))
     logs.bind(run_id=manifest.run_id)
+    if not manifest.sources.get(REPLAY_SOURCE):
+        rt.outcomes.touch(manifest.run_id, ref.snapshot_date.isoformat(), stage)
     uri = f"gs://{rt.settings.bucket}/{name}#{generation}"
     if manifest.stage != ref.stage or manifest.snapshot_date != ref.snapshot_date:
         raise ManifestError(
@@ -497,7 +569,9 @@ def run_stage(
 
             receipt, counts = run_load(manifest, upstream, rt.store, rt.bigquery, s.dataset, rt.now)
             run.note = receipt.summary.get("model_skipped")
-            _record_merged_runs(rt, run, receipt)
+            _settle_loaded(rt, run, receipt)
+            rt.runlog.outbox_flush()  # the warehouse is up: rows that waited for it go in now
+            rt.outcomes.sweep(s.max_event_age_seconds)
             return counts
         scoped = RunScopedStore(rt.store, stage, manifest.run_id)
         try:
@@ -530,20 +604,36 @@ def run_stage(
         raise  # its manifest was superseded meanwhile: stale
 
 
-def _record_merged_runs(rt: Runtime, run: StageRun, receipt: Manifest) -> None:
-    """One load row for each other run whose markets this load brought in (a run whose own chain was
-    superseded by a later run of the same week): every run learns its own outcome and counts."""
+def _settle_loaded(rt: Runtime, run: StageRun, receipt: Manifest) -> None:
+    """The load finished: every run of the week not yet decided succeeded. A run whose markets this
+    load brought in for another run (its own chain was superseded by a later run of the week) also
+    gets a load row of its own, with its own markets' counts."""
     runs: dict[str, list[str]] = receipt.summary.get("runs") or {}
     per_market: dict[str, int] = receipt.summary.get("entries_per_market") or {}
     week = ", ".join(sorted(per_market))
-    for other in receipt.summary.get("runs_loaded") or []:
-        if other == run.run_id or rt.runlog.succeeded(other, "load"):
-            continue  # its own chain (or a concurrent load) already recorded it
-        markets = runs.get(other) or []
-        merged = StageRun(other, "load", run.started_at, run.snapshot_date, run.trigger, dict(run.sources))
-        counts = {"chart_entries": sum(per_market.get(m, 0) for m in markets)}
-        note = f"loaded by run {run.run_id} with the week's other markets (week now {week})"
-        rt.runlog.record(merged.row("succeeded", rt.now(), counts, error=note))
+    own = receipt.run_id
+    for run_id in dict.fromkeys([own, *runs]):
+        note = None if run_id == own else f"loaded by run {own} with the week's other markets (week now {week})"
+        decided = rt.outcomes.settle(
+            run_id, receipt.snapshot_date.isoformat(), "succeeded", "load", reason=note, trigger=run.trigger
+        )
+        if decided and run_id != own:
+            merged = StageRun(run_id, "load", run.started_at, run.snapshot_date, run.trigger, dict(run.sources))
+            counts = {"chart_entries": sum(per_market.get(m, 0) for m in runs.get(run_id) or [])}
+            rt.runlog.record(merged.row("succeeded", rt.now(), counts, error=note))
+
+
+def _abandon_week(rt: Runtime, stage: layout.Stage, name: str, generation: int, reason: str, trigger: str) -> None:
+    """An event too old to act on: if its manifest is still the current one, nothing else will carry
+    the week on, so every run of it still undecided is abandoned (a superseded one was taken over)."""
+    try:
+        manifest, _, _ = rt.store.read_manifest(name, generation)
+    except (StaleObject, ManifestError):
+        return
+    for run_id in dict.fromkeys([manifest.run_id, *manifest_runs(manifest)]):
+        rt.outcomes.settle(
+            run_id, manifest.snapshot_date.isoformat(), "abandoned", stage, reason=reason, trigger=trigger
+        )
 
 
 def _resolve_conflict(rt: Runtime, upstream: UpstreamRef, exc: ConcurrentPublish) -> None:

@@ -1,7 +1,8 @@
-"""``pipeline_runs``: one row per stage execution, streamed into BigQuery."""
+"""``pipeline_runs``: one row per stage execution, streamed into BigQuery (and ``run_outcomes`` rows)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -10,8 +11,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Literal
 
+from spotify_pipeline import schema
+from spotify_pipeline.outcomes import RUNS_TABLE
+
 if TYPE_CHECKING:
     from google.cloud import bigquery
+
+    from spotify_pipeline.outcomes import Outbox
 
 log = logging.getLogger(__name__)
 RECORD_TIMEOUT_SECONDS = 10.0
@@ -28,6 +34,7 @@ class StageRun:
     sources: dict[str, str] = field(default_factory=dict)
     # Recorded in `error` when the stage succeeds with something to say (forced past failed gates).
     note: str | None = None
+    runs: tuple[str, ...] = ()  # every run whose markets the stage's input holds (a merged week)
 
     def row(
         self, status: Status, finished_at: datetime, row_counts: dict[str, int] | None = None, error: str | None = None
@@ -56,44 +63,80 @@ def new_run_id(kind: str, now: datetime) -> str:
     return f"{kind}-{now.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
 
 
+# What makes a row the same row when the outbox writes it late (no duplicates).
+ROW_KEYS = {
+    "pipeline_runs": ("run_id", "stage", "status", "started_at", "finished_at"),
+    "run_outcomes": ("run_id", "snapshot_date"),
+}
+
+
 class RunLog:
-    def __init__(self, client: Callable[[], bigquery.Client], table_id: str) -> None:
+    """Rows of ``pipeline_runs`` and ``run_outcomes``, streamed into the dataset.
+
+    A row the warehouse does not take is kept by ``outbox`` (in the bucket) and written by a later
+    load: the record of a finished stage is never lost, and never turns it into a retried one.
+    """
+
+    def __init__(self, client: Callable[[], bigquery.Client], dataset_id: str, outbox: Outbox | None = None) -> None:
         # A factory: building the client (credentials) can fail too, and must not fail the stage.
         self._client = client
-        self.table_id = table_id
+        self.dataset_id = dataset_id
+        self.outbox = outbox
+
+    @property
+    def table_id(self) -> str:
+        return f"{self.dataset_id}.{RUNS_TABLE}"
+
+    def insert(self, table: str, row: dict[str, object]) -> None:
+        """Stream one row into ``table``; raises when it was not taken."""
+        from google.cloud import bigquery
+
+        # Bounded: with the warehouse unreachable, the stage must not hang on its record for the
+        # client's default 10 minutes of retries (its event would be redelivered meanwhile).
+        key = json.dumps([row.get(k) for k in ROW_KEYS[table]], default=str)
+        errors = self._client().insert_rows_json(
+            f"{self.dataset_id}.{table}",
+            [row],
+            row_ids=[hashlib.sha256(key.encode()).hexdigest()[:32]],  # BigQuery drops a retried duplicate
+            retry=bigquery.DEFAULT_RETRY.with_timeout(RECORD_TIMEOUT_SECONDS),
+            timeout=10,
+        )
+        if errors:
+            raise RuntimeError(f"{self.dataset_id}.{table} refused the row: {errors}")
 
     def record(self, row: dict[str, object]) -> None:
-        # The record must not turn a finished stage into a retried one: failures to write it are logged only.
-        from google.cloud import bigquery
-
         try:
-            # Bounded: with the warehouse unreachable, the stage must not hang on its record for the
-            # client's default 10 minutes of retries (its event would be redelivered meanwhile).
-            errors = self._client().insert_rows_json(
-                self.table_id, [row], retry=bigquery.DEFAULT_RETRY.with_timeout(RECORD_TIMEOUT_SECONDS), timeout=10
-            )
+            self.insert(RUNS_TABLE, row)
         except Exception as exc:
             log.error("could not record stage run in %s: %s", self.table_id, exc)
-            return
-        if errors:
-            log.error("could not record stage run in %s: %s", self.table_id, errors)
+            if self.outbox is not None:
+                self.outbox.keep(RUNS_TABLE, row)
 
-    def succeeded(self, run_id: str, stage: str) -> bool:
-        """Whether ``run_id`` already has a succeeded ``stage`` row (False when it cannot be read)."""
+    def outbox_flush(self) -> int:
+        """Write the rows that waited in the outbox (called once the warehouse answered)."""
+        if self.outbox is None:
+            return 0
+        try:
+            return self.outbox.flush(self.present, self.insert)
+        except Exception as exc:
+            log.warning("rows still wait in the outbox: %s", exc)
+            return 0
+
+    def present(self, table: str, row: dict[str, object]) -> bool:
+        """Whether ``table`` already holds ``row`` (by its key columns); raises when it cannot tell."""
         from google.cloud import bigquery
 
-        sql = f"SELECT COUNT(*) AS n FROM `{self.table_id}` WHERE run_id = @r AND stage = @s AND status = 'succeeded'"
-        params = [
-            bigquery.ScalarQueryParameter("r", "STRING", run_id),
-            bigquery.ScalarQueryParameter("s", "STRING", stage),
-        ]
-        try:
-            job = self._client().query(
-                sql,
-                job_config=bigquery.QueryJobConfig(query_parameters=params),
-                retry=bigquery.DEFAULT_RETRY.with_timeout(RECORD_TIMEOUT_SECONDS),
-            )
-            return bool(next(iter(job.result(timeout=RECORD_TIMEOUT_SECONDS)))["n"])
-        except Exception as exc:
-            log.warning("could not read %s: %s", self.table_id, exc)
-            return False
+        types = {c.name: c.type for c in schema.table(table).columns}
+        conds, params = [], []
+        for i, column in enumerate(ROW_KEYS[table]):
+            if row.get(column) is None:
+                conds.append(f"`{column}` IS NULL")
+                continue
+            conds.append(f"`{column}` = @p{i}")
+            params.append(bigquery.ScalarQueryParameter(f"p{i}", types[column], str(row[column])))
+        sql = f"SELECT COUNT(*) AS n FROM `{self.dataset_id}.{table}` WHERE " + " AND ".join(conds)
+        retry = bigquery.DEFAULT_RETRY.with_timeout(RECORD_TIMEOUT_SECONDS)
+        job = self._client().query(
+            sql, job_config=bigquery.QueryJobConfig(query_parameters=params), retry=retry, job_retry=None
+        )
+        return bool(next(iter(job.result(timeout=RECORD_TIMEOUT_SECONDS, retry=retry)))["n"])

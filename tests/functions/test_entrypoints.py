@@ -14,7 +14,7 @@ import pytest
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 from functions_framework import create_app
-from helpers import bucket_objects, gcs, query, run_pipeline, wait_until
+from helpers import bucket_objects, gcs, outcomes_of, query, run_pipeline, wait_until
 
 from spotify_pipeline import layout
 
@@ -87,6 +87,11 @@ def test_invalid_tick_is_acknowledged_named_and_recorded_as_failed(stack, caplog
     rows = query(stack, "SELECT stage, status, error FROM pipeline_runs WHERE run_id = @r", r=run_id)
     assert [(r["stage"], r["status"]) for r in rows] == [("extract", "failed")]
     assert f"'{field}'" in rows[0]["error"] and value in rows[0]["error"]
+    # Its one outcome, decided before any week: failed, with the reason; in the bucket and the warehouse.
+    (outcome, reason), = outcomes_of(stack, run_id).values()
+    assert outcome == "failed" and reason == f"refused: {rows[0]['error']}"
+    recorded = query(stack, "SELECT outcome, snapshot_date FROM run_outcomes WHERE run_id = @r", r=run_id)
+    assert recorded == [{"outcome": "failed", "snapshot_date": None}]
 
 
 def test_invalid_tick_through_pubsub_is_not_redelivered(stack) -> None:

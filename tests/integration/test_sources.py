@@ -16,7 +16,8 @@ import requests
 from helpers import bucket_objects, gcs, query, run_pipeline, runs, settings, wait_until
 
 from spotify_pipeline.cli import main as cli_main
-from spotify_pipeline.cli import publish_tick, wait_for_run
+from spotify_pipeline.cli import publish_tick
+from spotify_pipeline.cli_follow import wait_for_run
 from spotify_pipeline.standin import build_demo_catalogue
 from spotify_pipeline.standin.catalogue import USER_PLAYLISTS
 
@@ -54,7 +55,7 @@ def test_chart_file_dropped_in_inbox_starts_a_run(stack: Any, standin: str) -> N
     blob = gcs(stack).bucket(BUCKET).blob(name)
     blob.upload_from_string((CHARTS / "regional-global-weekly-2026-11-19.csv").read_bytes(), content_type="text/csv")
     run_id = "gcs-" + hashlib.sha256(f"{name}#{blob.generation}".encode()).hexdigest()[:16]
-    assert wait_for_run(bq_client(stack), settings(stack), run_id, 120) == 0
+    assert wait_for_run(bq_client(stack), settings(stack), run_id, 120, env=stack.env()) == 0
     day = date(2026, 11, 19)
     chart = query(stack, "SELECT market, `rank`, chart_source FROM chart_entries WHERE snapshot_date = @d", d=day)
     assert len(chart) == 50 and {(r["market"], r["chart_source"]) for r in chart} == {("GLOBAL", "charts-csv")}

@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
-from spotify_pipeline.cli import Verdict, build_parser, run_verdict
+from spotify_pipeline.cli import build_parser
+from spotify_pipeline.cli_follow import Verdict, run_verdict
 from spotify_pipeline.cli_request import request_payload
 from spotify_pipeline.config import CHART_SOURCES, Settings
 from spotify_pipeline.events import RUN_REQUEST_FIELDS, InvalidEvent, parse_run_request
+from spotify_pipeline.outcomes import REQUEST, RunOutcome
 
 
 def parsers(parser: argparse.ArgumentParser, path: str = "spotify-pipeline") -> list[tuple[str, Any]]:
@@ -97,25 +99,26 @@ def test_a_flag_the_function_would_refuse_is_refused_with_its_message() -> None:
     assert "no chart playlist configured" in str(refused.value)
 
 
-def row(stage: str, status: str, error: str | None = None) -> dict[str, Any]:
-    return {"stage": stage, "status": status, "error": error}
+def decided(week: str, outcome: str, reason: str | None = None, stage: str = "load") -> RunOutcome:
+    return RunOutcome("r", week, outcome, stage, "2026-11-30T00:00:00+00:00", reason)  # type: ignore[arg-type]
 
 
-def test_verdict_fails_at_the_first_failed_row() -> None:
-    refused = [row("extract", "failed", "Pub/Sub message 7: field 'markets' = 'MX': no chart playlist")]
-    assert run_verdict(refused) == Verdict(False, "failed at extract: " + refused[0]["error"])
-    later = [row("extract", "succeeded"), row("transform", "retrying", "Timeout"), row("recommend", "failed", "gate")]
-    assert run_verdict(later) == Verdict(False, "failed at recommend: gate")
+def test_verdict_ends_at_a_decided_request() -> None:
+    refused = [decided(REQUEST, "failed", "refused: field 'markets' = 'MX': no chart playlist", "extract")]
+    assert run_verdict(refused) == Verdict(False, "failed: refused: field 'markets' = 'MX': no chart playlist")
+    assert run_verdict([decided(REQUEST, "abandoned", "aged out")], expected_weeks=3) == Verdict(
+        False, "abandoned: aged out"
+    )
 
 
-def test_verdict_waits_for_every_expected_load() -> None:
-    one = [row(s, "succeeded") for s in ("extract", "transform", "recommend", "load")]
+def test_verdict_waits_for_every_expected_week() -> None:
     assert run_verdict([]) is None
-    assert run_verdict(one[:3]) is None
-    assert run_verdict([row("extract", "retrying", "503")]) is None
-    assert run_verdict(one) == Verdict(True)
-    assert run_verdict(one, expected_loads=2) is None
-    assert run_verdict(one + one[1:], expected_loads=2) == Verdict(True)
+    assert run_verdict([decided("2026-11-23", "succeeded")]) == Verdict(True)
+    assert run_verdict([decided("2026-11-23", "succeeded")], expected_weeks=2) is None
+    two = [decided("2026-11-23", "succeeded"), decided("2026-11-16", "superseded", "run b replaced it")]
+    assert run_verdict(two, expected_weeks=2) == Verdict(True)
+    failed = [decided("2026-11-23", "succeeded"), decided("2026-11-16", "failed", "failed at transform: x")]
+    assert run_verdict(failed, expected_weeks=2) == Verdict(False, "2026-11-16 failed: failed at transform: x")
 
 
 def test_following_a_run_honours_its_timeout_when_the_warehouse_is_gone(capsys: Any) -> None:
@@ -124,16 +127,17 @@ def test_following_a_run_honours_its_timeout_when_the_warehouse_is_gone(capsys: 
     import socket
     import time
 
-    from spotify_pipeline.cli import wait_for_run
+    from spotify_pipeline.cli_follow import wait_for_run
     from spotify_pipeline.clients import bigquery_client
     from spotify_pipeline.config import Settings
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed once the block ends: nothing listens there
-    client = bigquery_client("local-project", "US", {"BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{port}"})
+    gone = {"BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{port}", "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}"}
+    client = bigquery_client("local-project", "US", gone)
     began = time.monotonic()
-    assert wait_for_run(client, Settings(), "gone-run", 4.0) == 1
+    assert wait_for_run(client, Settings(project="local-project"), "gone-run", 4.0, env=gone) == 1
     assert time.monotonic() - began < 15.0
     err = capsys.readouterr().err
-    assert "did not finish within 4 s" in err and "the warehouse could not be read" in err and "stack status" in err
+    assert "did not finish within 4 s" in err and "the stack could not be read" in err and "stack status" in err
