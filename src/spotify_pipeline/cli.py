@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from spotify_pipeline.bq_query import QUERY_TIMEOUT_SECONDS
 from spotify_pipeline.cli_errors import BAD_INPUT, CliError, run_command
 from spotify_pipeline.cli_follow import wait_for_run
 from spotify_pipeline.cli_target import add_project_argument, announce_stack, open_warehouse, resolve, stack_root
@@ -121,9 +122,11 @@ def _refuse_used_run_id(client: Any, settings: Settings, run_id: str) -> None:
     the follower would read the old run's outcome): refused before publishing."""
     from google.cloud import bigquery
 
+    from spotify_pipeline.bq_query import run_query
+
     sql = f"SELECT COUNT(*) AS n FROM `{settings.project}.{settings.dataset}.pipeline_runs` WHERE run_id = @r"
-    cfg = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("r", "STRING", run_id)])
-    used = int(next(iter(client.query(sql, job_config=cfg).result()))["n"])
+    params = [bigquery.ScalarQueryParameter("r", "STRING", run_id)]
+    used = int(run_query(client, sql, f"the check that run id {run_id} is new", params=params).rows[0]["n"])
     if used:
         raise CliError(
             f"run id {run_id} is already recorded ({used} pipeline_runs rows)",
@@ -186,7 +189,7 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from google.cloud import bigquery
+    from spotify_pipeline.bq_query import run_query
 
     if not args.sql.strip():
         raise CliError(
@@ -195,10 +198,9 @@ def cmd_query(args: argparse.Namespace) -> int:
     target = resolve(args, running=False)
     with open_warehouse(target) as client:
         project, dataset = target.settings.project, target.settings.dataset
-        cfg = bigquery.QueryJobConfig(default_dataset=f"{project}.{dataset}")
-        result = client.query(args.sql, job_config=cfg).result()
-        names = [f.name for f in result.schema]
-        rows = [[_fmt(v) for v in row.values()] for row in result]
+        result = run_query(client, args.sql, "the query", default_dataset=f"{project}.{dataset}", timeout=args.timeout)
+        names = result.columns
+        rows = [[_fmt(v) for v in row.values()] for row in result.rows]
     if args.format == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(names)
@@ -318,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("query", help="run SQL on the warehouse (local stack, or BigQuery with --project)")
     p.add_argument("sql", help="the query; unqualified table names resolve to the pipeline's dataset")
     p.add_argument("--format", choices=["table", "csv"], default="table", help="output format (default table)")
+    p.add_argument(
+        "--timeout", type=float, default=QUERY_TIMEOUT_SECONDS, help="seconds before the query is cancelled (120)"
+    )
     add_project_argument(p)
     p.set_defaults(func=cmd_query)
 

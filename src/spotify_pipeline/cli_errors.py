@@ -60,12 +60,19 @@ def explain(exc: BaseException) -> Explanation | None:
     from google.api_core import exceptions as api
     from google.auth import exceptions as auth
 
+    from spotify_pipeline.bq_query import QueryTimeout
     from spotify_pipeline.config import ConfigError
     from spotify_pipeline.errors import PermanentError
     from spotify_pipeline.events import InvalidEvent
 
     if isinstance(exc, CliError):
         return Explanation(exc.what, exc.todo, exc.code)
+    if isinstance(exc, QueryTimeout):
+        return Explanation(
+            str(exc),
+            "check the warehouse (`spotify-pipeline stack status` locally); `query --timeout S` allows a longer query",
+            FAILED,
+        )
     if isinstance(exc, auth.DefaultCredentialsError):
         return Explanation(
             "no Google Cloud credentials on this machine (Application Default Credentials)",

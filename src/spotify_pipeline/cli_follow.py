@@ -41,14 +41,18 @@ def run_verdict(outcomes: Sequence[RunOutcome], expected_weeks: int = 1) -> Verd
     request = [o for o in outcomes if o.week == REQUEST]
     weeks = sorted((o for o in outcomes if o.week != REQUEST), key=lambda o: o.week)
     if request:
-        return Verdict(False, f"{request[0].outcome}: {request[0].reason}")
+        return Verdict(False, _said(request[0]))
     if len(weeks) < expected_weeks:
         return None
     bad = [o for o in weeks if o.outcome not in DONE]
     if bad:
         many = len(weeks) > 1
-        return Verdict(False, "; ".join(f"{o.week + ' ' if many else ''}{o.outcome}: {o.reason}" for o in bad))
+        return Verdict(False, "; ".join(f"{o.week + ' ' if many else ''}{_said(o)}" for o in bad))
     return Verdict(True)
+
+
+def _said(o: RunOutcome) -> str:
+    return f"{o.outcome} at {o.stage}: {o.reason}"
 
 
 def _outcomes(bucket: Any, run_id: str, left: float) -> list[RunOutcome]:
@@ -149,7 +153,7 @@ def wait_for_run(
 def _report(run_id: str, rows: Sequence[Any], outcomes: Sequence[RunOutcome], verdict: Verdict) -> int:
     for o in sorted(outcomes, key=lambda o: o.week):
         if o.outcome == "superseded" or (o.outcome == "succeeded" and o.reason):
-            print(f"  {o.week}  {o.outcome}: {o.reason}", flush=True)
+            print(f"  {o.week}  {_said(o)}", flush=True)
     if not verdict.ok:
         print(f"run {run_id} {verdict.reason}", file=sys.stderr)
         return 1

@@ -231,18 +231,18 @@ def fetch_status(
     """Recent ``pipeline_runs`` rows (newest first) and the last successful load, whenever it was."""
     from google.cloud import bigquery
 
+    from spotify_pipeline.bq_query import run_query
+
     table = f"`{project}.{dataset}.pipeline_runs`"
     cols = ", ".join(f"`{c}`" for c in STATUS_COLUMNS)
-    cfg = bigquery.QueryJobConfig(
-        query_parameters=[bigquery.ScalarQueryParameter("since", "TIMESTAMP", now - timedelta(days=days))]
-    )
+    since = [bigquery.ScalarQueryParameter("since", "TIMESTAMP", now - timedelta(days=days))]
     sql = f"SELECT {cols} FROM {table} WHERE started_at >= @since ORDER BY started_at DESC LIMIT 5000"
-    rows = [dict(r.items()) for r in client.query(sql, job_config=cfg).result()]
+    rows = run_query(client, sql, f"status: pipeline_runs of the last {days} day(s)", params=since).rows
     last_sql = (
         f"SELECT `snapshot_date`, `finished_at`, `run_id` FROM {table} "
         "WHERE `stage` = 'load' AND `status` = 'succeeded' ORDER BY `finished_at` DESC LIMIT 1"
     )
-    last = [dict(r.items()) for r in client.query(last_sql).result()]
+    last = run_query(client, last_sql, "status: the last successful load").rows
     return rows, (last[0] if last else None)
 
 

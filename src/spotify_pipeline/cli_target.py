@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 EMULATOR_VARIABLES = ("STORAGE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
 DEFAULT_TOPIC = "spotify-pipeline-ticks"
 STACK_UP = "run `spotify-pipeline stack up` (or `make demo`); for Google Cloud pass --project P"
+CONNECT_SECONDS = 30.0  # reading the dataset (its location) before a command runs
 
 
 def add_project_argument(p: argparse.ArgumentParser, *, bucket: bool = False) -> None:
@@ -87,13 +88,17 @@ class Target:
     def warehouse_client(self) -> bigquery.Client:
         """A BigQuery client whose jobs run in the dataset's own location."""
         from google.api_core.exceptions import NotFound
+        from google.cloud import bigquery
 
         from spotify_pipeline.clients import bigquery_client
 
         s = self.settings
         client = bigquery_client(s.project, s.bq_location, self.env)
         try:
-            location = client.get_dataset(f"{s.project}.{s.dataset}").location or s.bq_location
+            # Bounded like every call of the CLI: the client's default would retry a dead warehouse for 10 min.
+            bounded = bigquery.DEFAULT_RETRY.with_timeout(CONNECT_SECONDS)
+            dataset = client.get_dataset(f"{s.project}.{s.dataset}", retry=bounded, timeout=CONNECT_SECONDS)
+            location = dataset.location or s.bq_location
         except NotFound:
             todo = STACK_UP if self.state else "`terraform apply` in infra/ creates it, or set PIPELINE_DATASET"
             raise CliError(f"no dataset {s.project}.{s.dataset}", todo) from None

@@ -111,12 +111,12 @@ class Runtime:
     @cached_property
     def runlog(self) -> RunLog:
         return RunLog(
-            lambda: self.bigquery, f"{self.settings.project}.{self.settings.dataset}", Outbox(self.gcs_bucket)
+            lambda: self.bigquery, f"{self.settings.project}.{self.settings.dataset}", Outbox(lambda: self.gcs_bucket)
         )
 
     @cached_property
     def outcomes(self) -> OutcomeBook:
-        return OutcomeBook(self.gcs_bucket, self.runlog.insert, self.now)
+        return OutcomeBook(lambda: self.gcs_bucket, self.runlog.insert, self.now)
 
 
 _RUNTIME: Runtime | None = None
@@ -179,7 +179,7 @@ def _finish(rt: Runtime, run: StageRun, fn: Callable[[], dict[str, int]]) -> Non
                 run.snapshot_date.isoformat(),
                 "failed",
                 run.stage,
-                reason=f"failed at {run.stage}: {exc}",
+                reason=str(exc),
                 own=run.run_id,
                 trigger=run.trigger,
             )
@@ -438,8 +438,7 @@ def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
                 "extract failed permanently (acknowledged, not retried): %s", exc, extra={"fields": STATUS_FAILED}
             )
             rt.runlog.record(run.row("failed", rt.now(), error=str(exc)))
-            reason = f"failed at extract: {exc}"
-            rt.outcomes.settle(request.run_id, REQUEST, "failed", "extract", reason=reason, trigger=trigger)
+            rt.outcomes.settle(request.run_id, REQUEST, "failed", "extract", reason=str(exc), trigger=trigger)
             return
         except Exception as exc:
             scoped.abandon()

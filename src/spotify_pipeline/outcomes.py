@@ -103,10 +103,15 @@ Insert = Callable[[str, dict[str, object]], None]
 class OutcomeBook:
     """Decides outcomes (once), records them, and keeps the open-run markers the sweep reads."""
 
-    def __init__(self, bucket: gcs.Bucket, insert: Insert, now: Callable[[], datetime]) -> None:
-        self.bucket = bucket
+    def __init__(self, bucket: Callable[[], gcs.Bucket], insert: Insert, now: Callable[[], datetime]) -> None:
+        # A factory, as RunLog's client: building the client can fail too, inside each call's own handling.
+        self._bucket = bucket
         self._insert = insert
         self._now = now
+
+    @property
+    def bucket(self) -> gcs.Bucket:
+        return self._bucket()
 
     def touch(self, run_id: str, week: str, stage: str) -> None:
         """An execution of ``stage`` works on ``week`` for ``run_id``: the week is alive."""
@@ -148,10 +153,10 @@ class OutcomeBook:
         from google.api_core.exceptions import PreconditionFailed
 
         decision = RunOutcome(run_id, week, outcome, stage, self._now().isoformat(), reason, superseded_by, trigger)
-        # The pending mark comes first, so a process killed after deciding still gets its row written.
-        mark = self.bucket.blob(f"{PENDING_PREFIX}outcome.{run_id}.{week}.{secrets.token_hex(4)}.json")
         name = outcome_name(run_id, week)
         try:
+            # The pending mark comes first, so a process killed after deciding still gets its row written.
+            mark = self.bucket.blob(f"{PENDING_PREFIX}outcome.{run_id}.{week}.{secrets.token_hex(4)}.json")
             mark.upload_from_string(json.dumps({"outcome": name}), content_type="application/json", timeout=GCS_SECONDS)
             try:
                 self.bucket.blob(name).upload_from_string(
@@ -260,15 +265,20 @@ class OutcomeBook:
 class Outbox:
     """Rows the warehouse could not take, kept in the bucket until it can (written by load)."""
 
-    def __init__(self, bucket: gcs.Bucket) -> None:
-        self.bucket = bucket
+    def __init__(self, bucket: Callable[[], gcs.Bucket]) -> None:
+        self._bucket = bucket
+
+    @property
+    def bucket(self) -> gcs.Bucket:
+        return self._bucket()
 
     def keep(self, table: str, row: dict[str, object]) -> None:
         name = f"{PENDING_PREFIX}row.{row.get('run_id')}.{secrets.token_hex(6)}.json"
         body = json.dumps({"table": table, "row": row}, sort_keys=True)
         try:
-            self.bucket.blob(name).upload_from_string(body, content_type="application/json", timeout=GCS_SECONDS)
-            log.warning("row of run %s for %s waits in gs://%s/%s", row.get("run_id"), table, self.bucket.name, name)
+            bucket = self.bucket
+            bucket.blob(name).upload_from_string(body, content_type="application/json", timeout=GCS_SECONDS)
+            log.warning("row of run %s for %s waits in gs://%s/%s", row.get("run_id"), table, bucket.name, name)
         except Exception as exc:
             log.error("could not keep a %s row of run %s (lost): %s %s", table, row.get("run_id"), exc, body)
 

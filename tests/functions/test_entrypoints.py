@@ -88,7 +88,7 @@ def test_invalid_tick_is_acknowledged_named_and_recorded_as_failed(stack, caplog
     assert [(r["stage"], r["status"]) for r in rows] == [("extract", "failed")]
     assert f"'{field}'" in rows[0]["error"] and value in rows[0]["error"]
     # Its one outcome, decided before any week: failed, with the reason; in the bucket and the warehouse.
-    (outcome, reason), = outcomes_of(stack, run_id).values()
+    ((outcome, reason),) = outcomes_of(stack, run_id).values()
     assert outcome == "failed" and reason == f"refused: {rows[0]['error']}"
     recorded = query(stack, "SELECT outcome, snapshot_date FROM run_outcomes WHERE run_id = @r", r=run_id)
     assert recorded == [{"outcome": "failed", "snapshot_date": None}]

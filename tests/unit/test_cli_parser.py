@@ -105,9 +105,11 @@ def decided(week: str, outcome: str, reason: str | None = None, stage: str = "lo
 
 def test_verdict_ends_at_a_decided_request() -> None:
     refused = [decided(REQUEST, "failed", "refused: field 'markets' = 'MX': no chart playlist", "extract")]
-    assert run_verdict(refused) == Verdict(False, "failed: refused: field 'markets' = 'MX': no chart playlist")
-    assert run_verdict([decided(REQUEST, "abandoned", "aged out")], expected_weeks=3) == Verdict(
-        False, "abandoned: aged out"
+    assert run_verdict(refused) == Verdict(
+        False, "failed at extract: refused: field 'markets' = 'MX': no chart playlist"
+    )
+    assert run_verdict([decided(REQUEST, "abandoned", "aged out", "sweep")], expected_weeks=3) == Verdict(
+        False, "abandoned at sweep: aged out"
     )
 
 
@@ -117,8 +119,8 @@ def test_verdict_waits_for_every_expected_week() -> None:
     assert run_verdict([decided("2026-11-23", "succeeded")], expected_weeks=2) is None
     two = [decided("2026-11-23", "succeeded"), decided("2026-11-16", "superseded", "run b replaced it")]
     assert run_verdict(two, expected_weeks=2) == Verdict(True)
-    failed = [decided("2026-11-23", "succeeded"), decided("2026-11-16", "failed", "failed at transform: x")]
-    assert run_verdict(failed, expected_weeks=2) == Verdict(False, "2026-11-16 failed: failed at transform: x")
+    failed = [decided("2026-11-23", "succeeded"), decided("2026-11-16", "failed", "x", "transform")]
+    assert run_verdict(failed, expected_weeks=2) == Verdict(False, "2026-11-16 failed at transform: x")
 
 
 def test_following_a_run_honours_its_timeout_when_the_warehouse_is_gone(capsys: Any) -> None:

@@ -31,7 +31,7 @@ def spec(request: pytest.FixtureRequest) -> TableSpec:
 
 
 def test_every_stage_output_has_a_schema() -> None:
-    outputs = {*transform.TABLES, "recommendations", "track_clusters", "clusters", "pipeline_runs"}
+    outputs = {*transform.TABLES, "recommendations", "track_clusters", "clusters", "pipeline_runs", "run_outcomes"}
     assert outputs == set(tables())
 
 
@@ -56,10 +56,11 @@ def test_names_are_snake_case_and_unique(spec: TableSpec) -> None:
 
 
 def test_partition_field(spec: TableSpec) -> None:
-    expected = "started_at" if spec.name == "pipeline_runs" else "snapshot_date"
+    # The run records by when they happened (a refused run has no week); the data by week.
+    expected = {"pipeline_runs": "started_at", "run_outcomes": "decided_at"}.get(spec.name, "snapshot_date")
     assert spec.partition_field == expected
     column = {c.name: c for c in spec.columns}[expected]
-    assert column.type == ("TIMESTAMP" if spec.name == "pipeline_runs" else "DATE")
+    assert column.type == ("DATE" if expected == "snapshot_date" else "TIMESTAMP")
     assert column.mode == "REQUIRED"
 
 
@@ -77,7 +78,7 @@ def test_modes_types_and_load(spec: TableSpec) -> None:
     for c in spec.columns:
         assert c.mode in ("REQUIRED", "NULLABLE", "REPEATED"), c
         assert c.type in ARROW_OF, c
-    expected_load = "append" if spec.name == "pipeline_runs" else "replace_partition"
+    expected_load = "append" if spec.name in ("pipeline_runs", "run_outcomes") else "replace_partition"
     assert spec.load == expected_load
     assert spec.description.strip()
 
@@ -131,5 +132,5 @@ def test_model_features_has_raw_and_z_columns() -> None:
 
 def test_every_data_table_is_a_snapshot_table() -> None:
     for name, spec in tables().items():
-        if name != "pipeline_runs":
+        if name not in ("pipeline_runs", "run_outcomes"):  # the run records, appended
             assert spec.column_names[0] == "snapshot_date", name

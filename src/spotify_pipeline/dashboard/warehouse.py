@@ -7,11 +7,13 @@ each track's ``neighbours`` nearest songs, in the warehouse's rank order.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from spotify_pipeline.bq_query import run_query
 from spotify_pipeline.schema import view
 
 if TYPE_CHECKING:
@@ -102,8 +104,13 @@ def _query(client: bigquery.Client, sql: str, weeks: Sequence[date], **ints: int
 
     params: list[Any] = [bigquery.ArrayQueryParameter("weeks", "DATE", list(weeks))]
     params += [bigquery.ScalarQueryParameter(k, "INT64", v) for k, v in ints.items()]
-    job = client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
-    return [dict(r.items()) for r in job.result()]
+    return run_query(client, sql, f"the dashboard's query of {_source(sql)}", params=params).rows
+
+
+def _source(sql: str) -> str:
+    """The view a dashboard query reads (named when it times out)."""
+    found = re.search(r"FROM `[^`]*\.([A-Za-z0-9_]+)`", sql)
+    return found.group(1) if found else "the warehouse"
 
 
 def read_warehouse(
@@ -121,7 +128,7 @@ def read_warehouse(
     def v(name: str) -> str:
         return _view(project, dataset, name)
 
-    snapshots = [dict(r.items()) for r in client.query(f"SELECT * FROM {v('dash_snapshots')}").result()]
+    snapshots = run_query(client, f"SELECT * FROM {v('dash_snapshots')}", "the dashboard's dash_snapshots").rows
     snapshots.sort(key=lambda r: (r["snapshot_date"], r["market"]))
     chosen, default = choose_weeks([r["snapshot_date"] for r in snapshots], snapshot_date, weeks)
 
