@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import csv
 import json
 import os
 import sys
@@ -23,6 +22,7 @@ from typing import Any, NamedTuple
 from spotify_pipeline.cli_errors import BAD_INPUT, CliError, run_command
 from spotify_pipeline.cli_target import add_project_argument, announce_stack, open_warehouse, resolve, stack_root
 from spotify_pipeline.config import CliSettings, Settings
+from spotify_pipeline.safe_text import write_csv
 
 
 def _use_env(env: Mapping[str, str]) -> None:
@@ -291,11 +291,10 @@ def cmd_query(args: argparse.Namespace) -> int:
         cfg = bigquery.QueryJobConfig(default_dataset=f"{project}.{dataset}")
         result = client.query(args.sql, job_config=cfg).result()
         names = [f.name for f in result.schema]
-        rows = [[_fmt(v) for v in row.values()] for row in result]
+        values = [list(row.values()) for row in result]
+    rows = [[_fmt(v) for v in row] for row in values]
     if args.format == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(names)
-        writer.writerows(rows)
+        write_csv(sys.stdout, names, values, _fmt)
     else:
         widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
         print("  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)))
