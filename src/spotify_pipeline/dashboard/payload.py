@@ -201,7 +201,13 @@ def _genres(rows: list[Row]) -> dict[str, list[list[Any]]]:
     out: dict[str, list[list[Any]]] = defaultdict(list)
     for r in sorted(rows, key=lambda r: (str(r["market"]), int(r["genre_rank"]))):
         out[r["market"]].append(
-            [strip_bidi(r["genre"]), _i(r["tracks"]), _i(r["artists"]), _i(r["main_genre_artists"]), _r(r["track_share"])]
+            [
+                strip_bidi(r["genre"]),
+                _i(r["tracks"]),
+                _i(r["artists"]),
+                _i(r["main_genre_artists"]),
+                _r(r["track_share"]),
+            ]
         )
     return dict(out)
 
