@@ -79,6 +79,8 @@ def csv_safe_table(tbl: pa.Table) -> pa.Table:
             continue
         col = tbl.column(i)
         risky = pc.is_in(pc.utf8_slice_codeunits(col, 0, 1), value_set=starts.cast(f.type))
+        if not pc.any(risky).as_py():
+            continue  # the usual case (ids, market codes): no copy of the column
         guarded = pc.binary_join_element_wise(pa.scalar(FORMULA_GUARD, f.type), col, pa.scalar("", f.type))
         tbl = tbl.set_column(i, f, pc.if_else(risky, guarded, col))
     return tbl
