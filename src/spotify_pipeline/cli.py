@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import csv
 import json
 import os
 import sys
@@ -24,6 +23,7 @@ from spotify_pipeline.cli_errors import BAD_INPUT, CliError, run_command
 from spotify_pipeline.cli_follow import wait_for_run
 from spotify_pipeline.cli_target import add_project_argument, announce_stack, open_warehouse, resolve, stack_root
 from spotify_pipeline.config import CliSettings, Settings
+from spotify_pipeline.safe_text import write_csv
 
 
 def _use_env(env: Mapping[str, str]) -> None:
@@ -200,11 +200,10 @@ def cmd_query(args: argparse.Namespace) -> int:
         project, dataset = target.settings.project, target.settings.dataset
         result = run_query(client, args.sql, "the query", default_dataset=f"{project}.{dataset}", timeout=args.timeout)
         names = result.columns
-        rows = [[_fmt(v) for v in row.values()] for row in result.rows]
+        values = [list(row.values()) for row in result.rows]
+    rows = [[_fmt(v) for v in row] for row in values]
     if args.format == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(names)
-        writer.writerows(rows)
+        write_csv(sys.stdout, names, values, _fmt)
     else:
         widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
         print("  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)))

@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from spotify_pipeline import layout
 from spotify_pipeline.cli_errors import BAD_INPUT, CliError
 from spotify_pipeline.cli_target import add_project_argument, open_warehouse, resolve
 from spotify_pipeline.config import Settings
@@ -190,7 +191,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         day = week.pick.snapshot_date
         run_id = f"{backfill_id}-{day:%Y%m%d}"
         # uploads/ starts nothing (only inbox/ does): the run request below names the object.
-        blob = bucket.blob(f"uploads/{backfill_id}/{day.isoformat()}/{name}")
+        blob = bucket.blob(f"{layout.UPLOADS_PREFIX}{backfill_id}/{day.isoformat()}/{name}")
         blob.upload_from_string(week.data, content_type="text/csv")
         message = backfill_request(week, f"{blob.name}#{blob.generation}", run_id, force=args.force)
         parse_run_request(message, settings, default_run_id=run_id)  # extract's own validation, first

@@ -13,14 +13,16 @@ run ids derived from Pub/Sub message ids would repeat after an emulator restart.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from spotify_pipeline import layout
 from spotify_pipeline.cli_errors import BAD_INPUT, CliError
 from spotify_pipeline.config import CHART_SOURCES, FEATURE_PROVIDERS, Settings, parse_playlists
-from spotify_pipeline.events import RunRequest, parse_run_request
+from spotify_pipeline.events import RunRequest, check_run_request_size, parse_run_request
 
 
 @dataclass(frozen=True)
@@ -121,10 +123,12 @@ def prepare_request(
     chart_path: str | None = payload.get("charts_csv")
     if chart_path:
         payload["charts_csv"] = "uploads/pending.csv"  # validated first, replaced once uploaded
+    check_run_request_size(json.dumps(payload).encode(), "run request")  # before parsing, as extract
     request = parse_run_request(payload, settings, default_run_id=run_id)
     expected_loads = 1
     if chart_path:
         payload["charts_csv"], expected_loads = stage_chart_file(chart_path, request, settings, env)
+    check_run_request_size(json.dumps(payload).encode(), "run request")  # with the uploaded name
     return payload, request, expected_loads
 
 
@@ -144,11 +148,11 @@ def stage_chart_file(path: str, request: RunRequest, settings: Settings, env: Ma
     """Check a chart file as extract will, put it in the data bucket (``uploads/<run id>/``, which
     starts nothing: only ``inbox/`` does) and return its pinned object name and its snapshot count."""
     from spotify_pipeline.clients import storage_client
-    from spotify_pipeline.events import parse_object_ref
+    from spotify_pipeline.events import parse_chart_ref
 
     bucket = storage_client(settings.project, env).bucket(settings.bucket)
     if path.startswith("gs://"):
-        ref = parse_object_ref(path, settings.bucket, "--charts-csv", "charts_csv")
+        ref = parse_chart_ref(path, settings.bucket, "--charts-csv")
         blob = bucket.get_blob(ref.name, generation=ref.generation)
         if blob is None:
             raise CliError(f"--charts-csv {path}: no such object in gs://{settings.bucket}", code=BAD_INPUT)
@@ -157,7 +161,7 @@ def stage_chart_file(path: str, request: RunRequest, settings: Settings, env: Ma
         data, name = Path(path).read_bytes(), Path(path).name
     dates = _chart_dates(data, name, request)
     if not path.startswith("gs://"):
-        name = f"uploads/{request.run_id}/{name}"
+        name = f"{layout.UPLOADS_PREFIX}{request.run_id}/{name}"
         blob = bucket.blob(name)
         blob.upload_from_string(data, content_type="text/csv")
         generation = int(blob.generation or 0)

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("spotify_pipeline")
 
-INBOX_PREFIX = "inbox/"
+INBOX_PREFIX = layout.INBOX_PREFIX
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
 # How a stage ended, as a `status` field of its log line (the alerts' log-based metrics filter on it).
 STATUS_FAILED = {"status": "failed"}

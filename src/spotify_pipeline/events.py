@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from spotify_pipeline import layout
 from spotify_pipeline.config import (
     CHART_SOURCES,
     FEATURE_PROVIDERS,
@@ -42,6 +43,12 @@ RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PLAYLIST_ID_RE = re.compile(r"^[A-Za-z0-9]{22}$")
 OBJECT_REF_RE = re.compile(r"^(?:gs://(?P<bucket>[^/]+)/)?(?P<name>.+?)(?:#(?P<generation>\d{1,19}))?$", re.DOTALL)
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# A chart file's name also holds no C1 control and no bidi control (which would disguise the name
+# wherever it is shown: errors, pipeline_runs, the CLI).
+CHART_NAME_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# A run request is a few hundred bytes; a bigger message is refused before it is parsed (Pub/Sub
+# itself takes up to 10 MB, which extract would otherwise decode and echo into errors).
+MAX_RUN_REQUEST_BYTES = 64 * 1024
 FUTURE_SLACK_DAYS = 7  # a weekly chart is dated by the last day of its week: up to 7 days ahead
 RUN_REQUEST_FIELDS = (
     "snapshot_date",
@@ -182,7 +189,7 @@ def parse_run_request(
     chart_source = payload.get("chart_source") or settings.chart_source
     charts_ref: ObjectRef | None = None
     if payload.get("charts_csv") is not None:
-        charts_ref = parse_object_ref(payload["charts_csv"], settings.bucket, where, "charts_csv")
+        charts_ref = parse_chart_ref(payload["charts_csv"], settings.bucket, where)
         chart_source = payload.get("chart_source") or "charts-csv"
     if chart_source not in CHART_SOURCES:
         raise InvalidEvent(where, "chart_source", chart_source, f"supported: {', '.join(CHART_SOURCES)}")
@@ -305,16 +312,55 @@ def parse_object_ref(value: object, bucket: str, where: str, field_name: str) ->
     return ObjectRef(match["name"], generation)
 
 
+def parse_chart_ref(value: object, bucket: str, where: str, field_name: str = "charts_csv") -> ObjectRef:
+    """The chart file a run request names: an object of the data bucket under ``inbox/`` or
+    ``uploads/`` (:data:`layout.CHART_FILE_PREFIXES`), without ``.`` or ``..`` segments (Cloud
+    Storage names are not paths, but an emulator may resolve them) and without control characters.
+    Nothing else of the bucket (caches, stage outputs) is ever read as a chart file."""
+    ref = parse_object_ref(value, bucket, where, field_name)
+    if not ref.name.startswith(layout.CHART_FILE_PREFIXES):
+        raise InvalidEvent(
+            where,
+            field_name,
+            value,
+            f"a chart file must be an object under {' or '.join(layout.CHART_FILE_PREFIXES)} of the data bucket "
+            "(drop it into inbox/, or `spotify-pipeline run --charts-csv FILE` uploads it)",
+        )
+    if {".", ".."} & set(ref.name.split("/")):
+        raise InvalidEvent(where, field_name, value, "a '.' or '..' segment; object names are not paths")
+    bad = CHART_NAME_CONTROL_RE.search(ref.name)
+    if bad:
+        raise InvalidEvent(where, field_name, value, f"control character U+{ord(bad.group()):04X} in the name")
+    return ref
+
+
+def check_run_request_size(data: bytes, where: str) -> None:
+    """Refuse a run request over :data:`MAX_RUN_REQUEST_BYTES`, naming its size and the limit."""
+    if len(data) > MAX_RUN_REQUEST_BYTES:
+        raise InvalidEvent(
+            where,
+            "message.data",
+            f"{len(data):,} bytes",
+            f"a run request is at most {MAX_RUN_REQUEST_BYTES:,} bytes (64 KiB); refused unread",
+        )
+
+
 def decode_pubsub_payload(data: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
     """The JSON object inside a ``messagePublished`` CloudEvent's ``message.data``."""
     message = data.get("message") if isinstance(data, Mapping) else None
     if not isinstance(message, Mapping):
         raise InvalidEvent(where, "message", message, "not a Pub/Sub messagePublished event")
     encoded = message.get("data") or ""
+    not_text = InvalidEvent(where, "message.data", str(encoded)[:80], "not base64-encoded UTF-8")
     try:
-        text = base64.b64decode(encoded, validate=True).decode("utf-8") if encoded else ""
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
-        raise InvalidEvent(where, "message.data", str(encoded)[:80], "not base64-encoded UTF-8") from None
+        raw = base64.b64decode(encoded, validate=True) if encoded else b""
+    except (binascii.Error, ValueError, TypeError):
+        raise not_text from None
+    check_run_request_size(raw, where)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise not_text from None
     if not text.strip():
         return {}
     try:

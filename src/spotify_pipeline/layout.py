@@ -31,6 +31,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
+# Chart files a run may read: dropped into inbox/ (each one starts a run) or uploaded under uploads/
+# by the CLI (`run --charts-csv FILE`, `backfill`), which starts nothing by itself.
+INBOX_PREFIX = "inbox/"
+UPLOADS_PREFIX = "uploads/"
+CHART_FILE_PREFIXES = (INBOX_PREFIX, UPLOADS_PREFIX)
+
 Stage = Literal["extract", "transform", "recommend", "load"]
 STAGES: tuple[Stage, ...] = ("extract", "transform", "recommend", "load")
 MANIFEST = "_manifest.json"

@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 from spotify_pipeline import layout
 from spotify_pipeline.errors import DataError
 from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
+from spotify_pipeline.safe_text import csv_safe_table
 from spotify_pipeline.schema import table
 from spotify_pipeline.store import StageStore
 
@@ -749,12 +750,13 @@ def plain_schema(schema: pa.Schema) -> pa.Schema:
 
 
 def csv_flatten(tbl: pa.Table) -> pa.Table:
-    """Dictionaries decoded, list columns as ';'-joined strings: a table CSV can hold."""
+    """Dictionaries decoded, list columns as ';'-joined strings, text cells neutralised
+    (:func:`spotify_pipeline.safe_text.csv_safe_table`): a table CSV can hold and a spreadsheet can open."""
     tbl = tbl.cast(plain_schema(tbl.schema))
     for i, f in enumerate(tbl.schema):
         if pa.types.is_list(f.type):
             tbl = tbl.set_column(i, f.name, pc.binary_join(tbl[f.name].cast(pa.list_(pa.string())), ";"))
-    return tbl
+    return csv_safe_table(tbl)
 
 
 def _is_csv(path: str) -> bool:

@@ -18,6 +18,7 @@ from spotify_pipeline import layout
 from spotify_pipeline.errors import DataError
 from spotify_pipeline.extract import CHART_RE, PAGE_RE, track_of
 from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
+from spotify_pipeline.safe_text import strip_bidi
 from spotify_pipeline.schema import table
 from spotify_pipeline.sources.charts_csv import FEATURE_RANGES, INT64_MAX, MAX_RANK
 from spotify_pipeline.sources.reccobeats import match_by_href
@@ -36,8 +37,9 @@ _CACHED_RE = re.compile(r"/cached/(?P<kind>[a-z-]+)\.json$")
 
 def artist_key(name: str) -> str:
     """The artist_id of an artist known only by its name: ``name:`` and the name, NFC, trimmed,
-    inner whitespace collapsed (a Spotify artist id never contains a colon)."""
-    return ARTIST_NAME_KEY + " ".join(unicodedata.normalize("NFC", name).split())
+    inner whitespace collapsed, bidi controls dropped as from every display name (a Spotify artist id
+    never contains a colon)."""
+    return ARTIST_NAME_KEY + " ".join(unicodedata.normalize("NFC", strip_bidi(name)).split())
 
 
 def _load_json(name: str, data: bytes) -> Any:
@@ -128,6 +130,10 @@ class _Raw:
             raise self.bad(path, value, "expected a string" if optional else "expected a non-empty string")
         return value
 
+    def display(self, value: object, path: str) -> str:
+        """Text shown to people (a track, album, artist or genre name): without bidi controls."""
+        return strip_bidi(self.text(value, path))
+
     def integer(self, value: object, path: str, low: int = -INT64_MAX, high: int = INT64_MAX) -> int | None:
         if value is None:
             return None
@@ -173,15 +179,19 @@ class _Raw:
                 credits.append(
                     {
                         "id": self.text(a.get("id"), f"{path}.artists[{i}].id", optional=False),
-                        "name": self.text(a.get("name"), f"{path}.artists[{i}].name") or None,
+                        "name": self.display(a.get("name"), f"{path}.artists[{i}].name") or None,
                     }
                 )
         album = self.obj(t.get("album"), f"{path}.album", optional=True)
         return {
             "id": self.text(t.get("id"), f"{path}.id", optional=False),
-            "name": self.text(t.get("name"), f"{path}.name") or None,
+            "name": self.display(t.get("name"), f"{path}.name") or None,
             "artists": credits,
-            "album": {k: self.text(album.get(k), f"{path}.album.{k}") or None for k in ("id", "name", "release_date")},
+            "album": {
+                "id": self.text(album.get("id"), f"{path}.album.id") or None,
+                "name": self.display(album.get("name"), f"{path}.album.name") or None,
+                "release_date": self.text(album.get("release_date"), f"{path}.album.release_date") or None,
+            },
             "duration_ms": self.integer(t.get("duration_ms"), f"{path}.duration_ms", 0),
             "explicit": self.boolean(t.get("explicit"), f"{path}.explicit"),
             "popularity": self.integer(t.get("popularity"), f"{path}.popularity", 0, 100),
@@ -203,13 +213,13 @@ class _Raw:
 
     def artist(self, value: object, path: str) -> dict[str, Any]:
         a = self.obj(value, path)
-        genres = self.items(a.get("genres"), f"{path}.genres")
-        for i, g in enumerate(genres):
-            self.text(g, f"{path}.genres[{i}]")
+        genres = [
+            self.display(g, f"{path}.genres[{i}]") for i, g in enumerate(self.items(a.get("genres"), f"{path}.genres"))
+        ]
         followers = self.obj(a.get("followers"), f"{path}.followers", optional=True)
         return {
             "id": self.text(a.get("id"), f"{path}.id", optional=False),
-            "name": self.text(a.get("name"), f"{path}.name") or None,
+            "name": self.display(a.get("name"), f"{path}.name") or None,
             "popularity": self.integer(a.get("popularity"), f"{path}.popularity", 0, 100),
             "followers": {"total": self.integer(followers.get("total"), f"{path}.followers.total", 0)},
             "genres": [g for g in genres if g],
@@ -223,11 +233,11 @@ class _Raw:
         return {
             "rank": self.integer(line.get("rank"), f"{path}.rank", 1, MAX_RANK) or self._missing(path, "rank"),
             "track_id": self.text(line.get("track_id"), f"{path}.track_id", optional=False),
-            "track_name": self.text(line.get("track_name"), f"{path}.track_name") or None,
-            "artist_names": [self.text(n, f"{path}.artist_names[{i}]") for i, n in enumerate(names)],
+            "track_name": self.display(line.get("track_name"), f"{path}.track_name") or None,
+            "artist_names": [self.display(n, f"{path}.artist_names[{i}]") for i, n in enumerate(names)],
             "features": self.features(features, f"{path}.features") if features is not None else None,
             "extra": {
-                "album_name": self.text(extra.get("album_name"), f"{path}.extra.album_name") or None,
+                "album_name": self.display(extra.get("album_name"), f"{path}.extra.album_name") or None,
                 "album_release_date": self.text(extra.get("album_release_date"), f"{path}.extra.album_release_date")
                 or None,
                 "duration_ms": self.integer(extra.get("duration_ms"), f"{path}.extra.duration_ms", 0),

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -96,7 +96,8 @@ def charting(week: date) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in sorted(out.items())}
 
 
-def rows() -> dict[str, list[dict[str, Any]]]:
+def rows(renamed: Mapping[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every table's rows; ``renamed``: track key -> the track's name in every week instead of name()."""
     out: dict[str, list[dict[str, Any]]] = {
         t: []
         for t in (
@@ -126,7 +127,7 @@ def rows() -> dict[str, list[dict[str, Any]]]:
                 {
                     "snapshot_date": day,
                     "track_id": track_id(k),
-                    "track_name": name(k, week),
+                    "track_name": (renamed or {}).get(k) or name(k, week),
                     "artist_ids": CREDITS[k],
                     "artist_names": [artist_name(a) for a in CREDITS[k]],
                     "primary_artist_id": CREDITS[k][0],
@@ -224,7 +225,7 @@ def rows() -> dict[str, list[dict[str, Any]]]:
 
 
 @contextmanager
-def crafted_dataset(client: Any) -> Iterator[str]:
+def crafted_dataset(client: Any, renamed: Mapping[str, str] | None = None) -> Iterator[str]:
     """A fresh dataset with the tables and views of tables.json and the rows above; dropped after."""
     from google.cloud import bigquery
 
@@ -234,7 +235,7 @@ def crafted_dataset(client: Any) -> Iterator[str]:
     dataset = f"dash_crafted_{uuid.uuid4().hex[:8]}"
     ensure_dataset(client, dataset)
     try:
-        for name_, data in rows().items():
+        for name_, data in rows(renamed).items():
             spec = table(name_)
             # As the loader loads (Parquet with list inference); columns a table does not have are left out.
             body = io.BytesIO()

@@ -83,6 +83,8 @@ def failed_rows(stack: Any, trigger: str | None = None, run_id: str | None = Non
 
 # -- Pub/Sub payloads -------------------------------------------------------------------------------
 
+DECOY = b'{"secret_first_line": "never shown"}\n'  # cache/tracks.json: a run request may not read it
+HUGE = b'{"markets": ["GLOBAL"], "pad": "' + b"x" * (9 * 2**20) + b'"}'  # 9 MB, under Pub/Sub's 10 MB
 TICKS = [
     ("tick-not-json", b"{snapshot_date: 2026-11-23", "message.data", "{snapshot_date: 2026-11-23"),
     ("tick-not-an-object", b"[1, 2]", "message.data", "[1, 2]"),
@@ -96,6 +98,16 @@ TICKS = [
     ("tick-date-not-a-day", {"snapshot_date": "2026-02-30"}, "snapshot_date", "2026-02-30"),
     ("tick-unknown-field", {"snapshotdate": "2026-11-23"}, "snapshotdate", "2026-11-23"),
     ("tick-playlist-id-malformed", {"markets": ["BR"], "playlists": {"BR": "not-an-id"}}, "playlists.BR", "not-an-id"),
+    ("tick-charts-csv-outside-inbox", {"charts_csv": "cache/tracks.json"}, "charts_csv", "under inbox/ or uploads/"),
+    (
+        "tick-charts-csv-dot-dot",
+        {"charts_csv": "inbox/../recommend/snapshot_date=2026-11-23/_manifest.json"},
+        "charts_csv",
+        "a '.' or '..' segment",
+    ),
+    ("tick-charts-csv-control-character", {"charts_csv": "uploads/chart\u0085.csv"}, "charts_csv", "U+0085"),
+    ("tick-charts-csv-bidi-override", {"charts_csv": "inbox/\u202evsc.csv"}, "charts_csv", "U+202E"),
+    ("tick-9-mb", HUGE, "message.data", f"{len(HUGE):,} bytes"),
 ]
 
 
@@ -118,12 +130,14 @@ def test_bad_tick(
         },
         {"message": {"data": data, "messageId": message_id}, "subscription": "test"},
     )
+    corpus.blob("cache/tracks.json").upload_from_string(DECOY)
     before = objects(corpus)
     caplog.clear()
     assert post("extract", event) == 200
     lines = errors(caplog)
     assert len(lines) == 1, lines
     assert f"Pub/Sub message {message_id}" in lines[0] and f"'{field}'" in lines[0] and value in lines[0]
+    assert "secret_first_line" not in lines[0] and len(lines[0]) < 2000  # nothing read, nothing echoed
     assert objects(corpus) == before
     recorded = failed_rows(stack, trigger=f"Pub/Sub message {message_id}")
     assert [(r["stage"], r["status"]) for r in recorded] == [("extract", "failed")]
@@ -140,6 +154,8 @@ def test_bad_tick(
 def _show(payload: Any) -> str:
     if payload is None:
         return "whose `message.data` is not base64 (`%%%`)"
+    if isinstance(payload, bytes) and len(payload) > 1000:
+        return f"of {len(payload):,} bytes (9 MiB: a JSON object padded with `x`; the limit is 64 KiB)"
     if isinstance(payload, bytes):
         return f"`{payload.decode()}`"
     return f"`{json.dumps(payload)}`"
@@ -568,4 +584,53 @@ def test_chart_file_with_an_odd_name_runs(stack: Any, corpus: Any, caplog: pytes
         "name-inbox-unicode-hash-percent",
         f"a valid chart file dropped as {json.dumps(name, ensure_ascii=False)}",
         f"extracted normally ({len(rows)} snapshots): odd characters, `#` and `%` in a name are fine",
+    )
+
+
+def test_a_right_to_left_override_in_a_name_is_kept_raw_and_dropped_from_the_tables(
+    stack: Any, corpus: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """U+202E in a chart file's track name: extract keeps it in the raw object; transform's tracks
+    table holds the name without it (what the dashboard and exports show)."""
+    import pyarrow.parquet as pq
+
+    day, spoof = date(2025, 3, 6), "\u202eSpoofed Track (synthetic) exe.mp3"
+
+    def one_week_with_a_spoofed_name(table: list[list[str]]) -> None:
+        col = {c: table[0].index(c) for c in ("snapshot_date", "name", "spotify_id")}
+        table[1:] = [r for r in table[1:] if r[col["snapshot_date"]] == "2026-11-19"]  # one date: its own week
+        for r in table[1:]:
+            r[col["snapshot_date"]] = day.isoformat()
+        table[1][col["name"]] = spoof
+        table[1][col["spotify_id"]] = "RLOspoofRLOspoofRLOspo"  # unknown to Spotify: the file's name is used
+
+    status, run_id, _ = _ingest(corpus, "inbox/rlo/kaggle.csv", _kaggle(one_week_with_a_spoofed_name))
+    assert status == 200 and not errors(caplog)
+    extract = Manifest.from_bytes(corpus.blob(layout.manifest_name("extract", day)).download_as_bytes(), "m")
+    raw = b"".join(corpus.blob(f.name).download_as_bytes() for f in extract.files if "/charts/" in f.name)
+    assert json.dumps(spoof)[1:-1].encode() in raw or spoof.encode() in raw  # kept as received
+    caplog.clear()
+    name = layout.manifest_name("extract", day)
+    gen = corpus.get_blob(name).generation
+    event = CloudEvent(
+        {
+            "type": "google.cloud.storage.object.v1.finalized",
+            "id": f"{name}#{gen}",
+            "source": f"//storage.googleapis.com/projects/_/buckets/{BUCKET}",
+            "time": datetime.now(UTC).isoformat(),
+        },
+        {"bucket": BUCKET, "name": name, "generation": str(gen)},
+    )
+    assert post("transform", event) == 200 and not errors(caplog)
+    made = Manifest.from_bytes(corpus.blob(layout.manifest_name("transform", day)).download_as_bytes(), "m")
+    tracks = pq.read_table(io.BytesIO(corpus.blob(made.file("tracks").name).download_as_bytes())).to_pylist()
+    names = [t["track_name"] for t in tracks]
+    assert spoof.removeprefix("\u202e") in names and not [n for n in names if n and "\u202e" in n]
+    assert [r["status"] for r in failed_rows(stack, run_id=run_id)] == ["succeeded", "succeeded"]
+    record(
+        "input",
+        "name-right-to-left-override",
+        "a chart file dropped in inbox/ whose track name starts with U+202E (RIGHT-TO-LEFT OVERRIDE)",
+        "extracted and transformed normally; the raw chart object keeps the name as received, the tracks "
+        "table holds it without the control (bidi controls are dropped from every display name)",
     )

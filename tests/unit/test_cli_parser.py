@@ -143,3 +143,15 @@ def test_following_a_run_honours_its_timeout_when_the_warehouse_is_gone(capsys: 
     assert time.monotonic() - began < 15.0
     err = capsys.readouterr().err
     assert "did not finish within 4 s" in err and "the stack could not be read" in err and "stack status" in err
+
+
+def test_run_refuses_to_publish_a_request_over_the_size_limit() -> None:
+    """12,000 markets on the command line (72 KB): refused before parsing, before anything is uploaded
+    or published (no stack, no client: prepare_request raises first), naming the size and the limit."""
+    from spotify_pipeline.cli_request import prepare_request
+
+    args = build_parser().parse_args(["run", "--markets", ",".join(["BR"] * 12_000)])
+    with pytest.raises(InvalidEvent) as info:
+        prepare_request(args, Settings(), {}, "run-x")
+    assert info.value.field == "message.data"
+    assert str(info.value).startswith("run request: field 'message.data' = '72,") and "65,536 bytes" in str(info.value)

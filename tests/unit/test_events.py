@@ -11,6 +11,7 @@ import pytest
 
 from spotify_pipeline.config import DEFAULT_PLAYLISTS, Settings
 from spotify_pipeline.events import (
+    MAX_RUN_REQUEST_BYTES,
     InvalidEvent,
     RunRequest,
     decode_pubsub_payload,
@@ -205,6 +206,50 @@ def test_malformed_data_is_invalid_event_not_a_crash(data: object) -> None:
     with pytest.raises(InvalidEvent) as info:
         decode_pubsub_payload(pubsub(data), "m")
     assert info.value.field == "message.data"
+
+
+def test_a_run_request_over_the_limit_is_refused_unread_with_its_size_and_the_limit() -> None:
+    at_limit = json.dumps({"run_id": "x" * 10}).encode()
+    at_limit = at_limit[:-1] + b" " * (MAX_RUN_REQUEST_BYTES - len(at_limit)) + b"}"
+    assert len(at_limit) == MAX_RUN_REQUEST_BYTES == 65536
+    assert decode_pubsub_payload(pubsub(base64.b64encode(at_limit).decode()), "m") == {"run_id": "x" * 10}
+    over = b"{" + b" " * (9 * 2**20) + b"[}"  # 9 MB and not even JSON: refused for its size, not parsed
+    with pytest.raises(InvalidEvent) as info:
+        decode_pubsub_payload(pubsub(base64.b64encode(over).decode()), "Pub/Sub message 9")
+    assert str(info.value) == (
+        f"Pub/Sub message 9: field 'message.data' = '{len(over):,} bytes': "
+        "a run request is at most 65,536 bytes (64 KiB); refused unread"
+    )
+
+
+# --- charts_csv: which objects a run may read ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["inbox/chart.csv", "uploads/run-1/chart.csv#123", "gs://spotify-pipeline-local/inbox/a b/ü..x.csv"]
+)
+def test_a_chart_file_under_inbox_or_uploads_is_accepted(name: str) -> None:
+    assert parse({"charts_csv": name}).charts_csv is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("cache/tracks.json", "a chart file must be an object under inbox/ or uploads/ of the data bucket"),
+        ("recommend/snapshot_date=2026-11-23/_manifest.json", "under inbox/ or uploads/"),
+        ("inboxes/chart.csv", "under inbox/ or uploads/"),
+        ("inbox/../recommend/snapshot_date=2026-11-23/_manifest.json", "a '.' or '..' segment"),
+        ("uploads/./x/../../cache/tracks.json", "a '.' or '..' segment"),
+        ("inbox/chart\x85.csv", "control character U+0085"),
+        ("inbox/\u202evsc.exe", "control character U+202E"),
+        ("inbox/chart\r\n.csv", "not a Cloud Storage object name"),
+    ],
+)
+def test_any_other_chart_file_name_is_refused_naming_field_and_value(name: str, reason: str) -> None:
+    with pytest.raises(InvalidEvent) as info:
+        parse({"charts_csv": name})
+    assert str(info.value).startswith(f"run request: field 'charts_csv' = {name!r}: ")
+    assert reason in str(info.value)
 
 
 # --- parse_storage_event --------------------------------------------------------------------

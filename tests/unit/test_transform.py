@@ -270,6 +270,33 @@ def test_artist_genres_and_main_genre(raw: Raw, tables: Tables) -> None:
     assert len(genres) == sum(len(o["genres"]) for o in api.values())
 
 
+def test_bidi_controls_are_removed_from_every_display_name_and_kept_in_the_raw_objects(raw: Raw) -> None:
+    """A right-to-left override (U+202E) and an isolate in names reach no table; ids stay as they are."""
+    rlo, isolate, pop = "\u202e", "\u2067", "\u2069"
+    spoofed = copy.deepcopy(raw)
+    tid, obj = next(iter(chart_tracks(spoofed).items()))
+    for _, body in pages(spoofed):  # the same track object in every market's page
+        for row in body["items"]:
+            if row["item"]["id"] == tid:
+                row["item"]["name"] = f"{rlo}Track fdp.exe"
+                row["item"]["album"]["name"] = f"Album {isolate}X{pop}"
+                row["item"]["artists"][0]["name"] = f"{rlo}Artist"
+    aid = obj["artists"][0]["id"]
+    artist = raw_artists(spoofed)[aid]
+    artist["name"], artist["genres"] = f"{rlo}Artist", [f"{rlo}pop", f"{isolate}{pop}"]  # a genre of controls only
+    before = json.dumps(spoofed)
+    out = build(spoofed)
+    assert json.dumps(spoofed) == before  # the raw objects are not changed
+    track = out["tracks"].set_index("track_id").loc[tid]
+    assert (track["track_name"], track["album_name"]) == ("Track fdp.exe", "Album X")
+    assert track["artist_names"][0] == "Artist"
+    row = out["artists"].set_index("artist_id").loc[aid]
+    assert (row["artist_name"], list(row["genres"]), row["main_genre"]) == ("Artist", ["pop"], "pop")
+    assert out["artist_genres"].query("artist_id == @aid")["genre"].tolist() == ["pop"]
+    text = pd.concat([out[t].astype(str) for t in TABLES], axis=1).to_string()
+    assert not re.search("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]", text)
+
+
 # --- model_features ---------------------------------------------------------------------------
 
 

@@ -5,6 +5,8 @@ markets likewise. Per week: scorecards, genres, the popularity/danceability poin
 popular songs, the cluster scatter, the explorer's neighbours (each track's list in the
 warehouse's rank order), the week-over-week movement and, for a week whose model was skipped,
 why (``modelSkipped``: the load's note; null for a modelled week). Floats are rounded to 4 decimals.
+Track, artist and genre names lose bidi controls here too: the page does not trust the warehouse to
+hold only what transform wrote.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import date, datetime
 from typing import Any
 
 from spotify_pipeline.dashboard.warehouse import Row, WarehouseRows
+from spotify_pipeline.safe_text import strip_bidi
 
 SCHEMA_VERSION = 1
 ALL = "ALL"  # the views' market for "every market, each track once"
@@ -73,8 +76,8 @@ class _Tracks:
         index = {t: i for i, t in enumerate(ids)}
         return index, {
             "id": ids,
-            "name": [self.info[t][1] or t for t in ids],
-            "artists": [self.info[t][2] or "" for t in ids],
+            "name": [strip_bidi(self.info[t][1] or t) for t in ids],
+            "artists": [strip_bidi(self.info[t][2] or "") for t in ids],
         }
 
 
@@ -198,7 +201,13 @@ def _genres(rows: list[Row]) -> dict[str, list[list[Any]]]:
     out: dict[str, list[list[Any]]] = defaultdict(list)
     for r in sorted(rows, key=lambda r: (str(r["market"]), int(r["genre_rank"]))):
         out[r["market"]].append(
-            [r["genre"], _i(r["tracks"]), _i(r["artists"]), _i(r["main_genre_artists"]), _r(r["track_share"])]
+            [
+                strip_bidi(r["genre"]),
+                _i(r["tracks"]),
+                _i(r["artists"]),
+                _i(r["main_genre_artists"]),
+                _r(r["track_share"]),
+            ]
         )
     return dict(out)
 

@@ -170,7 +170,11 @@ def test_environment_default_chart_source_and_message_override() -> None:
         ({"chart_source": "charts-csv"}, "charts_csv", "needs the chart file"),
         ({"charts_csv": "gs://other-bucket/a.csv"}, "charts_csv", "must be in the data bucket"),
         ({"charts_csv": 5}, "charts_csv", "expected an object name"),
-        ({"charts_csv": "a.csv", "chart_source": "spotify-playlist"}, "charts_csv", "needs chart_source charts-csv"),
+        (
+            {"charts_csv": "inbox/a.csv", "chart_source": "spotify-playlist"},
+            "charts_csv",
+            "needs chart_source charts-csv",
+        ),
         ({"feature_providers": []}, "feature_providers", "expected a list"),
         ({"dataset_features": "yes"}, "dataset_features", "expected true or false"),
     ],

@@ -5,12 +5,18 @@ var Charts = (function () {
   "use strict";
 
   var HEIGHT = 360;
+  var MAX_LABEL_CHARS = 40;  // longest bar label shown, ellipsis included (docs/dashboard.md)
   var tooltip = null;
 
   function esc(s) {
     return String(s).replace(/[&<>"']/g, function (c) {
       return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
     });
+  }
+
+  function truncate(label, max) {
+    var chars = Array.from(label);
+    return chars.length > max ? chars.slice(0, max - 1).join("") + "\u2026" : label;
   }
 
   function niceStep(span, count) {
@@ -163,11 +169,13 @@ var Charts = (function () {
       parts.push('<text class="tick" x="' + x + '" y="' + (box.h - box.b + 16) + '" text-anchor="middle">' + tickText(v, xd[2]) + "</text>");
     });
     parts.push('<text class="axis-title" x="' + ((box.l + box.w - box.r) / 2) + '" y="' + (box.h - 6) + '" text-anchor="middle">' + esc(spec.xTitle) + "</text>");
-    var maxChars = Math.max(8, Math.floor((box.l - 10) / 6.2));
+    var maxChars = Math.min(MAX_LABEL_CHARS, Math.max(8, Math.floor((box.l - 10) / 6.2)));
     spec.labels.forEach(function (label, i) {
       var y = box.t + i * rowH, v = spec.values[i];
-      var text = label.length > maxChars ? label.slice(0, maxChars - 1) + "\u2026" : label;
-      parts.push('<text class="bar-label" x="' + (box.l - 6) + '" y="' + (y + rowH / 2) + '" dy="0.32em" text-anchor="end">' + esc(text) + "</text>");
+      // The full label on hover (<title>); the shown one cut to maxChars characters (code points, so no
+      // emoji or astral character is split), the last one an ellipsis.
+      parts.push('<text class="bar-label" x="' + (box.l - 6) + '" y="' + (y + rowH / 2) + '" dy="0.32em" text-anchor="end">' +
+        "<title>" + esc(label) + "</title>" + esc(truncate(label, maxChars)) + "</text>");
       if (v === null || v === undefined) { return; }
       parts.push('<rect class="mark" data-s="0" data-i="' + i + '" x="' + box.l + '" y="' + (y + 3) + '" width="' +
         Math.max(0, sx(v) - box.l).toFixed(1) + '" height="' + (rowH - 6) + '" fill="' + spec.color + '"/>');
