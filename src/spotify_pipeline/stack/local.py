@@ -94,7 +94,11 @@ class StackState:
         return tuple(name for name in PROCESSES if self.pubsub or name != "pubsub")
 
     def running(self) -> bool:
-        return bool(self.pids) and all(processes.alive(self.pids.get(name, 0)) for name in self.processes())
+        return bool(self.pids) and not self.missing()
+
+    def missing(self) -> list[str]:
+        """The processes of this stack not running (never started, stopped, or dead), in start order."""
+        return [name for name in self.processes() if name not in self.pids or not processes.alive(self.pids[name])]
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -250,7 +254,7 @@ def _start(state: StackState, names: Sequence[str]) -> list[tuple[str, int]]:
 
 def _heal(state: StackState, environ: Mapping[str, str], say: Callable[[str], None]) -> StackState:
     started = time.monotonic()
-    missing = [name for name in state.processes() if not processes.alive(state.pids.get(name, 0))]
+    missing = state.missing()
     wanted = checked(function_settings(state, environ))
     changed = sorted(k for k in {*wanted, *state.settings} if wanted.get(k) != state.settings.get(k))
     state.settings = wanted

@@ -41,6 +41,8 @@ def spawn(name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, str],
 
 
 def alive(pid: int) -> bool:
+    if pid <= 0:  # not a process: os.kill would signal a whole process group
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
