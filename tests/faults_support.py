@@ -244,17 +244,23 @@ def crash(state: StackState, name: str) -> int:
     return pid
 
 
-def stack_up(state: StackState) -> list[str]:
+def stack_up_command(state: StackState) -> subprocess.CompletedProcess[str]:
     """`spotify-pipeline stack up` through the real command, with no pipeline setting (as the session's
-    stack was started); ``state`` takes the PIDs it recorded. Returns the processes it restarted."""
+    stack was started)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "GOOGLE_")) and "EMULATOR" not in k}
-    out = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "spotify_pipeline.cli", "--stack-dir", str(state.root), "stack", "up"],
         env=env,
         capture_output=True,
         text=True,
         timeout=180,
     )
+
+
+def stack_up(state: StackState) -> list[str]:
+    """:func:`stack_up_command`, which must succeed; ``state`` takes the PIDs it recorded. Returns the
+    processes it restarted."""
+    out = stack_up_command(state)
     assert out.returncode == 0, out.stdout + out.stderr
     reloaded = StackState.load(Path(state.root))
     assert reloaded is not None
