@@ -15,12 +15,12 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from spotify_pipeline.cli_errors import BAD_INPUT, CliError, run_command
-from spotify_pipeline.cli_follow import wait_for_run
 from spotify_pipeline.cli_target import add_project_argument, announce_stack, open_warehouse, resolve, stack_root
 from spotify_pipeline.config import CliSettings, Settings
 
@@ -163,7 +163,100 @@ def cmd_run(args: argparse.Namespace) -> int:
     if request.remove_markets:
         what += f", removing {', '.join(request.remove_markets)}"
     print(f"published run {request.run_id} ({what}; message {message_id})", flush=True)
-    return wait_for_run(client, settings, request.run_id, args.timeout, expected_loads=expected_loads, env=env)
+    return wait_for_run(client, settings, request.run_id, args.timeout, expected_loads=expected_loads)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a followed run ended: loaded, or failed with the stage's reason."""
+
+    ok: bool
+    reason: str = ""
+
+
+def run_verdict(rows: Sequence[Mapping[str, Any]], expected_loads: int = 1) -> Verdict | None:
+    """Is this run done, and how: its ``pipeline_runs`` rows in finishing order decide. Failed at the
+    first failed row (a refused request, a failed stage or gate: nothing will follow it); loaded once
+    ``expected_loads`` loads succeeded (a chart file loads one snapshot per date); None while it goes
+    on (``retrying`` rows included: the event is redelivered)."""
+    loads = 0
+    for row in rows:
+        if row["status"] == "failed":
+            return Verdict(False, f"failed at {row['stage']}: {row['error']}")
+        if row["stage"] == "load" and row["status"] == "succeeded":
+            loads += 1
+            if loads >= expected_loads:
+                return Verdict(True)
+    return None
+
+
+def wait_for_run(client: Any, settings: Settings, run_id: str, timeout: float, *, expected_loads: int = 1) -> int:
+    """Follow ``run_id`` in ``pipeline_runs``, printing each stage as it finishes, until
+    :func:`run_verdict` decides or ``timeout`` passes; 0 when it loaded. The one follower of ``run``,
+    ``trigger --wait``, ``inbox put --wait`` and ``backfill``."""
+    from google.cloud import bigquery
+
+    table = f"`{settings.project}.{settings.dataset}.pipeline_runs`"
+    sql = (
+        f"SELECT stage, status, duration_seconds, row_counts, error, snapshot_date FROM {table} "
+        "WHERE run_id = @r ORDER BY finished_at"
+    )
+    cfg = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("r", "STRING", run_id)])
+    deadline = time.monotonic() + timeout
+    rows: list[Any] = []
+    unreachable: Exception | None = None
+    while time.monotonic() < deadline:
+        seen = len(rows)
+        # Each poll bounded by what is left of --timeout: a warehouse that went away (a stopped or
+        # restarted stack) must not hold the command past it; the run may still finish meanwhile.
+        left = max(1.0, deadline - time.monotonic())
+        try:
+            retry = bigquery.DEFAULT_RETRY.with_timeout(left)  # job_retry off: it would retry for 10 minutes
+            job = client.query(sql, job_config=cfg, retry=retry, timeout=left, job_retry=None)
+            rows = list(job.result(timeout=left, retry=retry, job_retry=None))
+            unreachable = None
+        except Exception as exc:
+            unreachable = exc
+            rows = rows[:seen]
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            continue
+        for row in rows[seen:]:
+            counts = json.loads(row["row_counts"]) if row["row_counts"] else {}
+            detail = ", ".join(f"{k}={v}" for k, v in counts.items()) if row["status"] == "succeeded" else row["error"]
+            week = f"{row['snapshot_date']}  " if expected_loads > 1 and row["snapshot_date"] else ""  # several weeks
+            print(
+                f"  {week}{row['stage']:<10} {row['status']:<9} {row['duration_seconds']:6.2f} s  {detail}", flush=True
+            )
+            if row["status"] == "succeeded" and row["error"]:
+                print(f"             NOTE {row['error']}", flush=True)  # model skipped, forced gates, merged
+        verdict = run_verdict(rows, expected_loads)
+        if verdict is not None:
+            return _report(run_id, rows, verdict)
+        time.sleep(0.5)
+    last = f"last stage reported: {rows[-1]['stage']}" if rows else "no stage reported yet"
+    if unreachable is not None:
+        first = str(unreachable).splitlines()[0][:200] if str(unreachable) else type(unreachable).__name__
+        last += f"; the warehouse could not be read: {first} (is the stack up? `spotify-pipeline stack status`)"
+    print(f"run {run_id} did not finish within {timeout:.0f} s ({last}); see the function logs", file=sys.stderr)
+    return 1
+
+
+def _report(run_id: str, rows: Sequence[Any], verdict: Verdict) -> int:
+    if not verdict.ok:
+        print(f"run {run_id} {verdict.reason}", file=sys.stderr)
+        return 1
+    seconds: dict[str, float] = {}
+    loaded: dict[str, int] = {}
+    for row in rows:
+        seconds[row["stage"]] = seconds.get(row["stage"], 0.0) + float(row["duration_seconds"])
+        if row["stage"] == "load" and row["status"] == "succeeded" and row["row_counts"]:
+            for name, n in json.loads(row["row_counts"]).items():
+                loaded[name] = loaded.get(name, 0) + n
+    print(f"\nrun {run_id} complete. Rows loaded per table:")
+    for name, n in sorted(loaded.items()):
+        print(f"  {name:<16} {n:>8}")
+    print("Seconds per stage: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
+    return 0
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
@@ -176,7 +269,7 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     where = f"projects/{env['GOOGLE_CLOUD_PROJECT']}/topics/{env['PIPELINE_TICKS_TOPIC']}"
     print(f"published {json.dumps(payload)} to {where} (message {message_id})", flush=True)
     if args.wait:
-        return wait_for_run(client, settings, request.run_id, args.timeout, expected_loads=expected_loads, env=env)
+        return wait_for_run(client, settings, request.run_id, args.timeout, expected_loads=expected_loads)
     print(
         f"follow it: spotify-pipeline status, or spotify-pipeline query "
         f"\"SELECT * FROM pipeline_runs WHERE run_id = '{request.run_id}'\""
