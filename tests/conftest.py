@@ -10,6 +10,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Eventarc's retry backoff (10 s to 600 s) shortened, for every stack the tests start (also through
+# the CLI, which inherits this environment): a redelivery after a fault takes seconds, not minutes.
+TEST_EVENTARC_SETTINGS = {"EVENTARC_STANDIN_MIN_BACKOFF_SECONDS": "0.5", "EVENTARC_STANDIN_MAX_BACKOFF_SECONDS": "4"}
+for _name, _value in TEST_EVENTARC_SETTINGS.items():
+    os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +28,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
     root = tmp_path_factory.mktemp("stack")
     saved = dict(os.environ)
-    state = local.up(root, REPO, quiet=True, environ={})  # default settings, whatever this shell sets
+    # Default pipeline settings, whatever this shell sets; short Eventarc retries.
+    state = local.up(root, REPO, quiet=True, environ={**TEST_EVENTARC_SETTINGS})
     os.environ.update(state.env())  # the Google clients in the tests read the emulator variables
     try:
         yield state

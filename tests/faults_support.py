@@ -1,5 +1,6 @@
 """Tools of the fault-injection suite: content hashes, hand-made deliveries, a fault-injecting
-proxy in front of the GCS emulator, and the functions' own JSON log lines."""
+proxy in front of an emulator, crashing a process and healing the stack with the real `stack up`,
+and the functions' own JSON log lines."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,16 +24,18 @@ from typing import Any
 import pyarrow.parquet as pq
 import requests
 from cloudevents.conversion import to_binary
-from helpers import bq, gcs, query, settings
+from helpers import bq, gcs, query, run_pipeline, settings
 
 from spotify_pipeline import layout
 from spotify_pipeline.cli import wait_for_run
 from spotify_pipeline.manifest import Manifest
 from spotify_pipeline.schema import tables
+from spotify_pipeline.stack import processes
 from spotify_pipeline.stack.eventarc import storage_cloud_event
 from spotify_pipeline.stack.local import BUCKET, StackState
 
 STAGES_WITH_FILES = ("extract", "transform", "recommend")
+CLEAN = date(2025, 3, 3)  # the week of the reference run every fault case compares with
 
 
 # -- comparing a run with a clean run --------------------------------------------------------------
@@ -95,6 +101,19 @@ def _content_digest(data: bytes, name: str, snapshot: date) -> str:
 
 def content_hashes(state: StackState, snapshot: date) -> dict[str, str]:
     return {**table_hashes(state, snapshot), **prefix_hashes(state, snapshot)}
+
+
+def clean_run(state: StackState) -> dict[str, str]:
+    """The reference: a clean run of CLEAN with a warm cache (as every later run of the session has)."""
+    run_pipeline(state, CLEAN, "rel-clean-1")
+    extract = manifest(state, "extract", CLEAN)
+    assert extract is not None
+    if any("/artists/" in f.name or "/audio_features/" in f.name for f in extract.files):
+        run_pipeline(state, CLEAN, "rel-clean-2")  # the first run of the session filled the cache
+    quiet(state)
+    hashes = content_hashes(state, CLEAN)
+    assert "no manifest" not in hashes.values()
+    return hashes
 
 
 def orphans(state: StackState, snapshot: date) -> list[str]:
@@ -215,7 +234,42 @@ def runs_of(state: StackState, run_id: str) -> list[dict[str, Any]]:
     )
 
 
-# -- a fault-injecting proxy in front of the GCS emulator -------------------------------------------
+# -- crashing a process, healing the stack ----------------------------------------------------------
+
+
+def crash(state: StackState, name: str) -> int:
+    """SIGKILL process ``name`` of the stack (its whole group), leaving state.json as a crash leaves it."""
+    pid = state.pids[name]
+    processes.kill(pid)
+    return pid
+
+
+def stack_up_command(state: StackState) -> subprocess.CompletedProcess[str]:
+    """`spotify-pipeline stack up` through the real command, with no pipeline setting (as the session's
+    stack was started)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "GOOGLE_")) and "EMULATOR" not in k}
+    return subprocess.run(
+        [sys.executable, "-m", "spotify_pipeline.cli", "--stack-dir", str(state.root), "stack", "up"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def stack_up(state: StackState) -> list[str]:
+    """:func:`stack_up_command`, which must succeed; ``state`` takes the PIDs it recorded. Returns the
+    processes it restarted."""
+    out = stack_up_command(state)
+    assert out.returncode == 0, out.stdout + out.stderr
+    reloaded = StackState.load(Path(state.root))
+    assert reloaded is not None
+    state.pids = reloaded.pids
+    healed = re.search(r"^stack healed in [\d.]+ s: restarted (.+?);", out.stdout, re.M)
+    return healed[1].split(", ") if healed else []
+
+
+# -- a fault-injecting proxy in front of an emulator ------------------------------------------------
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection"}
 
@@ -225,17 +279,22 @@ def upload_of(name: str) -> re.Pattern[bytes]:
     return re.compile(rb'"name":\s*"' + re.escape(name.encode()) + rb'"')
 
 
-class GcsProxy:
-    """Forwards everything to the GCS emulator, except that uploads matching ``hold`` wait:
+BIGQUERY_JOB = re.compile(rb'"configuration"\s*:')  # the body of a BigQuery jobs.insert (load or query)
 
-    * ``mode="drop"``: the first matching upload waits until :meth:`release`, then is dropped
-      (the connection closes unanswered): a process killed while writing it;
-    * ``mode="reorder"``: the first matching upload waits until a second one has been forwarded,
-      then is forwarded itself: two writers racing, the first to start finishing last.
+
+class HoldingProxy:
+    """Forwards everything to an emulator (GCS or BigQuery), except that the ``nth`` request whose
+    body matches ``hold`` waits:
+
+    * ``mode="drop"``: it waits until :meth:`release`, then is dropped (the connection closes
+      unanswered): a process killed while sending it;
+    * ``mode="pause"``: it waits until :meth:`release`, then is forwarded (a slow request);
+    * ``mode="reorder"``: it waits until the next matching one has been forwarded, then is
+      forwarded itself: two writers racing, the first to start finishing last.
     """
 
-    def __init__(self, upstream: str, hold: re.Pattern[bytes], mode: str = "drop") -> None:
-        self.upstream, self.hold, self.mode = upstream.rstrip("/"), hold, mode
+    def __init__(self, upstream: str, hold: re.Pattern[bytes], mode: str = "drop", nth: int = 1) -> None:
+        self.upstream, self.hold, self.mode, self.nth = upstream.rstrip("/"), hold, mode, nth
         self.held = threading.Event()
         self.released = threading.Event()
         self.second_done = threading.Event()
@@ -256,19 +315,20 @@ class GcsProxy:
                 if proxy.hold.search(body):
                     with proxy._lock:
                         proxy._matched += 1
-                        first = proxy._matched == 1
-                    if first and proxy.mode == "drop":
+                        first = proxy._matched == proxy.nth
+                    if first and proxy.mode in ("drop", "pause"):
                         proxy.held.set()
                         proxy.released.wait(120)
-                        self.close_connection = True
-                        return  # dropped: never reaches the emulator, never answered
+                        if proxy.mode == "drop":
+                            self.close_connection = True
+                            return  # dropped: never reaches the emulator, never answered
                     if first and proxy.mode == "reorder":
                         proxy.held.set()
                         proxy.second_done.wait(60)
                     status = self._forward(body)
                     with proxy._lock:
                         proxy.statuses.append(status)
-                    if not first:
+                    if proxy._matched > proxy.nth:
                         proxy.second_done.set()
                     return
                 self._forward(body)

@@ -25,6 +25,7 @@ SECTIONS = {
 # Test files that record cases: the table is checked only when all of them ran in the session.
 RECORDING_FILES = (
     "tests/reliability/test_faults.py",
+    "tests/reliability/test_stack_heal.py",
     "tests/reliability/test_bad_inputs.py",
     "tests/fuzz/test_parsers.py",
 )

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 import requests
 from faults_support import (
-    GcsProxy,
+    CLEAN,
+    HoldingProxy,
     content_hashes,
+    crash,
     deliver,
     deliveries,
     generation,
@@ -25,11 +27,12 @@ from faults_support import (
     quiet,
     run_folders,
     runs_of,
+    stack_up,
     upload_of,
     wait_loaded,
     wait_until,
 )
-from helpers import bucket_objects, run_pipeline
+from helpers import bucket_objects
 from reliability_log import record
 
 from spotify_pipeline import layout
@@ -37,22 +40,6 @@ from spotify_pipeline.cli import publish_tick
 from spotify_pipeline.stack import local
 
 pytestmark = [pytest.mark.emulators, pytest.mark.e2e]
-
-CLEAN = date(2025, 3, 3)
-
-
-@pytest.fixture(scope="module")
-def clean(stack: Any) -> dict[str, str]:
-    """The reference: a clean run with a warm cache (as every later run of the session has)."""
-    run_pipeline(stack, CLEAN, "rel-clean-1")
-    extract = manifest(stack, "extract", CLEAN)
-    assert extract is not None
-    if any("/artists/" in f.name or "/audio_features/" in f.name for f in extract.files):
-        run_pipeline(stack, CLEAN, "rel-clean-2")  # the first run of the session filled the cache
-    quiet(stack)
-    hashes = content_hashes(stack, CLEAN)
-    assert "no manifest" not in hashes.values()
-    return hashes
 
 
 def _complete(state: Any, day: date) -> bool:
@@ -112,7 +99,7 @@ def test_every_event_delivered_twice(stack: Any, clean: dict[str, str]) -> None:
 def test_function_killed_mid_stage(stack: Any, clean: dict[str, str], stage: str, day: date, files: int) -> None:
     run_id = f"rel-kill-{stage}"
     manifest_name = layout.manifest_name(stage, day)  # type: ignore[arg-type]
-    proxy = GcsProxy(stack.url("gcs"), upload_of(manifest_name), mode="drop")
+    proxy = HoldingProxy(stack.url("gcs"), upload_of(manifest_name), mode="drop")
     try:
         local.restart_process(stack, stage, extra_env={"STORAGE_EMULATOR_HOST": proxy.url})
         publish_tick(stack.env(), stack, {"snapshot_date": day.isoformat(), "run_id": run_id})
@@ -121,12 +108,11 @@ def test_function_killed_mid_stage(stack: Any, clean: dict[str, str], stage: str
         written = [n for n in bucket_objects(stack) if n.startswith(layout.prefix(stage, day))]  # type: ignore[arg-type]
         assert len(written) == files and manifest_name not in written
         killed_folders = run_folders(stack, stage, day)  # type: ignore[arg-type]
-        local.stop_process(stack, stage, kill=True)
+        crash(stack, stage)
         proxy.release()
     finally:
         proxy.close()
-        if stage not in stack.pids:
-            local.start_process(stack, stage)
+    assert stack_up(stack) == [stage]  # the real `stack up`: only the dead function, on its port
     wait_loaded(stack, run_id)
     quiet(stack)
     assert content_hashes(stack, day) == clean
@@ -151,8 +137,9 @@ def test_function_killed_mid_stage(stack: Any, clean: dict[str, str], stage: str
         "fault",
         f"kill-{stage}",
         f"`{stage}` killed with SIGKILL after writing its {files} files and before its manifest (a proxy in front "
-        "of the GCS emulator held the manifest upload), then restarted on the same port",
-        f"the Eventarc stand-in redelivered the event until the restarted `{stage}` completed it; the killed "
+        "of the GCS emulator held the manifest upload), then `spotify-pipeline stack up`",
+        f"`stack up` restarted only `{stage}`, on its port; the Eventarc stand-in redelivered the event until "
+        f"the restarted `{stage}` completed it; the killed "
         f"execution's {files} files were deleted by the next publish; `{downstream}` ran once, on the complete "
         "manifest; tables identical to the clean run",
     )
@@ -161,7 +148,7 @@ def test_function_killed_mid_stage(stack: Any, clean: dict[str, str], stage: str
 def test_two_ticks_for_one_snapshot_at_once(stack: Any, clean: dict[str, str]) -> None:
     day = date(2025, 4, 14)
     manifest_name = layout.manifest_name("extract", day)
-    proxy = GcsProxy(stack.url("gcs"), upload_of(manifest_name), mode="reorder")
+    proxy = HoldingProxy(stack.url("gcs"), upload_of(manifest_name), mode="reorder")
     try:
         local.restart_process(stack, "extract", extra_env={"STORAGE_EMULATOR_HOST": proxy.url})
         with ThreadPoolExecutor(2) as pool:

@@ -2,22 +2,29 @@
 
 Bucket-triggered functions: ingest (the extract source's second deployment, for inbox/ chart
 files), transform, recommend and load. Like Eventarc, each has its own subscription on the bucket's
-notification topic and receives every object's event (no prefix filter). An HTTP error from the
-function (or none answering: a crashed instance) nacks the message after an exponential backoff
-(0.5, 1, 2, 4, ... s, at most ``EVENTARC_STANDIN_MAX_BACKOFF_SECONDS``, default 16), so Pub/Sub
-redelivers it (``RETRY_POLICY_RETRY``); after ``EVENTARC_STANDIN_MAX_ATTEMPTS`` deliveries
-(default 9: a window of about a minute, long enough for a function or the warehouse to come
-back) the message is acknowledged and dropped, with a log line, so no event loops forever.
-Within the window, the function's other events wait (one event at a time per function).
-Every delivery to transform, recommend and load is appended to
-``deliveries.jsonl`` in the state folder (headers and body), which the end-to-end test replays to
-prove redelivery is harmless; deliveries to ingest go to ``deliveries-ingest.jsonl``.
+notification topic and receives every object's event (no prefix filter).
+
+Retries as Eventarc's with a retry policy: each event received is first written to
+``eventarc-pending/`` in the state folder, then its Pub/Sub message is acknowledged, so an event
+the stand-in has received survives a restart of the stand-in (pending events are reloaded on
+start) and of the Pub/Sub emulator. A worker per function delivers the due events one at a time;
+a failed delivery (an HTTP error, or no answer: a crashed or stopped function) is retried after
+``min * 2**(n-1)`` seconds, at most ``max`` (Eventarc: 10 s up to 600 s), until the event is older
+than the event-age bound (Eventarc: 24 h), then dropped with one ERROR line. The three are the
+``EVENTARC_STANDIN_*`` settings of stack/settings.py. The latest event time received per function
+is kept in ``eventarc-watermark.json``: after a restart of the Pub/Sub emulator, ``stack up``
+republishes the notifications of objects finalized since then (their notifications were lost).
+
+Every delivery to transform, recommend and load is appended to ``deliveries.jsonl`` in the state
+folder (headers and body), which the end-to-end test replays to prove redelivery is harmless;
+deliveries to ingest go to ``deliveries-ingest.jsonl``.
 
 Without the Pub/Sub emulator, the stand-in polls the GCS emulator's listing instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -25,6 +32,8 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +42,13 @@ from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
 from spotify_pipeline.stack.local import BUCKET, BUCKET_STAGES, BUCKET_TRIGGERED, PROJECT, StackState
+from spotify_pipeline.stack.settings import EVENTARC_DEFAULTS
 
 log = logging.getLogger("eventarc-standin")
-MAX_ATTEMPTS = 9
-MAX_BACKOFF_SECONDS = 16.0
 FINALIZED = "google.cloud.storage.object.v1.finalized"
+PENDING_FOLDER = "eventarc-pending"
+WATERMARK_FILE = "eventarc-watermark.json"
+RESUBSCRIBE_SECONDS = 1.0
 
 
 def storage_cloud_event(obj: Mapping[str, Any], event_id: str, event_time: str) -> CloudEvent:
@@ -55,104 +66,243 @@ def storage_cloud_event(obj: Mapping[str, Any], event_id: str, event_time: str) 
     )
 
 
-def _setting(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    raw = env.get(name, "").strip()
-    try:
-        return max(minimum, float(raw)) if raw else default
-    except ValueError:
-        raise SystemExit(f"{name}={raw!r}: expected a number") from None
+@dataclass(frozen=True)
+class RetryPolicy:
+    min_backoff: float = EVENTARC_DEFAULTS["EVENTARC_STANDIN_MIN_BACKOFF_SECONDS"]
+    max_backoff: float = EVENTARC_DEFAULTS["EVENTARC_STANDIN_MAX_BACKOFF_SECONDS"]
+    max_event_age: float = EVENTARC_DEFAULTS["EVENTARC_STANDIN_MAX_EVENT_AGE_SECONDS"]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RetryPolicy:
+        def get(name: str) -> float:
+            raw = env.get(name, "").strip()
+            return float(raw) if raw else EVENTARC_DEFAULTS[name]
+
+        return cls(
+            get("EVENTARC_STANDIN_MIN_BACKOFF_SECONDS"),
+            get("EVENTARC_STANDIN_MAX_BACKOFF_SECONDS"),
+            get("EVENTARC_STANDIN_MAX_EVENT_AGE_SECONDS"),
+        )
+
+    def backoff(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th failed delivery of an event."""
+        return float(min(self.min_backoff * 2 ** (failures - 1), self.max_backoff))
+
+
+@dataclass
+class Pending:
+    """One event not yet delivered to one function, as kept on disk."""
+
+    fn: str
+    attributes: dict[str, Any]
+    data: dict[str, Any]
+    received: float  # wall-clock time the stand-in received it: delivery order
+    attempts: int = 0
+    due: float = 0.0  # wall-clock time of the next delivery
+    last_status: int | None = None
+
+    @property
+    def event(self) -> CloudEvent:
+        return CloudEvent(dict(self.attributes), dict(self.data))
+
+    @property
+    def time(self) -> float:
+        """The event's time (when the object was finalized), else when the stand-in received it."""
+        try:
+            return datetime.fromisoformat(str(self.attributes["time"])).timestamp()
+        except (KeyError, ValueError):
+            return self.received
+
+    def age(self, now: float) -> float:
+        return now - self.time
+
+
+@dataclass
+class PendingStore:
+    """Pending events, one JSON file each (written whole, then renamed), named by function and event id."""
+
+    folder: Path
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, fn: str, event_id: str) -> Path:
+        return self.folder / f"{fn}-{hashlib.sha256(event_id.encode()).hexdigest()[:24]}.json"
+
+    def add(self, pending: Pending) -> bool:
+        """Keep ``pending``; False when that event is already pending for that function (a redelivered message)."""
+        with self.lock:
+            if self._path(pending.fn, pending.attributes["id"]).exists():
+                return False
+            self._write(pending)
+            return True
+
+    def save(self, pending: Pending) -> None:
+        with self.lock:
+            self._write(pending)
+
+    def _write(self, pending: Pending) -> None:
+        path = self._path(pending.fn, pending.attributes["id"])
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(pending)))
+        os.replace(tmp, path)
+
+    def remove(self, pending: Pending) -> None:
+        with self.lock:
+            self._path(pending.fn, pending.attributes["id"]).unlink(missing_ok=True)
+
+    def load(self) -> list[Pending]:
+        return [Pending(**json.loads(p.read_text())) for p in sorted(self.folder.glob("*.json"))]
 
 
 class Deliverer:
+    """Keeps every received event until its function took it (or it aged out); one worker per function."""
+
     def __init__(self, state: StackState, env: Mapping[str, str] | None = None) -> None:
-        env = os.environ if env is None else env
-        self.max_attempts = int(_setting(env, "EVENTARC_STANDIN_MAX_ATTEMPTS", MAX_ATTEMPTS, 1))
-        self.max_backoff = _setting(env, "EVENTARC_STANDIN_MAX_BACKOFF_SECONDS", MAX_BACKOFF_SECONDS, 0.0)
+        self.policy = RetryPolicy.from_env(os.environ if env is None else env)
         self.targets = {fn: state.url(fn) + "/" for fn in BUCKET_TRIGGERED}
-        self.journal = state.root / "deliveries.jsonl"
         self.journals = {
             fn: state.root / ("deliveries.jsonl" if fn in BUCKET_STAGES else f"deliveries-{fn}.jsonl")
             for fn in BUCKET_TRIGGERED
         }
-        self.attempts: dict[tuple[str, str], int] = {}
-        self.lock = threading.Lock()
-        self.session = requests.Session()
+        self.store = PendingStore(state.root / PENDING_FOLDER)
+        self.watermark_file = state.root / WATERMARK_FILE
+        self.watermark: dict[str, float] = (
+            json.loads(self.watermark_file.read_text()) if self.watermark_file.exists() else {}
+        )
+        self.cond = threading.Condition()
+        self.queues: dict[str, list[Pending]] = {fn: [] for fn in BUCKET_TRIGGERED}
+        for pending in self.store.load():
+            self.queues[pending.fn].append(pending)
+        reloaded = sum(len(q) for q in self.queues.values())
+        if reloaded:
+            log.info("reloaded %d pending deliveries from %s", reloaded, self.store.folder)
 
-    def deliver(self, fn: str, event: CloudEvent) -> bool:
-        headers, body = to_binary(event)
-        key = (fn, event["id"])
-        with self.lock:
-            self.attempts[key] = self.attempts.get(key, 0) + 1
-            attempt = self.attempts[key]
+    def receive(self, fn: str, event: CloudEvent) -> None:
+        """Keep ``event`` for ``fn`` on disk (the caller acknowledges its message afterwards) and queue it."""
+        pending = Pending(fn, dict(event.get_attributes()), dict(event.get_data() or {}), received=time.time())
+        with self.cond:
+            if pending.time > self.watermark.get(fn, 0.0):
+                self.watermark[fn] = pending.time
+                tmp = self.watermark_file.with_suffix(".tmp")
+                tmp.write_text(json.dumps(self.watermark))
+                os.replace(tmp, self.watermark_file)
+            if self.store.add(pending):
+                self.queues[fn].append(pending)
+                self.cond.notify_all()
+
+    def start(self) -> None:
+        for fn in BUCKET_TRIGGERED:
+            threading.Thread(target=self._work, args=(fn,), name=f"deliver-{fn}", daemon=True).start()
+
+    def _next_due(self, fn: str) -> Pending:
+        with self.cond:
+            while True:
+                queue = self.queues[fn]
+                if queue:
+                    first = min(queue, key=lambda p: (p.due, p.received))
+                    wait = first.due - time.time()
+                    if wait <= 0:
+                        queue.remove(first)
+                        return first
+                    self.cond.wait(wait)
+                else:
+                    self.cond.wait()
+
+    def _work(self, fn: str) -> None:
+        session = requests.Session()
+        while True:
+            pending = self._next_due(fn)
+            if self._aged_out(pending, time.time()):
+                continue
+            if not self.deliver(pending, session):
+                with self.cond:
+                    self.queues[fn].append(pending)
+
+    def deliver(self, pending: Pending, session: requests.Session) -> bool:
+        """One delivery attempt: True when done with the event (delivered, or dropped as too old)."""
+        headers, body = to_binary(pending.event)
+        pending.attempts += 1
         try:
-            status = self.session.post(self.targets[fn], headers=headers, data=body, timeout=600).status_code
+            status = session.post(self.targets[pending.fn], headers=headers, data=body, timeout=600).status_code
         except requests.RequestException as exc:
-            status = 0
-            log.warning("%s: %s", fn, exc)
-        with self.lock, self.journals[fn].open("a") as out:
-            out.write(
-                json.dumps(
-                    {
-                        "function": fn,
-                        "status": status,
-                        "attempt": attempt,
-                        "headers": dict(headers),
-                        "body": body.decode() if isinstance(body, bytes) else body,
-                    }
-                )
-                + "\n"
-            )
+            status = 0  # no answer: the function is down or crashed; retried like an error
+            log.warning("%s: %s", pending.fn, exc)
+        with self.store.lock, self.journals[pending.fn].open("a") as out:
+            record = {"function": pending.fn, "status": status, "attempt": pending.attempts}
+            out.write(json.dumps({**record, "headers": dict(headers), "body": _text(body)}) + "\n")
+        pending.last_status = status
         if 200 <= status < 300:
+            self.store.remove(pending)
             return True
-        if attempt >= self.max_attempts:
-            log.error("%s: giving up on %s after %d attempts (last HTTP %s)", fn, event["subject"], attempt, status)
+        pending.due = time.time() + self.policy.backoff(pending.attempts)
+        if self._aged_out(pending, pending.due):
             return True
+        self.store.save(pending)
         return False
 
-    def backoff(self, fn: str, event_id: str) -> float:
-        """Seconds to wait after the latest failed delivery of ``event_id`` to ``fn``."""
-        with self.lock:
-            attempt = self.attempts.get((fn, event_id), 1)
-        return float(min(2**attempt * 0.25, self.max_backoff))
+    def _aged_out(self, pending: Pending, at: float) -> bool:
+        """Drop ``pending`` (one ERROR line) if it would be older than the event-age bound at ``at``."""
+        age = pending.age(at)
+        if age <= self.policy.max_event_age:
+            return False
+        log.error(
+            "%s: dropping event %s (%s): older than the event-age bound EVENTARC_STANDIN_MAX_EVENT_AGE_SECONDS=%g "
+            "at its next delivery (%.0f s old, %d attempts, last HTTP %s); no more retries",
+            pending.fn,
+            pending.attributes["id"],
+            pending.attributes.get("subject"),
+            self.policy.max_event_age,
+            age,
+            pending.attempts,
+            pending.last_status,
+        )
+        self.store.remove(pending)
+        return True
 
 
-def run_with_pubsub(state: StackState) -> None:
+def _text(body: Any) -> str:
+    return body.decode() if isinstance(body, bytes) else str(body)
+
+
+def run_with_pubsub(state: StackState, deliverer: Deliverer) -> None:
+    """Pull every function's subscription; subscribe again whenever a stream ends (the Pub/Sub
+    emulator restarted: its subscriptions come back with ``stack up``)."""
     import google.cloud.pubsub_v1 as pubsub_v1
 
     from spotify_pipeline.clients import subscriber_client
 
-    deliverer = Deliverer(state)
     subscriber = subscriber_client(state.env())
-    futures = []
-    for fn in BUCKET_TRIGGERED:
 
-        def callback(message: Any, fn: str = fn) -> None:
+    def subscribe(fn: str) -> Any:
+        def callback(message: Any) -> None:
             obj = json.loads(message.data)
-            event = storage_cloud_event(
-                obj, message.message_id, message.attributes.get("eventTime") or message.publish_time.isoformat()
-            )
-            if deliverer.deliver(fn, event):
-                message.ack()
-            else:
-                time.sleep(deliverer.backoff(fn, event["id"]))  # before redelivery
-                message.nack()
+            when = message.attributes.get("eventTime") or message.publish_time.isoformat()
+            deliverer.receive(fn, storage_cloud_event(obj, message.message_id, when))
+            message.ack()  # after the event is on disk: a received event is never lost
 
-        flow = pubsub_v1.types.FlowControl(max_messages=1)  # one event at a time per function, in order received
-        futures.append(
-            subscriber.subscribe(subscriber.subscription_path(PROJECT, f"eventarc-{fn}"), callback, flow_control=flow)
-        )
+        path = subscriber.subscription_path(PROJECT, f"eventarc-{fn}")
+        return subscriber.subscribe(path, callback, flow_control=pubsub_v1.types.FlowControl(max_messages=1))
+
+    streams = {fn: subscribe(fn) for fn in BUCKET_TRIGGERED}
+    deliverer.start()
     (state.root / "eventarc.ready").write_text("pubsub\n")
-    for future in futures:
-        future.result()
+    while True:
+        time.sleep(RESUBSCRIBE_SECONDS)
+        for fn, stream in streams.items():
+            if stream.done():
+                log.warning("%s: subscription stream ended (%s); subscribing again", fn, stream.exception())
+                streams[fn] = subscribe(fn)
 
 
-def run_polling(state: StackState) -> None:
-    """No Pub/Sub emulator: list the bucket and deliver each new (name, generation) once to each function."""
+def run_polling(state: StackState, deliverer: Deliverer) -> None:
+    """No Pub/Sub emulator: list the bucket and hand each new (name, generation) once to each function."""
     from spotify_pipeline.clients import storage_client
 
     client = storage_client(PROJECT, state.env())
-    deliverer = Deliverer(state)
     seen: set[tuple[str, int]] = {(b.name, int(b.generation)) for b in client.list_blobs(BUCKET)}
+    deliverer.start()
     (state.root / "eventarc.ready").write_text("polling\n")
     while True:
         for blob in sorted(client.list_blobs(BUCKET), key=lambda b: (b.updated, b.name)):
@@ -160,20 +310,27 @@ def run_polling(state: StackState) -> None:
             if key in seen:
                 continue
             seen.add(key)
-            obj = {
-                "bucket": BUCKET,
-                "name": blob.name,
-                "generation": str(blob.generation),
-                "size": str(blob.size),
-                "contentType": blob.content_type,
-                "md5Hash": blob.md5_hash,
-                "timeCreated": blob.time_created.isoformat() if blob.time_created else None,
-            }
-            event = storage_cloud_event(obj, f"{blob.name}#{blob.generation}", blob.updated.isoformat())
+            event = storage_cloud_event(
+                object_resource(blob), f"{blob.name}#{blob.generation}", blob.updated.isoformat()
+            )
             for fn in BUCKET_TRIGGERED:
-                while not deliverer.deliver(fn, event):
-                    time.sleep(deliverer.backoff(fn, event["id"]))
+                deliverer.receive(fn, event)
         time.sleep(0.3)
+
+
+def object_resource(blob: Any) -> dict[str, Any]:
+    """The JSON object resource a finalize notification carries (the fields the functions read)."""
+    return {
+        "kind": "storage#object",
+        "bucket": BUCKET,
+        "name": blob.name,
+        "generation": str(blob.generation),
+        "size": str(blob.size),
+        "contentType": blob.content_type,
+        "md5Hash": blob.md5_hash,
+        "timeCreated": blob.time_created.isoformat() if blob.time_created else None,
+        "updated": blob.updated.isoformat() if blob.updated else None,
+    }
 
 
 def main() -> None:
@@ -181,10 +338,11 @@ def main() -> None:
     state = StackState.load(Path(sys.argv[1]))
     if state is None:
         raise SystemExit(f"no stack state in {sys.argv[1]}")
+    deliverer = Deliverer(state)
     if state.pubsub:
-        run_with_pubsub(state)
+        run_with_pubsub(state, deliverer)
     else:
-        run_polling(state)
+        run_polling(state, deliverer)
 
 
 if __name__ == "__main__":

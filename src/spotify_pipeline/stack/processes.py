@@ -41,6 +41,8 @@ def spawn(name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, str],
 
 
 def alive(pid: int) -> bool:
+    if pid <= 0:  # not a process: os.kill would signal a whole process group
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -52,6 +54,11 @@ def alive(pid: int) -> bool:
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == pid:
             return False
+    # So does anyone's zombie: a process killed after its starter exited belongs to init, which may
+    # reap it late (or never, in some containers); `stack up` must see it as dead at once.
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2] != "Z"
     return True
 
 

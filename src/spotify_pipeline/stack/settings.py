@@ -32,3 +32,31 @@ def checked(settings: dict[str, str]) -> dict[str, str]:
 
     Settings.from_env(settings)
     return settings
+
+
+# The Eventarc stand-in's own settings (never the functions'), with Eventarc's values as defaults:
+# retries back off exponentially from 10 s to 600 s until the event is 24 h old. Taken from the
+# environment of the `stack up` that starts the stand-in and kept in state.json, so the stand-in
+# restarted alone keeps them; tests set small values to stay short.
+EVENTARC_DEFAULTS = {
+    "EVENTARC_STANDIN_MIN_BACKOFF_SECONDS": 10.0,
+    "EVENTARC_STANDIN_MAX_BACKOFF_SECONDS": 600.0,
+    "EVENTARC_STANDIN_MAX_EVENT_AGE_SECONDS": 86400.0,
+}
+
+
+def eventarc_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """The Eventarc stand-in's settings set in ``environ``, each checked to be a number >= 0."""
+    out = {}
+    for name in EVENTARC_DEFAULTS:
+        raw = environ.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            ok = float(raw) >= 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise RuntimeError(f"{name}={raw!r}: expected a number of seconds >= 0")
+        out[name] = raw
+    return out
