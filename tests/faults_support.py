@@ -27,7 +27,7 @@ from cloudevents.conversion import to_binary
 from helpers import bq, gcs, query, run_pipeline, settings
 
 from spotify_pipeline import layout
-from spotify_pipeline.cli import wait_for_run
+from spotify_pipeline.cli_follow import wait_for_run
 from spotify_pipeline.manifest import Manifest
 from spotify_pipeline.schema import tables
 from spotify_pipeline.stack import processes
@@ -179,7 +179,7 @@ def manifest(state: StackState, stage: layout.Stage, snapshot: date) -> Manifest
 
 
 def wait_loaded(state: StackState, run_id: str, timeout: float = 120.0) -> None:
-    assert wait_for_run(bq(state), settings(state), run_id, timeout) == 0, f"run {run_id} did not load"
+    assert wait_for_run(bq(state), settings(state), run_id, timeout, env=state.env()) == 0, f"run {run_id} did not load"
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2, what: str = "") -> Any:

@@ -26,6 +26,7 @@ SECTIONS = {
 RECORDING_FILES = (
     "tests/reliability/test_faults.py",
     "tests/reliability/test_stack_heal.py",
+    "tests/reliability/test_outcomes.py",
     "tests/reliability/test_bad_inputs.py",
     "tests/fuzz/test_parsers.py",
 )

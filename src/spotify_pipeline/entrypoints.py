@@ -36,7 +36,7 @@ from spotify_pipeline.events import (
     parse_storage_event,
 )
 from spotify_pipeline.manifest import Manifest, ManifestError, UpstreamRef
-from spotify_pipeline.outcomes import REQUEST, Outbox, OutcomeBook, manifest_runs
+from spotify_pipeline.outcomes import REQUEST, Outbox, OutcomeBook, manifest_runs, superseded_reason
 from spotify_pipeline.runlog import RunLog, StageRun
 from spotify_pipeline.store import BucketStore, ConcurrentPublish, ObjectMismatch, RunScopedStore, StaleObject
 
@@ -211,7 +211,7 @@ def _settle_superseded(rt: Runtime, run: StageRun) -> None:
                 run.snapshot_date.isoformat(),
                 "superseded",
                 run.stage,
-                reason=f"run {current.run_id} replaced every market this run brought to the week",
+                reason=superseded_reason(current.run_id),
                 superseded_by=current.run_id,
                 trigger=run.trigger,
             )
@@ -482,7 +482,11 @@ def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
                 },
             )
             rt.runlog.record(row)
-            rt.outcomes.touch(run.run_id, manifest.snapshot_date.isoformat(), "extract")
+            week = manifest.snapshot_date.isoformat()
+            rt.outcomes.touch(run.run_id, week, "extract")
+            for other in summary.get("superseded_runs") or []:
+                reason = superseded_reason(run.run_id)
+                rt.outcomes.settle(other, week, "superseded", "extract", reason=reason, superseded_by=run.run_id)
         rt.outcomes.close(run.run_id, REQUEST)  # open now for each week it published
 
 

@@ -604,7 +604,14 @@ def _publish_week(
             finished_at=now().isoformat(),
             files=week_files,
             sources=dict(sources_row),
-            summary={**summary, "entries_per_market": _week_entries(parts, previous, snap.entries_per_market)},
+            summary={
+                **summary,
+                "entries_per_market": _week_entries(parts, previous, snap.entries_per_market),
+                # Runs of the week whose every market this run replaced or removed: superseded by it.
+                "superseded_runs": sorted(
+                    {p.run_id for p in previous.week_parts()} - {p.run_id for p in parts} if previous else set()
+                ),
+            },
             request=request.to_message(),
             parts=parts,
         )

@@ -57,6 +57,10 @@ def open_name(run_id: str, week: str) -> str:
     return f"{OPEN_PREFIX}{week}/{run_id}"
 
 
+def superseded_reason(by: str) -> str:
+    return f"run {by} replaced or removed every market this run brought to the week"
+
+
 def manifest_runs(manifest: Manifest) -> dict[str, list[str]]:
     """The runs whose markets a manifest's week holds, with their markets (the newest run last)."""
     if manifest.stage == "extract":

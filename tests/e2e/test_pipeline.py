@@ -108,14 +108,15 @@ def test_two_runs_of_a_snapshot_leave_identical_tables(stack) -> None:
 def test_a_failing_stage_fails_the_run_with_its_error(stack, capsys) -> None:
     from helpers import bq, settings
 
-    from spotify_pipeline.cli import publish_tick, wait_for_run
+    from spotify_pipeline.cli import publish_tick
+    from spotify_pipeline.cli_follow import wait_for_run
 
     day = date(2026, 9, 7)
     before = bucket_objects(stack)
     # A playlist the stand-in does not have: Spotify's 404, as a new app gets for the Top 50 playlists.
     message = {"snapshot_date": day.isoformat(), "run_id": "e2e-fails", "playlists": {"BR": "0" * 22}}
     publish_tick(stack.env(), stack, message)
-    assert wait_for_run(bq(stack), settings(stack), "e2e-fails", 60) == 1
+    assert wait_for_run(bq(stack), settings(stack), "e2e-fails", 60, env=stack.env()) == 1
     err = capsys.readouterr().err
     assert "failed at extract" in err and "404" in err and "0" * 22 in err
     recorded = runs(stack, "e2e-fails")

@@ -8,10 +8,11 @@ import time
 from datetime import date
 from typing import Any
 
-from helpers import bucket_objects, query, run_pipeline, runs, settings, snapshot_tables, wait_until
+from helpers import bucket_objects, outcomes_of, query, run_pipeline, runs, settings, snapshot_tables, wait_until
 
 from spotify_pipeline import layout
-from spotify_pipeline.cli import publish_tick, wait_for_run
+from spotify_pipeline.cli import publish_tick
+from spotify_pipeline.cli_follow import wait_for_run
 from spotify_pipeline.store import BucketStore
 
 from helpers import bq, gcs  # isort: skip
@@ -81,8 +82,8 @@ def test_two_runs_of_one_week_at_once_end_with_the_union_and_each_their_own_outc
     publish_tick(env, stack, {"snapshot_date": RACE.isoformat(), "run_id": "race-gb", "markets": ["GLOBAL", "BR"]})
     time.sleep(1.0)
     publish_tick(env, stack, {"snapshot_date": RACE.isoformat(), "run_id": "race-kr", "markets": ["KR"]})
-    assert wait_for_run(bq(stack), s, "race-gb", 180) == 0
-    assert wait_for_run(bq(stack), s, "race-kr", 180) == 0
+    assert wait_for_run(bq(stack), s, "race-gb", 180, env=stack.env()) == 0
+    assert wait_for_run(bq(stack), s, "race-kr", 180, env=stack.env()) == 0
 
     def settled() -> bool:
         receipt = BucketStore(gcs(stack), BUCKET).read_manifest(layout.manifest_name("load", RACE))[0]
@@ -113,3 +114,9 @@ def test_two_runs_of_one_week_at_once_end_with_the_union_and_each_their_own_outc
                     r="race-gb" if entries == 100 else "race-kr",
                 )[0]["row_counts"]
             )
+    # Exactly one outcome each, in the bucket and in the warehouse (stage rows are one per execution:
+    # a run whose own load overlapped the other's may have two, its own and the merged note).
+    for run_id in ("race-gb", "race-kr"):
+        assert {week: o for week, (o, _) in outcomes_of(stack, run_id).items()} == {RACE.isoformat(): "succeeded"}
+        recorded = query(stack, "SELECT outcome, snapshot_date FROM run_outcomes WHERE run_id = @r", r=run_id)
+        assert recorded == [{"outcome": "succeeded", "snapshot_date": RACE}]
