@@ -47,7 +47,11 @@ def cmd_stack(args: argparse.Namespace) -> int:
             print(f"down (no stack running in {root})")
             return 1
         stopped = [name for name, pid in state.pids.items() if not processes.alive(pid)]
-        print(f"up ({root})" if not stopped else f"down: {', '.join(stopped)} stopped (`stack up` restarts the stack)")
+        print(
+            f"up ({root})"
+            if not stopped
+            else f"down: {', '.join(stopped)} stopped (`stack up` restarts only those, on the same ports)"
+        )
         for name, pid in state.pids.items():
             running = "running" if processes.alive(pid) else "STOPPED"
             print(f"  {name:<12} pid {pid:<8} {running}  port {state.ports.get(name)}")
