@@ -17,7 +17,7 @@ from helpers import CLI, cli
 pytestmark = pytest.mark.emulators
 
 CHARTS = Path(__file__).resolve().parents[1] / "fixtures" / "charts"
-WEEK = date(2025, 4, 3)  # a week of its own on the session's stack
+WEEK = date(2019, 1, 3)  # a week of its own, before every other of the session: no previous week to gate on
 # The examples. A chart file's names are trimmed when parsed, so a leading tab or CR cannot
 # reach a stored name that way; they come back from a query below instead.
 NAMES = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3"]
