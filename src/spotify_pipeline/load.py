@@ -168,22 +168,25 @@ def _stage(
 
 
 def transaction_script(tables: Sequence[tuple[TableSpec, str, str]], snapshot: date) -> str:
-    """Pure: the script replacing ``snapshot`` of each (spec, target, staging) in one transaction."""
+    """Pure: the script replacing ``snapshot`` of each (spec, target, staging) in one transaction:
+    one check of every staging table, then one MERGE per table (each statement is a child job on
+    BigQuery, run one after another: fewer statements, shorter transaction)."""
     day = f"DATE '{snapshot.isoformat()}'"
-    lines = ["BEGIN TRANSACTION;"]
-    for spec, target, staging in tables:
-        cols = ", ".join(f"`{c}`" for c in spec.column_names)
-        where = f"`{spec.partition_field}` != {day}"
+    counts, checks, merges = [], [], []
+    for i, (spec, target, staging) in enumerate(tables):
+        counts.append(f"(SELECT COUNT(*) FROM `{staging}` WHERE `{spec.partition_field}` != {day}) AS n{i}")
         message = (
-            f"'{CHECK_MARK}table {spec.name}: ', CAST(COUNT(*) AS STRING), ' rows are not of snapshot_date {snapshot}'"
+            f"'{CHECK_MARK}table {spec.name}: ', CAST(n{i} AS STRING), ' rows are not of snapshot_date {snapshot}'"
         )
-        lines += [
-            f"SELECT IF(COUNT(*) = 0, 0, ERROR(CONCAT({message}))) FROM `{staging}` WHERE {where};",
-            f"DELETE FROM `{target}` WHERE `{spec.partition_field}` = {day};",
-            f"INSERT INTO `{target}` ({cols}) SELECT {cols} FROM `{staging}`;",
-        ]
-    lines.append("COMMIT TRANSACTION;")
-    return "\n".join(lines)
+        checks.append(f"IF(n{i} = 0, 0, ERROR(CONCAT({message})))")
+        cols = ", ".join(f"`{c}`" for c in spec.column_names)
+        merges.append(
+            f"MERGE `{target}` T USING `{staging}` S ON FALSE "
+            f"WHEN NOT MATCHED BY SOURCE AND T.`{spec.partition_field}` = {day} THEN DELETE "
+            f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({cols});"
+        )
+    check = f"SELECT {', '.join(checks)} FROM (SELECT {', '.join(counts)});"
+    return "\n".join(["BEGIN TRANSACTION;", check, *merges, "COMMIT TRANSACTION;"])
 
 
 def _commit(client: bigquery.Client, script: str, retry: Any) -> None:

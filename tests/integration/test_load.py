@@ -100,13 +100,13 @@ def test_a_failure_inside_the_transaction_leaves_every_table_as_it_was(stack: An
     replace_partitions(client, dataset, _files(A, 1), A.isoformat(), "r1")
     replace_partitions(client, dataset, _files(B, 3), B.isoformat(), "r2")
 
-    # The check of the last table fails after the eight others were replaced inside the transaction.
+    # A row of another snapshot in the last table: the transaction's check refuses the whole load.
     with pytest.raises(DataError) as failed:
         replace_partitions(client, dataset, _files(A, 2, clusters=B), A.isoformat(), "r3")
     assert str(failed.value) == "table clusters: 1 rows are not of snapshot_date 2026-01-05; nothing loaded"
     assert _versions(client, dataset, A) == (1,) * 9 and _versions(client, dataset, B) == (3,) * 9
 
-    # The last table missing: the eight replaced before it are rolled back too.
+    # The last table missing: its MERGE fails after the eight others', which are rolled back.
     client.delete_table(f"{client.project}.{dataset}.clusters")
     with pytest.raises(DataError, match=rf"{dataset}.clusters does not exist: create the tables"):
         replace_partitions(client, dataset, _files(A, 2), A.isoformat(), "r4")
@@ -126,7 +126,7 @@ def test_a_load_is_nine_load_jobs_and_one_query_job(stack: Any, dataset: str) ->
 
     def jobs_of_dataset() -> list[str]:
         out = []
-        for job in client.list_jobs(all_users=True):
+        for job in client.list_jobs(all_users=True, max_results=100_000):  # the emulator's default: 100
             if job.job_type == "load" and job.destination.dataset_id == dataset:
                 out.append("load")
             elif job.job_type == "query" and f"{dataset}." in (job.query or ""):
