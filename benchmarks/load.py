@@ -5,9 +5,10 @@
 Starts a private local stack in a temporary folder, generates one synthetic snapshot of the nine
 tables (``benchmarks/dashboard.py``'s generator, ``artists`` left empty; the defaults are the size
 of the demo's three Top 50 playlists), then loads it ``--loads`` times through
-``load.replace_partitions`` (parallel staging loads, one transaction). Jobs are counted from the emulator's own job list (``jobs.list``), API calls
-by wrapping the client's methods the loader uses. On BigQuery each job takes seconds whatever its size,
-so the job count and how many of them run one after another matter more than the emulator's seconds.
+``load.replace_partitions`` (parallel staging loads, one transaction). Jobs are counted from the
+emulator's own job list (``jobs.list``), API calls by wrapping the client's methods the loader
+uses. On BigQuery each job takes seconds whatever its size, so the job count and how many of them
+run one after another matter more than the emulator's seconds.
 
 A benchmark, not a test: it prints numbers and exits 0 unless something fails outright.
 """
