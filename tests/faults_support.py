@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import requests
 from cloudevents.conversion import to_binary
-from helpers import bq, gcs, query, settings
+from helpers import bq, gcs, query, run_pipeline, settings
 
 from spotify_pipeline import layout
 from spotify_pipeline.cli import wait_for_run
@@ -171,6 +171,19 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, interval: fl
             return value
         time.sleep(interval)
     raise AssertionError(f"not within {timeout:.0f} s: {what or predicate}")
+
+
+def clean_run(state: StackState, snapshot: date, run_id: str) -> dict[str, str]:
+    """A clean run's content hashes, with a warm cache (as every later run of the session has)."""
+    run_pipeline(state, snapshot, f"{run_id}-1")
+    extract = manifest(state, "extract", snapshot)
+    assert extract is not None
+    if any("/artists/" in f.name or "/audio_features/" in f.name for f in extract.files):
+        run_pipeline(state, snapshot, f"{run_id}-2")  # the first run of the session filled the cache
+    quiet(state)
+    hashes = content_hashes(state, snapshot)
+    assert "no manifest" not in hashes.values()
+    return hashes
 
 
 def quiet(state: StackState, seconds: float = 2.0, timeout: float = 120.0) -> None:

@@ -26,6 +26,7 @@ SECTIONS = {
 RECORDING_FILES = (
     "tests/reliability/test_faults.py",
     "tests/reliability/test_bad_inputs.py",
+    "tests/reliability/test_snapshot_load.py",
     "tests/fuzz/test_parsers.py",
 )
 

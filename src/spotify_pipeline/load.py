@@ -193,7 +193,10 @@ def _commit(client: bigquery.Client, script: str, retry: Any) -> None:
     from google.api_core.exceptions import GoogleAPICallError
 
     try:
-        client.query(script, retry=retry).result(retry=retry, timeout=BQ_JOB_SECONDS)
+        # job_retry=None: else the client re-inserts the job for 10 minutes whatever ``retry`` says
+        # (measured with the warehouse down); Eventarc's redelivery is this load's retry.
+        job = client.query(script, retry=retry, job_retry=None)
+        job.result(retry=retry, timeout=BQ_JOB_SECONDS, job_retry=None)
     except GoogleAPICallError as exc:
         failed_check = CHECK_RE.search(str(exc))
         if failed_check:

@@ -14,6 +14,7 @@ import pytest
 import requests
 from faults_support import (
     GcsProxy,
+    clean_run,
     content_hashes,
     deliver,
     deliveries,
@@ -29,7 +30,7 @@ from faults_support import (
     wait_loaded,
     wait_until,
 )
-from helpers import bucket_objects, run_pipeline
+from helpers import bucket_objects
 from reliability_log import record
 
 from spotify_pipeline import layout
@@ -44,15 +45,7 @@ CLEAN = date(2025, 3, 3)
 @pytest.fixture(scope="module")
 def clean(stack: Any) -> dict[str, str]:
     """The reference: a clean run with a warm cache (as every later run of the session has)."""
-    run_pipeline(stack, CLEAN, "rel-clean-1")
-    extract = manifest(stack, "extract", CLEAN)
-    assert extract is not None
-    if any("/artists/" in f.name or "/audio_features/" in f.name for f in extract.files):
-        run_pipeline(stack, CLEAN, "rel-clean-2")  # the first run of the session filled the cache
-    quiet(stack)
-    hashes = content_hashes(stack, CLEAN)
-    assert "no manifest" not in hashes.values()
-    return hashes
+    return clean_run(stack, CLEAN, "rel-clean")
 
 
 def _complete(state: Any, day: date) -> bool:
