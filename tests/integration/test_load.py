@@ -167,3 +167,31 @@ def test_leftover_staging_tables_are_shown_by_status_and_swept_by_the_next_load_
     finally:
         client.delete_table(f"{client.project}.{DATASET}.{elsewhere}", not_found_ok=True)
         client.query(f"DELETE FROM `{DATASET}.clusters` WHERE snapshot_date = '{day}'").result()
+
+
+def test_two_loads_of_one_snapshot_at_once_leave_one_of_them_whole(stack: Any, dataset: str) -> None:
+    """Each commits, or fails with an error that is not a DataError (so Eventarc redelivers it); the
+    emulator runs the two transactions one after the other (both commit), BigQuery fails one."""
+    client = bq(stack)
+    replace_partitions(client, dataset, _files(A, 1), A.isoformat(), "r0")
+    outcomes: dict[int, str] = {}
+    start = threading.Barrier(2)
+
+    def load(version: int) -> None:
+        start.wait()
+        try:
+            replace_partitions(bq(stack), dataset, _files(A, version), A.isoformat(), f"r{version}")
+            outcomes[version] = "committed"
+        except DataError as exc:
+            outcomes[version] = f"permanent: {exc}"
+        except Exception as exc:  # a function raises it: the event is redelivered
+            outcomes[version] = f"transient: {type(exc).__name__}"
+
+    threads = [threading.Thread(target=load, args=(v,)) for v in (2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not [o for o in outcomes.values() if o.startswith("permanent")], outcomes
+    assert "committed" in outcomes.values()
+    assert _versions(client, dataset, A) in {(2,) * 9, (3,) * 9}, outcomes
