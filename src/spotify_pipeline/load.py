@@ -1,35 +1,23 @@
-"""Load: every dataset of a snapshot into BigQuery, replacing that snapshot's partition only.
+"""Load: every dataset of a snapshot into BigQuery, replacing that snapshot's partition only,
+in every table at once (the tables are declared ``replace_partition`` in ``schemas/tables.json``).
 
-A snapshot becomes visible all at once (the tables are declared ``replace_partition`` in
-``schemas/tables.json``):
+1. Each Parquet file goes, in parallel, into a staging table of its own, created first with the
+   table's explicit schema and an expiration time (BigQuery drops it even if every delete fails),
+   named ``_staging_<table>_<yyyymmdd>_<run>_<hex>`` so later loads and ``status`` find it.
+2. ONE query job, a multi-statement transaction: one check (``ERROR()`` if a staged row is not of
+   the snapshot), one MERGE per table, COMMIT. A failure anywhere in it rolls back every table:
+   readers see all tables old or all new.
+3. The staging tables are deleted; each load first deletes its snapshot's staging tables older
+   than :data:`STAGING_SWEEP_AGE` (left by a failed delete; younger ones may be a live load's).
 
-1. every Parquet file is loaded, in parallel, into a staging table of its own with the table's
-   explicit schema. Staging tables are created first with an expiration time (BigQuery deletes
-   them by itself even if every delete below fails) and named
-   ``_staging_<table>_<yyyymmdd>_<run>_<hex>`` so a later load and ``spotify-pipeline status``
-   find them;
-2. ONE query job, a multi-statement transaction, replaces the snapshot's rows of every table:
-   per table a check (``ERROR()`` if a staged row is not of the snapshot), ``DELETE`` of the
-   snapshot's rows, ``INSERT`` of the staged ones; then ``COMMIT``. Any failure inside the script
-   rolls back every table, so readers see all nine tables old or all nine new;
-3. the staging tables are deleted; before staging, each load also deletes its snapshot's staging
-   tables older than :data:`STAGING_SWEEP_AGE` (what an earlier failed delete left; younger ones may
-   belong to a load still running).
-
-Why a transaction: it is the only mechanism that holds across tables both on BigQuery
-(multi-statement transactions over tables of any dataset) and on the local bqemulator (measured:
-a script failing after some DELETE/INSERTs leaves every table as before). The emulator accepts no
-query parameters in scripts, so the snapshot date is inlined, from a parsed ``date`` only.
-
-Loading the same snapshot twice leaves exactly one copy; other snapshots are untouched. On BigQuery
-a transaction that mutates a table locks it: of two loads of one snapshot at once, one fails with a
-concurrency error, which (like every error but :class:`DataError`) is raised so Eventarc redelivers
-the event. And a load that finds, once committed, that the recommend manifest it loaded has been
-superseded loads the current one again (:data:`CATCH_UP_LOADS`): whichever commits last leaves the
-tables of the current manifest.
-
-BigQuery jobs per load: 9 load jobs and 1 script job (was 9 x 3: load, check query, MERGE, one
-after another), plus API calls that are not jobs (list tables once, create and delete per table).
+Why a transaction: the one mechanism that is atomic across tables both on BigQuery and on the
+local bqemulator (measured there: a script failing after some MERGEs leaves every table as it
+was). The emulator takes no query parameters in scripts: the snapshot date is inlined from a
+parsed ``date``. Two loads of one snapshot at once: on BigQuery one transaction is cancelled,
+an error like any but :class:`DataError`, so it is raised and Eventarc redelivers the event; a
+load that finds, once committed, that its recommend manifest was superseded loads the current
+one again (:data:`CATCH_UP_LOADS`), so whichever commits last leaves the current manifest's tables.
+Details and jobs per load, before and after: docs/operations.md, "Loading".
 """
 
 from __future__ import annotations

@@ -171,7 +171,7 @@ def test_leftover_staging_tables_are_shown_by_status_and_swept_by_the_next_load_
 
 def test_two_loads_of_one_snapshot_at_once_leave_one_of_them_whole(stack: Any, dataset: str) -> None:
     """Each commits, or fails with an error that is not a DataError (so Eventarc redelivers it); the
-    emulator runs the two transactions one after the other (both commit), BigQuery fails one."""
+    emulator runs the two transactions one after the other (both commit); BigQuery cancels one."""
     client = bq(stack)
     replace_partitions(client, dataset, _files(A, 1), A.isoformat(), "r0")
     outcomes: dict[int, str] = {}
