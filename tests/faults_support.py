@@ -103,19 +103,6 @@ def content_hashes(state: StackState, snapshot: date) -> dict[str, str]:
     return {**table_hashes(state, snapshot), **prefix_hashes(state, snapshot)}
 
 
-def clean_run(state: StackState) -> dict[str, str]:
-    """The reference: a clean run of CLEAN with a warm cache (as every later run of the session has)."""
-    run_pipeline(state, CLEAN, "rel-clean-1")
-    extract = manifest(state, "extract", CLEAN)
-    assert extract is not None
-    if any("/artists/" in f.name or "/audio_features/" in f.name for f in extract.files):
-        run_pipeline(state, CLEAN, "rel-clean-2")  # the first run of the session filled the cache
-    quiet(state)
-    hashes = content_hashes(state, CLEAN)
-    assert "no manifest" not in hashes.values()
-    return hashes
-
-
 def orphans(state: StackState, snapshot: date) -> list[str]:
     """Objects under the snapshot's stage prefixes that no current manifest lists."""
     bucket = gcs(state).bucket(BUCKET)
@@ -190,6 +177,19 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, interval: fl
             return value
         time.sleep(interval)
     raise AssertionError(f"not within {timeout:.0f} s: {what or predicate}")
+
+
+def clean_run(state: StackState, snapshot: date = CLEAN, run_id: str = "rel-clean") -> dict[str, str]:
+    """A clean run's content hashes, with a warm cache (as every later run of the session has)."""
+    run_pipeline(state, snapshot, f"{run_id}-1")
+    extract = manifest(state, "extract", snapshot)
+    assert extract is not None
+    if any("/artists/" in f.name or "/audio_features/" in f.name for f in extract.files):
+        run_pipeline(state, snapshot, f"{run_id}-2")  # the first run of the session filled the cache
+    quiet(state)
+    hashes = content_hashes(state, snapshot)
+    assert "no manifest" not in hashes.values()
+    return hashes
 
 
 def quiet(state: StackState, seconds: float = 2.0, timeout: float = 120.0) -> None:

@@ -28,6 +28,7 @@ RECORDING_FILES = (
     "tests/reliability/test_stack_heal.py",
     "tests/reliability/test_outcomes.py",
     "tests/reliability/test_bad_inputs.py",
+    "tests/reliability/test_snapshot_load.py",
     "tests/fuzz/test_parsers.py",
 )
 

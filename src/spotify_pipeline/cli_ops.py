@@ -7,7 +7,8 @@
   snapshot per ISO week of a chart file holding many dates, each run through the pipeline and
   followed to its load;
 * ``status [--limit N] [--days D] [--stage S] [--wide]``: the last runs per stage from
-  ``pipeline_runs``, with durations, row counts, sources and errors.
+  ``pipeline_runs``, with durations, row counts, sources and errors; and the staging tables in the
+  dataset, if any (a load in progress, or one whose delete failed).
 
 Target: :func:`spotify_pipeline.cli_target.resolve`, as for every command (the local stack must be
 up for replay and backfill; ``status`` starts its BigQuery emulator alone if it is down).
@@ -27,6 +28,7 @@ from spotify_pipeline import layout
 from spotify_pipeline.cli_errors import BAD_INPUT, CliError
 from spotify_pipeline.cli_target import add_project_argument, open_warehouse, resolve
 from spotify_pipeline.config import Settings
+from spotify_pipeline.load import STAGING_EXPIRES, STAGING_SWEEP_AGE, StagingTable
 
 STAGE_ORDER = ("extract", "transform", "recommend", "load")
 NO_LOAD_ALERT_DAYS = 8  # infra/monitoring.tf alerts after this many days without a successful load
@@ -322,15 +324,36 @@ def render_status(
     return "\n".join(lines)
 
 
+def render_staging(leftovers: Sequence[StagingTable], *, now: datetime) -> list[str]:
+    """Pure: the lines on the staging tables found in the dataset (none: no line)."""
+    if not leftovers:
+        return []
+    lines = [
+        "",
+        f"staging tables: {len(leftovers)} (a load in progress, or a failed delete; BigQuery drops them "
+        f"{STAGING_EXPIRES.total_seconds() / 3600:g} h after creation, and the next load of their snapshot "
+        f"deletes those older than {STAGING_SWEEP_AGE.total_seconds() / 3600:g} h)",
+    ]
+    for t in sorted(leftovers, key=lambda t: (t.snapshot, t.table_id)):
+        age = f"{(now - t.created).total_seconds() / 3600:.1f} h old" if t.created else "age unknown"
+        lines.append(f"  {t.table_id}  snapshot {t.snapshot}  {age}")
+    return lines
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    from google.cloud import bigquery
+
+    from spotify_pipeline.load import BQ_RETRY_SECONDS, staging_tables
+
     target = resolve(args, running=False)
     project, dataset = target.settings.project, target.settings.dataset
     now = datetime.now(UTC)
     with open_warehouse(target) as client:
         rows, last = fetch_status(client, project, dataset, days=args.days, now=now)
-    print(
-        render_status(
-            rows, last, now=now, limit=args.limit, stage=args.stage, wide=args.wide, where=f"{project}.{dataset}"
-        )
+        retry = bigquery.DEFAULT_RETRY.with_timeout(BQ_RETRY_SECONDS)
+        leftovers = staging_tables(client, f"{project}.{dataset}", retry, timeout=BQ_RETRY_SECONDS)
+    report = render_status(
+        rows, last, now=now, limit=args.limit, stage=args.stage, wide=args.wide, where=f"{project}.{dataset}"
     )
+    print("\n".join([report, *render_staging(leftovers, now=now)]))
     return 0

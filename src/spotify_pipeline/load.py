@@ -1,24 +1,35 @@
-"""Load: every dataset of a snapshot into BigQuery, replacing that snapshot's partition only.
+"""Load: every dataset of a snapshot into BigQuery, replacing that snapshot's partition only,
+in every table at once (the tables are declared ``replace_partition`` in ``schemas/tables.json``).
 
-Load semantics, per table (declared in ``schemas/tables.json`` as ``replace_partition``):
-the Parquet file is loaded into a staging table of its own (one per execution, so concurrent
-deliveries never share one) with the table's explicit schema, then one MERGE deletes the
-snapshot's rows and inserts the new ones atomically. Loading the same snapshot twice therefore
-leaves exactly one copy, and other snapshots are untouched.
+1. Each Parquet file goes, in parallel, into a staging table of its own, created first with the
+   table's explicit schema and an expiration time (BigQuery drops it even if every delete fails),
+   named ``_staging_<table>_<yyyymmdd>_<run>_<hex>`` so later loads and ``status`` find it.
+2. ONE query job, a multi-statement transaction: one check (``ERROR()`` if a staged row is not of
+   the snapshot), one MERGE per table, COMMIT. A failure anywhere in it rolls back every table:
+   readers see all tables old or all new.
+3. The staging tables are deleted; each load first deletes its snapshot's staging tables older
+   than :data:`STAGING_SWEEP_AGE` (left by a failed delete; younger ones may be a live load's).
 
-Each table is replaced atomically, not the nine together. So that two loads of one snapshot
-running at once (a run and a newer re-run) can never leave a mix of both, a load that finds,
-once its tables are replaced, that the recommend manifest it loaded has been superseded loads
-the current one again: whichever load finishes last leaves the tables of the current manifest.
+Why a transaction: the one mechanism that is atomic across tables both on BigQuery and on the
+local bqemulator (measured there: a script failing after some MERGEs leaves every table as it
+was). The emulator takes no query parameters in scripts: the snapshot date is inlined from a
+parsed ``date``. Two loads of one snapshot at once: on BigQuery one transaction is cancelled,
+an error like any but :class:`DataError`, so it is raised and Eventarc redelivers the event; a
+load that finds, once committed, that its recommend manifest was superseded loads the current
+one again (:data:`CATCH_UP_LOADS`), so whichever commits last leaves the current manifest's tables.
+Details and jobs per load, before and after: docs/operations.md, "Loading".
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import re
 import secrets
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from spotify_pipeline import layout
@@ -37,74 +48,157 @@ BQ_JOB_SECONDS = 300.0  # one load or query job
 TRANSFORM_TABLES = ("chart_entries", "tracks", "artists", "track_artists", "artist_genres", "model_features")
 RECOMMEND_TABLES = ("recommendations", "track_clusters", "clusters")
 
+STAGING_PREFIX = "_staging_"
+STAGING_EXPIRES = timedelta(hours=6)  # BigQuery drops a staging table itself after this (bqemulator does not)
+# Longer than any load (the function times out after 540 s), so a concurrent load's tables are never swept.
+STAGING_SWEEP_AGE = timedelta(hours=1)
+STAGING_RE = re.compile(
+    rf"^{STAGING_PREFIX}(?P<table>[a-z_]+?)_(?P<day>\d{{8}})_(?P<run>\w+)_(?P<token>[0-9a-f]{{8}})$"
+)
+CHECK_MARK = "snapshot check: "  # starts the ERROR() message of a failed check, to tell it from other errors
+CHECK_RE = re.compile(rf"{CHECK_MARK}(table \w+: \d+ rows are not of snapshot_date \d{{4}}-\d{{2}}-\d{{2}})")
 
-def replace_partition(
-    client: bigquery.Client, dataset: str, spec: TableSpec, parquet: bytes, snapshot: str, run_id: str
-) -> int:
-    """Load ``parquet`` into ``spec``'s table as the complete content of snapshot ``snapshot``."""
+
+@dataclass(frozen=True)
+class StagingTable:
+    table_id: str
+    table: str  # the table it stages
+    snapshot: date
+    created: datetime | None
+
+
+def staging_tables(
+    client: bigquery.Client, dataset: str, retry: Any, timeout: float | None = None
+) -> list[StagingTable]:
+    """The staging tables in ``dataset`` now: a load's in progress, or left by a failed delete."""
+    out = []
+    for item in client.list_tables(dataset, retry=retry, timeout=timeout):
+        m = STAGING_RE.match(item.table_id)
+        if m:
+            day = datetime.strptime(m["day"], "%Y%m%d").date()
+            out.append(StagingTable(item.table_id, m["table"], day, item.created))
+    return out
+
+
+def _sweep(client: bigquery.Client, dataset: str, snapshot: date, now: datetime, retry: Any) -> None:
+    """Delete this snapshot's staging tables older than STAGING_SWEEP_AGE (an earlier delete failed)."""
+    for leftover in staging_tables(client, dataset, retry):
+        if leftover.snapshot == snapshot and leftover.created and now - leftover.created > STAGING_SWEEP_AGE:
+            log.warning(
+                "deleting staging table %s left by an earlier load (created %s)", leftover.table_id, leftover.created
+            )
+            _drop(client, f"{client.project}.{dataset}.{leftover.table_id}")
+
+
+def replace_partitions(
+    client: bigquery.Client,
+    dataset: str,
+    files: Mapping[str, bytes],
+    snapshot: str,
+    run_id: str,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> dict[str, int]:
+    """Make each Parquet file of ``files`` (table name -> bytes) the complete content of snapshot
+    ``snapshot`` of its table, all tables in one transaction; the staged row count per table."""
     from google.api_core.exceptions import NotFound
     from google.cloud import bigquery
 
-    target = f"{client.project}.{dataset}.{spec.name}"
-    suffix = f"{snapshot.replace('-', '')}_{run_id.replace('-', '_')}_{secrets.token_hex(4)}"
-    staging = f"{client.project}.{dataset}._staging_{spec.name}_{suffix}"
+    day = date.fromisoformat(snapshot)  # inlined into the script: only a parsed date
+    # Bounded retries: an unreachable warehouse fails the event in seconds, not after the client's
+    # default 10 minutes, and Eventarc redelivers it (the partitions are replaced again, idempotently).
+    retry = bigquery.DEFAULT_RETRY.with_timeout(BQ_RETRY_SECONDS)
+    _sweep(client, dataset, day, now(), retry)
+    suffix = f"{day:%Y%m%d}_{run_id.replace('-', '_')}_{secrets.token_hex(4)}"
+    specs = [table(name) for name in files]
+    staging = {s.name: f"{client.project}.{dataset}.{STAGING_PREFIX}{s.name}_{suffix}" for s in specs}
+    expires = now() + STAGING_EXPIRES
+    with ThreadPoolExecutor(max_workers=len(specs), thread_name_prefix="load") as pool:
+        try:
+            staged = [pool.submit(_stage, client, s, files[s.name], staging[s.name], expires, retry) for s in specs]
+            wait(staged)  # every load finished before any staging table is deleted
+            counts = {s.name: f.result() for s, f in zip(specs, staged, strict=True)}
+            script = transaction_script(
+                [(s, f"{client.project}.{dataset}.{s.name}", staging[s.name]) for s in specs], day
+            )
+            _commit(client, script, retry)
+        except NotFound:
+            for s in specs:  # a missing table is permanent; anything else was transient
+                _require_table(client, f"{client.project}.{dataset}.{s.name}", retry)
+            raise
+        finally:
+            wait([pool.submit(_drop, client, name) for name in staging.values()])
+    log.info("replaced snapshot %s of %d tables in one transaction: %s", snapshot, len(counts), counts)
+    return counts
+
+
+def _stage(
+    client: bigquery.Client, spec: TableSpec, parquet: bytes, staging: str, expires: datetime, retry: Any
+) -> int:
+    from google.cloud import bigquery
+
+    holder = bigquery.Table(staging, schema=spec.bigquery_schema())
+    holder.expires = expires
+    client.create_table(holder, retry=retry)
     config = bigquery.LoadJobConfig(
         source_format=bigquery.SourceFormat.PARQUET,
-        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+        # Into the table just created, never a new one without expiration.
+        create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
+        write_disposition=bigquery.WriteDisposition.WRITE_EMPTY,
         schema=spec.bigquery_schema(),
     )
     config.parquet_options = bigquery.ParquetOptions()  # type: ignore[no-untyped-call]
     config.parquet_options.enable_list_inference = True
-    # Bounded retries: an unreachable warehouse fails the event in seconds, not after the client's
-    # default 10 minutes, and Eventarc redelivers it (the partition is replaced again, idempotently).
-    retry = bigquery.DEFAULT_RETRY.with_timeout(BQ_RETRY_SECONDS)
-    try:
-        return _replace(client, spec, parquet, snapshot, target, staging, config, retry)
-    except NotFound:
-        _require_table(client, target, retry)  # a missing table is permanent; anything else was transient
-        raise
-    finally:
-        try:
-            client.delete_table(staging, not_found_ok=True, retry=bigquery.DEFAULT_RETRY.with_timeout(5.0))
-        except Exception as exc:  # the load's own outcome matters more; a leftover staging table is logged
-            log.warning("could not delete staging table %s: %s", staging, exc)
-
-
-def _replace(
-    client: bigquery.Client,
-    spec: TableSpec,
-    parquet: bytes,
-    snapshot: str,
-    target: str,
-    staging: str,
-    config: Any,
-    retry: Any,
-) -> int:
-    from google.cloud import bigquery
-
     job = client.load_table_from_file(
         io.BytesIO(parquet), staging, job_config=config, num_retries=2, timeout=BQ_RETRY_SECONDS
     )
     job.result(retry=retry, timeout=BQ_JOB_SECONDS)
-    staged = client.get_table(staging, retry=retry).num_rows or 0
-    cols = ", ".join(f"`{c}`" for c in spec.column_names)
-    merge = (
-        f"MERGE `{target}` T USING `{staging}` S ON FALSE "
-        f"WHEN NOT MATCHED BY SOURCE AND T.{spec.partition_field} = @snapshot THEN DELETE "
-        f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({cols})"
-    )
-    params = [bigquery.ScalarQueryParameter("snapshot", "DATE", snapshot)]
-    check = client.query(
-        f"SELECT COUNT(*) AS n FROM `{staging}` WHERE {spec.partition_field} != @snapshot",
-        job_config=bigquery.QueryJobConfig(query_parameters=params),
-        retry=retry,
-    )
-    wrong = next(iter(check.result(retry=retry, timeout=BQ_JOB_SECONDS)))["n"]
-    if wrong:
-        raise DataError(f"table {spec.name}: {wrong} rows are not of snapshot_date {snapshot}; nothing loaded")
-    merged = client.query(merge, job_config=bigquery.QueryJobConfig(query_parameters=params), retry=retry)
-    merged.result(retry=retry, timeout=BQ_JOB_SECONDS)
-    return int(staged)
+    return int(job.output_rows or 0)
+
+
+def transaction_script(tables: Sequence[tuple[TableSpec, str, str]], snapshot: date) -> str:
+    """Pure: the script replacing ``snapshot`` of each (spec, target, staging) in one transaction:
+    one check of every staging table, then one MERGE per table (each statement is a child job on
+    BigQuery, run one after another: fewer statements, shorter transaction)."""
+    day = f"DATE '{snapshot.isoformat()}'"
+    counts, checks, merges = [], [], []
+    for i, (spec, target, staging) in enumerate(tables):
+        counts.append(f"(SELECT COUNT(*) FROM `{staging}` WHERE `{spec.partition_field}` != {day}) AS n{i}")
+        message = (
+            f"'{CHECK_MARK}table {spec.name}: ', CAST(n{i} AS STRING), ' rows are not of snapshot_date {snapshot}'"
+        )
+        checks.append(f"IF(n{i} = 0, 0, ERROR(CONCAT({message})))")
+        cols = ", ".join(f"`{c}`" for c in spec.column_names)
+        merges.append(
+            f"MERGE `{target}` T USING `{staging}` S ON FALSE "
+            f"WHEN NOT MATCHED BY SOURCE AND T.`{spec.partition_field}` = {day} THEN DELETE "
+            f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({cols});"
+        )
+    check = f"SELECT {', '.join(checks)} FROM (SELECT {', '.join(counts)});"
+    return "\n".join(["BEGIN TRANSACTION;", check, *merges, "COMMIT TRANSACTION;"])
+
+
+def _commit(client: bigquery.Client, script: str, retry: Any) -> None:
+    from google.api_core.exceptions import GoogleAPICallError
+
+    try:
+        # job_retry=None: else the client re-inserts the job for 10 minutes whatever ``retry`` says
+        # (measured with the warehouse down); Eventarc's redelivery is this load's retry.
+        job = client.query(script, retry=retry, job_retry=None)
+        job.result(retry=retry, timeout=BQ_JOB_SECONDS, job_retry=None)
+    except GoogleAPICallError as exc:
+        failed_check = CHECK_RE.search(str(exc))
+        if failed_check:
+            raise DataError(f"{failed_check[1]}; nothing loaded") from None
+        raise
+
+
+def _drop(client: bigquery.Client, staging: str) -> None:
+    from google.cloud import bigquery
+
+    try:
+        client.delete_table(staging, not_found_ok=True, retry=bigquery.DEFAULT_RETRY.with_timeout(5.0))
+    except Exception as exc:  # the load's own outcome matters more; the table expires, or the next load sweeps it
+        log.warning("could not delete staging table %s: %s", staging, exc)
 
 
 def _require_table(client: bigquery.Client, target: str, retry: Any) -> None:
@@ -123,7 +217,9 @@ def _require_table(client: bigquery.Client, target: str, retry: Any) -> None:
 CATCH_UP_LOADS = 3  # at most this many reloads of a manifest published while loading
 
 
-def _load_snapshot(model: Manifest, store: BucketStore, client: bigquery.Client, dataset: str) -> dict[str, int]:
+def _load_snapshot(
+    model: Manifest, store: BucketStore, client: bigquery.Client, dataset: str, now: Callable[[], datetime]
+) -> dict[str, int]:
     if model.upstream is None:
         raise DataError(f"recommend manifest of {model.snapshot_date} names no upstream transform manifest")
     clean, _, clean_sha = store.read_manifest(model.upstream.name, model.upstream.generation)
@@ -131,14 +227,9 @@ def _load_snapshot(model: Manifest, store: BucketStore, client: bigquery.Client,
         raise StaleObject(f"{model.upstream.name} changed since recommend read it")
 
     # Read and verify every file before touching BigQuery, so a stale input loads nothing.
-    inputs = [(name, store.read_verified(clean.file(name))) for name in TRANSFORM_TABLES]
-    inputs += [(name, store.read_verified(model.file(name))) for name in RECOMMEND_TABLES]
-    counts: dict[str, int] = {}
-    snapshot = model.snapshot_date.isoformat()
-    for name, data in inputs:
-        counts[name] = replace_partition(client, dataset, table(name), data, snapshot, model.run_id)
-        log.info("loaded %s rows into %s for %s", counts[name], name, snapshot)
-    return counts
+    files = {name: store.read_verified(clean.file(name)) for name in TRANSFORM_TABLES}
+    files |= {name: store.read_verified(model.file(name)) for name in RECOMMEND_TABLES}
+    return replace_partitions(client, dataset, files, model.snapshot_date.isoformat(), model.run_id, now)
 
 
 def run_load(
@@ -156,17 +247,17 @@ def run_load(
         loaded_before = set(before.summary.get("runs") or {})
     except (StaleObject, ManifestError):
         loaded_before = set()
-    counts = _load_snapshot(model, store, client, dataset)
+    counts = _load_snapshot(model, store, client, dataset, now)
     for _ in range(CATCH_UP_LOADS):
         current = store.generation(upstream.name)
         if current == upstream.generation:
             break
         # A newer recommend manifest was published while this load ran; its own load may have
-        # finished before some of this one's tables were replaced: load it again, last.
+        # committed before this one: load it again, last.
         log.info("%s#%d superseded while loading; loading #%d", upstream.name, upstream.generation, current)
         model, generation, sha = store.read_manifest(upstream.name)
         upstream = UpstreamRef(upstream.name, generation, sha)
-        counts = _load_snapshot(model, store, client, dataset)
+        counts = _load_snapshot(model, store, client, dataset, now)
     receipt = Manifest(
         stage="load",
         snapshot_date=model.snapshot_date,

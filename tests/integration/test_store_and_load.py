@@ -10,7 +10,7 @@ import pytest
 from helpers import bq, gcs
 
 from spotify_pipeline.errors import DataError
-from spotify_pipeline.load import replace_partition
+from spotify_pipeline.load import replace_partitions
 from spotify_pipeline.manifest import FileEntry, Manifest
 from spotify_pipeline.provision import ensure_dataset
 from spotify_pipeline.schema import table
@@ -77,7 +77,6 @@ def test_replace_partition_keeps_one_copy_and_other_snapshots(stack) -> None:
     client = bq(stack)
     dataset = "itest_" + uuid.uuid4().hex[:8]
     ensure_dataset(client, dataset)
-    spec = table("clusters")
     a, b = date(2026, 1, 5), date(2026, 1, 12)
 
     def rows() -> list[tuple[str, int, int]]:
@@ -86,16 +85,19 @@ def test_replace_partition_keeps_one_copy_and_other_snapshots(stack) -> None:
         ).result()
         return [(r[0].isoformat(), r[1], r[2]) for r in result]
 
-    assert replace_partition(client, dataset, spec, _clusters(a, [3, 4]), a.isoformat(), "r1") == 2
-    assert replace_partition(client, dataset, spec, _clusters(a, [3, 4]), a.isoformat(), "r2") == 2
-    assert replace_partition(client, dataset, spec, _clusters(b, [9]), b.isoformat(), "r3") == 1
+    def load(parquet: bytes, snapshot: str, run_id: str) -> int:
+        return replace_partitions(client, dataset, {"clusters": parquet}, snapshot, run_id)["clusters"]
+
+    assert load(_clusters(a, [3, 4]), a.isoformat(), "r1") == 2
+    assert load(_clusters(a, [3, 4]), a.isoformat(), "r2") == 2
+    assert load(_clusters(b, [9]), b.isoformat(), "r3") == 1
     assert rows() == [("2026-01-05", 0, 3), ("2026-01-05", 1, 4), ("2026-01-12", 0, 9)]
     # A re-run of snapshot a with different output replaces a, and only a.
-    replace_partition(client, dataset, spec, _clusters(a, [7]), a.isoformat(), "r4")
+    load(_clusters(a, [7]), a.isoformat(), "r4")
     assert rows() == [("2026-01-05", 0, 7), ("2026-01-12", 0, 9)]
     # Rows of another snapshot in the file: refused, and nothing changes.
     with pytest.raises(DataError, match="not of snapshot_date 2026-01-05"):
-        replace_partition(client, dataset, spec, _clusters(b, [1, 1]), a.isoformat(), "r5")
+        load(_clusters(b, [1, 1]), a.isoformat(), "r5")
     assert rows() == [("2026-01-05", 0, 7), ("2026-01-12", 0, 9)]
     leftovers = [t.table_id for t in client.list_tables(dataset) if t.table_id.startswith("_staging")]
     assert leftovers == []
@@ -103,6 +105,6 @@ def test_replace_partition_keeps_one_copy_and_other_snapshots(stack) -> None:
     # A table dropped by hand: a permanent error saying how to create it, not a day of retries.
     client.delete_table(f"{client.project}.{dataset}.clusters")
     with pytest.raises(DataError, match=r"clusters does not exist: create the tables .*stack up"):
-        replace_partition(client, dataset, spec, _clusters(a, [7]), a.isoformat(), "r6")
+        load(_clusters(a, [7]), a.isoformat(), "r6")
     ensure_dataset(client, dataset)  # what `stack up` (or terraform apply) does
-    assert replace_partition(client, dataset, spec, _clusters(a, [7]), a.isoformat(), "r7") == 1
+    assert load(_clusters(a, [7]), a.isoformat(), "r7") == 1
