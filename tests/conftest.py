@@ -37,3 +37,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         local.down(root, quiet=True)
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _time_recorded_cases() -> None:
+    """The cases a test records into docs/reliability.md are timed from its start (after the
+    session's shared fixtures, such as the stack and the clean reference run, are ready)."""
+    from reliability_log import begin
+
+    begin()

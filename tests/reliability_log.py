@@ -2,16 +2,20 @@
 
 Tests under ``tests/reliability/`` and ``tests/fuzz/`` call :func:`record` once a case's
 assertions have passed, with what was done and what was observed (measured facts, worded
-without timings or generations so the table is the same on every run). The last test of the
-session (``tests/reliability/test_zz_reliability_table.py``) renders the cases with
-:func:`render` and compares the result with ``docs/reliability.md``; ``scripts/reliability_table.py``
-re-runs the suites and writes the file. Nothing in the table is written by hand.
+without generations so the text is the same on every run), and how long the test took (from
+:func:`begin`, called before each test). The last test of the session
+(``tests/reliability/test_zz_reliability_table.py``) renders the cases with :func:`render` and
+compares the result with ``docs/reliability.md``, times left out of the comparison (they are the
+measurements of the run that wrote the file); ``scripts/reliability_table.py`` re-runs the suites
+and writes the file. Nothing in the table is written by hand.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import re
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,9 +43,22 @@ class Case:
     case: str  # short id, unique, stable (sorts the table within its section)
     tried: str  # the fault or input
     observed: str  # what happened, as measured by the test
+    seconds: float | None = field(default=None, compare=False)  # the recording test's duration
 
 
 CASES: dict[str, Case] = {}
+_STARTED = [time.monotonic()]
+_TIME_CELL = re.compile(r"\| [0-9]+\.[0-9] s \|$", re.M)
+
+
+def begin() -> None:
+    """A test starts: the cases it records are timed from here."""
+    _STARTED[0] = time.monotonic()
+
+
+def without_times(text: str) -> str:
+    """The table with its time column blanked: what must be the same on every run."""
+    return _TIME_CELL.sub("| t |", text)
 
 
 def record(section: str, case: str, tried: str, observed: str) -> None:
@@ -49,7 +66,7 @@ def record(section: str, case: str, tried: str, observed: str) -> None:
         raise ValueError(f"unknown section {section!r}")
     if case in CASES and CASES[case] != Case(section, case, tried, observed):
         raise ValueError(f"case {case!r} recorded twice with different content")
-    CASES[case] = Case(section, case, tried, observed)
+    CASES[case] = Case(section, case, tried, observed, round(time.monotonic() - _STARTED[0], 1))
 
 
 def _cell(text: str) -> str:
@@ -66,15 +83,16 @@ def render(cases: dict[str, Case]) -> str:
         "assertions passed; `tests/reliability/test_zz_reliability_table.py` fails when this file differs",
         "from what the suite observed. Faults run on the local emulator stack; each run under a fault is",
         "compared with a clean run by content hashes of every table (rows of the snapshot) and every",
-        "bucket prefix (the files its manifest lists).",
+        "bucket prefix (the files its manifest lists). *time*: how long the case's test took in the run",
+        "that wrote this file (a 2-core machine), fault injection and recovery included.",
         "",
     ]
     for section, title in SECTIONS.items():
         rows = sorted((c for c in cases.values() if c.section == section), key=lambda c: c.case)
         if not rows:
             continue
-        lines += [f"## {title}", "", "| case | tried | what happened |", "| --- | --- | --- |"]
-        lines += [f"| `{c.case}` | {_cell(c.tried)} | {_cell(c.observed)} |" for c in rows]
+        lines += [f"## {title}", "", "| case | tried | what happened | time |", "| --- | --- | --- | --- |"]
+        lines += [f"| `{c.case}` | {_cell(c.tried)} | {_cell(c.observed)} | {c.seconds or 0.0:.1f} s |" for c in rows]
         lines.append("")
     return "\n".join(lines)
 
