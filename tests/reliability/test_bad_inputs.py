@@ -30,6 +30,7 @@ from reliability_log import record
 from spotify_pipeline import layout
 from spotify_pipeline.logs import DropReraised
 from spotify_pipeline.manifest import FileEntry, Manifest, sha256_hex
+from spotify_pipeline.outcomes import OUTCOMES_PREFIX, REQUEST, RunOutcome
 
 pytestmark = pytest.mark.emulators
 
@@ -58,7 +59,13 @@ def post(target: str, event: CloudEvent) -> int:
 
 
 def objects(bucket: Any) -> dict[str, int]:
-    return {b.name: int(b.generation) for b in bucket.client.list_blobs(BUCKET)}
+    """The bucket's data objects (the runs' bookkeeping under runs/ left out: see :func:`outcomes`)."""
+    return {b.name: int(b.generation) for b in bucket.client.list_blobs(BUCKET) if not b.name.startswith("runs/")}
+
+
+def outcomes(bucket: Any) -> dict[str, RunOutcome]:
+    blobs = bucket.client.list_blobs(BUCKET, prefix=OUTCOMES_PREFIX)
+    return {b.name: RunOutcome.from_bytes(b.download_as_bytes()) for b in blobs}
 
 
 def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -131,7 +138,7 @@ def test_bad_tick(
         {"message": {"data": data, "messageId": message_id}, "subscription": "test"},
     )
     corpus.blob("cache/tracks.json").upload_from_string(DECOY)
-    before = objects(corpus)
+    before, decided = objects(corpus), outcomes(corpus)
     caplog.clear()
     assert post("extract", event) == 200
     lines = errors(caplog)
@@ -142,12 +149,15 @@ def test_bad_tick(
     recorded = failed_rows(stack, trigger=f"Pub/Sub message {message_id}")
     assert [(r["stage"], r["status"]) for r in recorded] == [("extract", "failed")]
     assert recorded[0]["error"] in lines[0]
+    new = [o for name, o in outcomes(corpus).items() if name not in decided]
+    assert [(o.outcome, o.week, o.reason) for o in new] == [("failed", REQUEST, f"refused: {recorded[0]['error']}")]
     record(
         "input",
         case,
         f"run request {_show(payload)}",
-        "acknowledged (HTTP 200), nothing written to the bucket, no run started, a failed extract row in "
-        f"pipeline_runs with the reason; one error: `{norm(lines[0])}`",
+        "acknowledged (HTTP 200), no data written to the bucket, no run started, a failed extract row in "
+        f"pipeline_runs and the run's one outcome (`failed`, before any week) with the reason; one error: "
+        f"`{norm(lines[0])}`",
     )
 
 
@@ -556,19 +566,21 @@ def test_odd_object_names(
         },
         {"bucket": BUCKET, "name": name, "generation": "7"},
     )
-    before = objects(corpus)
+    before, decided = objects(corpus), outcomes(corpus)
     caplog.clear()
     assert post(target, event) == 200
     lines = errors(caplog)
     assert objects(corpus) == before
+    new = [(o.outcome, o.week) for n, o in outcomes(corpus).items() if n not in decided]
+    assert new == ([] if expected is None else [("failed", REQUEST)])
     if expected is None:
         assert lines == []
         observed = "ignored by name, without being read (HTTP 200, no log line, nothing written)"
     else:
         assert len(lines) == 1 and expected in lines[0] and repr(name)[1:-1] in lines[0], lines
         observed = (
-            "acknowledged (HTTP 200), nothing written to the bucket, a failed extract row in pipeline_runs "
-            f"with the reason; one error: `{norm(lines[0])}`"
+            "acknowledged (HTTP 200), no data written to the bucket, a failed extract row in pipeline_runs "
+            f"and the run's one outcome (`failed`) with the reason; one error: `{norm(lines[0])}`"
         )
     record("input", case, f"storage event for the object {json.dumps(name)} to `{target}`", observed)
 

@@ -50,7 +50,7 @@ def pending(state: Any) -> list[str]:
 
 
 def test_a_run_replaced_market_for_market_is_superseded_by_the_later_one(stack: Any, clean: dict[str, str]) -> None:
-    day = date(2025, 5, 5)
+    day = date(2025, 8, 4)
     name = layout.manifest_name("extract", day)
     local.stop_process(stack, "eventarc")  # the chain waits: the earlier run's events are delivered by hand
     try:
@@ -87,7 +87,7 @@ def test_a_run_replaced_market_for_market_is_superseded_by_the_later_one(stack: 
 
 
 def test_rows_due_while_the_warehouse_is_down_wait_in_the_bucket(stack: Any, clean: dict[str, str]) -> None:
-    day, run_id = date(2025, 5, 12), "rel-outbox"
+    day, run_id = date(2025, 8, 11), "rel-outbox"
     quiet(stack, seconds=3)
     before = len(log_lines(stack, "load"))
     local.stop_process(stack, "bigquery")
@@ -145,7 +145,7 @@ def test_rows_due_while_the_warehouse_is_down_wait_in_the_bucket(stack: Any, cle
 
 
 def test_runs_whose_events_aged_out_are_abandoned(stack: Any, clean: dict[str, str]) -> None:
-    swept, aged = date(2025, 5, 19), date(2025, 5, 26)
+    swept, aged = date(2025, 8, 18), date(2025, 8, 25)
     # A tick too old to act on: its run is abandoned, before any week.
     message = {"snapshot_date": swept.isoformat(), "run_id": "rel-old-request"}
     assert push_tick(stack, message, "rel-old-request", age=timedelta(hours=25)) == 200
@@ -201,7 +201,7 @@ def _cli(state: Any, *args: str) -> subprocess.Popen[str]:
 def test_run_follows_through_a_warehouse_crash_and_honours_its_timeout(stack: Any, clean: dict[str, str]) -> None:
     quiet(stack, seconds=3)
     # The warehouse killed while `run` follows; healed by `stack up`: `run` ends with the outcome.
-    follow = _cli(stack, "run", "--snapshot-date", "2025-06-02", "--run-id", "rel-follow", "--timeout", "240")
+    follow = _cli(stack, "run", "--snapshot-date", "2025-07-07", "--run-id", "rel-follow", "--timeout", "240")
     assert follow.stdout is not None
     assert follow.stdout.readline().startswith("published run rel-follow")
     crash(stack, "bigquery")
@@ -212,7 +212,7 @@ def test_run_follows_through_a_warehouse_crash_and_honours_its_timeout(stack: An
     assert "run rel-follow complete" in out and "Traceback" not in err
     # The warehouse killed for good: `run --timeout 10` gives up at its timeout and says why.
     began = time.monotonic()
-    bounded = _cli(stack, "run", "--snapshot-date", "2025-06-09", "--run-id", "rel-bounded", "--timeout", "10")
+    bounded = _cli(stack, "run", "--snapshot-date", "2025-07-14", "--run-id", "rel-bounded", "--timeout", "10")
     assert bounded.stdout is not None
     assert bounded.stdout.readline().startswith("published run rel-bounded")
     crash(stack, "bigquery")
