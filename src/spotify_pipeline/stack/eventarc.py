@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from cloudevents.conversion import to_binary
@@ -223,12 +224,16 @@ class Deliverer:
     def deliver(self, pending: Pending, session: requests.Session) -> bool:
         """One delivery attempt: True when done with the event (delivered, or dropped as too old)."""
         headers, body = to_binary(pending.event)
+        headers = {k: _header_value(v) for k, v in headers.items()}
         pending.attempts += 1
         try:
             status = session.post(self.targets[pending.fn], headers=headers, data=body, timeout=600).status_code
         except requests.RequestException as exc:
             status = 0  # no answer: the function is down or crashed; retried like an error
             log.warning("%s: %s", pending.fn, exc)
+        except Exception as exc:  # never let one event end this function's deliveries
+            status = 0
+            log.exception("%s: could not deliver event %s: %s", pending.fn, pending.attributes.get("id"), exc)
         with self.store.lock, self.journals[pending.fn].open("a") as out:
             record = {"function": pending.fn, "status": status, "attempt": pending.attempts}
             out.write(json.dumps({**record, "headers": dict(headers), "body": _text(body)}) + "\n")
@@ -260,6 +265,15 @@ class Deliverer:
         )
         self.store.remove(pending)
         return True
+
+
+# What an HTTP header value may hold as is (CloudEvents HTTP binding, 3.1.3.2): printable ASCII
+# but `%` and `"`; anything else (an object name with U+202E or a newline) is percent-encoded.
+_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '%"')
+
+
+def _header_value(value: str) -> str:
+    return quote(value, safe=_HEADER_SAFE)
 
 
 def _text(body: Any) -> str:

@@ -129,3 +129,20 @@ def test_pending_events_survive_a_restart_of_the_standin(state: StackState, func
     _until(lambda: not _pending(state))
     time.sleep(0.3)
     assert functions[0].requests == 1
+
+
+def test_an_object_name_no_http_header_can_hold_is_delivered_and_later_events_still_are(
+    state: StackState, functions: list[Function]
+) -> None:
+    """A name with U+202E or a newline (an inbox file) goes in the ce-subject header: percent-encoded,
+    as the CloudEvents HTTP binding says, and the events after it are delivered too."""
+    functions.append(Function(state.ports["ingest"], 200))
+    deliverer = Deliverer(state, FAST)
+    deliverer.start()
+    deliverer.receive("ingest", _event(name="inbox/x\u202evsc.csv", event_id="odd-1"))
+    deliverer.receive("ingest", _event(name="inbox/a\nb.csv", event_id="odd-2"))
+    deliverer.receive("ingest", _event(name="inbox/plain.csv", event_id="plain"))
+    _until(lambda: not _pending(state) and functions[0].requests == 3)
+    journal = [json.loads(line) for line in (state.root / "deliveries-ingest.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in journal] == [200, 200, 200]
+    assert journal[0]["headers"]["ce-subject"] == "objects/inbox/x%E2%80%AEvsc.csv"
