@@ -174,11 +174,14 @@ def put_in_inbox(path: str, settings: Settings, env: Mapping[str, str], name: st
     from spotify_pipeline.clients import storage_client
     from spotify_pipeline.entrypoints import INBOX_PREFIX, is_inbox_chart
 
+    from spotify_pipeline.events import parse_chart_ref
+
     object_name = INBOX_PREFIX + (name or Path(path).name)
     if not is_inbox_chart(object_name):
         raise CliError(
             f"{object_name}: only inbox/<name>.csv starts a run; give the file (or --name) a .csv name", code=BAD_INPUT
         )
+    parse_chart_ref(object_name, settings.bucket, "inbox put", "--name")  # the rule ingest applies, before uploading
     data = Path(path).read_bytes()
     snapshots = _chart_dates(data, object_name, None)
     blob = storage_client(settings.project, env).bucket(settings.bucket).blob(object_name)

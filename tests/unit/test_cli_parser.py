@@ -155,3 +155,15 @@ def test_run_refuses_to_publish_a_request_over_the_size_limit() -> None:
         prepare_request(args, Settings(), {}, "run-x")
     assert info.value.field == "message.data"
     assert str(info.value).startswith("run request: field 'message.data' = '72,") and "65,536 bytes" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["x\u202evsc.csv", "a\nb.csv", "../recommend/x.csv", "./x.csv"])
+def test_inbox_put_refuses_a_name_ingest_would_refuse_before_uploading(tmp_path: Any, name: str) -> None:
+    """No client is built: the name is refused first, with the rule ingest applies to the event."""
+    from spotify_pipeline.cli_request import put_in_inbox
+
+    chart = tmp_path / "chart.csv"
+    chart.write_text("not read\n")
+    with pytest.raises(InvalidEvent) as refused:
+        put_in_inbox(str(chart), Settings(), {}, name)
+    assert refused.value.field == "--name" and str(refused.value).startswith("inbox put: field '--name' = ")
