@@ -21,7 +21,14 @@ from typing import Any, NamedTuple
 from spotify_pipeline.bq_query import QUERY_TIMEOUT_SECONDS
 from spotify_pipeline.cli_errors import BAD_INPUT, CliError, run_command
 from spotify_pipeline.cli_follow import wait_for_run
-from spotify_pipeline.cli_target import add_project_argument, announce_stack, open_warehouse, resolve, stack_root
+from spotify_pipeline.cli_target import (
+    CONNECT_SECONDS,
+    add_project_argument,
+    announce_stack,
+    open_warehouse,
+    resolve,
+    stack_root,
+)
 from spotify_pipeline.config import CliSettings, Settings
 from spotify_pipeline.safe_text import write_csv
 
@@ -159,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     target = resolve(args, running=True)
     env, state, settings = target.env, target.state, target.settings
-    client = target.connect()  # before publishing: an unusable warehouse fails the run now
+    client = target.connect(min(args.timeout, CONNECT_SECONDS))  # before publishing: an unusable warehouse fails now
     _use_env(env)
     settings, payload, request, expected_loads, message_id = _publish_request(args, env, state, "run", client)
     if request.chart_source == "charts-csv":
@@ -200,7 +207,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             'empty SQL: give a statement, e.g. spotify-pipeline query "SELECT COUNT(*) FROM tracks"', code=BAD_INPUT
         )
     target = resolve(args, running=False)
-    with open_warehouse(target) as client:
+    with open_warehouse(target, min(args.timeout, CONNECT_SECONDS)) as client:
         project, dataset = target.settings.project, target.settings.dataset
         result = run_query(client, args.sql, "the query", default_dataset=f"{project}.{dataset}", timeout=args.timeout)
         names = result.columns

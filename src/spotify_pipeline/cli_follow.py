@@ -134,7 +134,7 @@ def wait_for_run(
         verdict = run_verdict(outcomes, expected_loads)
         if verdict is not None:
             # The stage rows that report it follow the outcome by a moment: print them if they come.
-            loads = sum(1 for o in outcomes if o.outcome == "succeeded" and o.stage == "load")
+            loads = sum(1 for o in outcomes if o.outcome == "succeeded" and o.stage == "load" and not o.reason)
             grace = min(deadline, time.monotonic() + ROWS_GRACE_SECONDS)
             while rows.loads() < loads and time.monotonic() < grace:
                 time.sleep(POLL_SECONDS)
@@ -164,6 +164,11 @@ def _report(run_id: str, rows: Sequence[Any], outcomes: Sequence[RunOutcome], ve
         if row["stage"] == "load" and row["status"] == "succeeded" and row["row_counts"]:
             for name, n in json.loads(row["row_counts"]).items():
                 loaded[name] = loaded.get(name, 0) + n
+    if not loaded:
+        # Its markets are in the tables, loaded by another run's load, or replaced by a later run's.
+        how = "; ".join(f"{o.week} {o.outcome}" + (f" ({o.reason})" if o.reason else "") for o in outcomes)
+        print(f"\nrun {run_id} ended without a load of its own: {how}")
+        return 0
     print(f"\nrun {run_id} complete. Rows loaded per table:")
     for name, n in sorted(loaded.items()):
         print(f"  {name:<16} {n:>8}")

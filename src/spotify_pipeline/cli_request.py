@@ -173,7 +173,6 @@ def put_in_inbox(path: str, settings: Settings, env: Mapping[str, str], name: st
     name, its generation and how many snapshots its run loads."""
     from spotify_pipeline.clients import storage_client
     from spotify_pipeline.entrypoints import INBOX_PREFIX, is_inbox_chart
-
     from spotify_pipeline.events import parse_chart_ref
 
     object_name = INBOX_PREFIX + (name or Path(path).name)

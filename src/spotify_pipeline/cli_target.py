@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 EMULATOR_VARIABLES = ("STORAGE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
 DEFAULT_TOPIC = "spotify-pipeline-ticks"
 STACK_UP = "run `spotify-pipeline stack up` (or `make demo`); for Google Cloud pass --project P"
-CONNECT_SECONDS = 30.0  # reading the dataset (its location) before a command runs
+CONNECT_SECONDS = 15.0  # reading the dataset (its location) before a command runs
 
 
 def add_project_argument(p: argparse.ArgumentParser, *, bucket: bool = False) -> None:
@@ -85,10 +85,14 @@ class Target:
     def announce(self) -> None:
         print(f"target: {self.describe()}", file=sys.stderr, flush=True)
 
-    def warehouse_client(self) -> bigquery.Client:
-        """A BigQuery client whose jobs run in the dataset's own location."""
-        from google.api_core.exceptions import NotFound
+    def warehouse_client(self, timeout: float = CONNECT_SECONDS) -> bigquery.Client:
+        """A BigQuery client whose jobs run in the dataset's own location (read within ``timeout``)."""
+        from concurrent.futures import TimeoutError as FutureTimeout
+
+        from google.api_core.exceptions import NotFound, RetryError
         from google.cloud import bigquery
+        from requests.exceptions import ConnectionError as Unreachable
+        from requests.exceptions import Timeout
 
         from spotify_pipeline.clients import bigquery_client
 
@@ -96,23 +100,30 @@ class Target:
         client = bigquery_client(s.project, s.bq_location, self.env)
         try:
             # Bounded like every call of the CLI: the client's default would retry a dead warehouse for 10 min.
-            bounded = bigquery.DEFAULT_RETRY.with_timeout(CONNECT_SECONDS)
-            dataset = client.get_dataset(f"{s.project}.{s.dataset}", retry=bounded, timeout=CONNECT_SECONDS)
+            bounded = bigquery.DEFAULT_RETRY.with_timeout(timeout)
+            dataset = client.get_dataset(f"{s.project}.{s.dataset}", retry=bounded, timeout=timeout)
             location = dataset.location or s.bq_location
         except NotFound:
             todo = STACK_UP if self.state else "`terraform apply` in infra/ creates it, or set PIPELINE_DATASET"
             raise CliError(f"no dataset {s.project}.{s.dataset}", todo) from None
+        except (RetryError, Timeout, Unreachable, FutureTimeout):
+            raise CliError(
+                f"the warehouse did not answer within {timeout:g} s (reading dataset {s.project}.{s.dataset})",
+                "locally: `spotify-pipeline stack status` names a stopped process, `stack up` restarts it"
+                if self.state
+                else "check the project and your network",
+            ) from None
         self.location = location
         return client if location == s.bq_location else bigquery_client(s.project, location, self.env)
 
-    def connect(self) -> bigquery.Client:
+    def connect(self, timeout: float = CONNECT_SECONDS) -> bigquery.Client:
         """Announce the target, then return :meth:`warehouse_client`. A cloud target is named once
         its dataset's location is read, or as far as it is known when that fails (credentials)."""
         if self.state is not None:
             self.announce()
-            return self.warehouse_client()
+            return self.warehouse_client(timeout)
         try:
-            return self.warehouse_client()
+            return self.warehouse_client(timeout)
         finally:
             self.announce()
 
@@ -138,6 +149,12 @@ def resolve(args: argparse.Namespace, *, running: bool) -> Target:
     if state is None:
         raise CliError(f"no local stack in {root}", STACK_UP)
     if running and not state.running():
+        missing = state.missing()
+        if state.pids and len(missing) < len(state.processes()):
+            raise CliError(
+                f"the local stack in {root} is partly down: {', '.join(missing)} not running",
+                "`spotify-pipeline stack up` restarts only those, on the same ports, with their data",
+            )
         raise CliError(f"the local stack in {root} is down", STACK_UP)
     state.root = root
     env = {k: v for k, v in os.environ.items() if k not in EMULATOR_VARIABLES}
@@ -148,7 +165,7 @@ def resolve(args: argparse.Namespace, *, running: bool) -> Target:
 
 
 @contextmanager
-def open_warehouse(target: Target) -> Iterator[Any]:
+def open_warehouse(target: Target, timeout: float = CONNECT_SECONDS) -> Iterator[Any]:
     """:meth:`Target.connect` on the target's warehouse; a stopped local stack's BigQuery emulator
     is started alone on the persisted tables for the command, then stopped again."""
     from spotify_pipeline.stack import local, processes
@@ -159,7 +176,7 @@ def open_warehouse(target: Target) -> Iterator[Any]:
         state, temp_pid = local.start_bigquery_only(state.root)
         target.env["BIGQUERY_EMULATOR_HOST"] = state.url("bigquery")
     try:
-        yield target.connect()
+        yield target.connect(timeout)
     finally:
         if temp_pid is not None:
             processes.stop(temp_pid)

@@ -608,22 +608,17 @@ def run_stage(
 
 
 def _settle_loaded(rt: Runtime, run: StageRun, receipt: Manifest) -> None:
-    """The load finished: every run of the week not yet decided succeeded. A run whose markets this
-    load brought in for another run (its own chain was superseded by a later run of the week) also
-    gets a load row of its own, with its own markets' counts."""
+    """This load execution finished: every run of the week it loaded that is not decided yet
+    succeeded. The execution's own run is credited with it; the others (a run whose own chain was
+    superseded by a later run of the week, or a newer manifest this load caught up with) say which
+    run's load brought their markets in. Stage rows stay one per execution: their outcome says it."""
     runs: dict[str, list[str]] = receipt.summary.get("runs") or {}
-    per_market: dict[str, int] = receipt.summary.get("entries_per_market") or {}
-    week = ", ".join(sorted(per_market))
-    own = receipt.run_id
-    for run_id in dict.fromkeys([own, *runs]):
-        note = None if run_id == own else f"loaded by run {own} with the week's other markets (week now {week})"
-        decided = rt.outcomes.settle(
+    markets = ", ".join(sorted(receipt.summary.get("entries_per_market") or {}))
+    for run_id in dict.fromkeys([run.run_id, *runs]):
+        note = None if run_id == run.run_id else f"loaded by the load of run {run.run_id} (week now {markets})"
+        rt.outcomes.settle(
             run_id, receipt.snapshot_date.isoformat(), "succeeded", "load", reason=note, trigger=run.trigger
         )
-        if decided and run_id != own:
-            merged = StageRun(run_id, "load", run.started_at, run.snapshot_date, run.trigger, dict(run.sources))
-            counts = {"chart_entries": sum(per_market.get(m, 0) for m in runs.get(run_id) or [])}
-            rt.runlog.record(merged.row("succeeded", rt.now(), counts, error=note))
 
 
 def _abandon_week(rt: Runtime, stage: layout.Stage, name: str, generation: int, reason: str, trigger: str) -> None:
