@@ -37,8 +37,17 @@ demo: setup
 test-prerequisites:
 	PYTHON=$(PYTHON) bash scripts/test-prerequisites.sh
 
+# Two pytest processes at once, each with its own local stack: the fault and bad-input suites
+# (tests/reliability, tests/fuzz: they write docs/reliability.md's cases) and every other tier.
+# Both mostly wait on emulators and timers, so two share a 2-core machine well.
 test: test-prerequisites setup infra-tools
-	$(BIN)/python -m pytest -q tests
+	@mkdir -p build
+	@echo "tests/reliability and tests/fuzz run alongside the other tiers; their output follows at the end"
+	@$(BIN)/python -m pytest -q tests/reliability tests/fuzz > build/test-reliability.log 2>&1 & faults=$$!; \
+	$(BIN)/python -m pytest -q tests --ignore=tests/reliability --ignore=tests/fuzz; others=$$?; \
+	wait $$faults; reliability=$$?; \
+	echo "--- tests/reliability tests/fuzz (build/test-reliability.log) ---"; cat build/test-reliability.log; \
+	test $$others -eq 0 -a $$reliability -eq 0
 
 lint: setup
 	$(BIN)/ruff check src functions tests infra/checks benchmarks
