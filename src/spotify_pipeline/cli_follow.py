@@ -21,7 +21,8 @@ from typing import Any
 from spotify_pipeline.config import Settings
 from spotify_pipeline.outcomes import OUTCOMES_PREFIX, REQUEST, RunOutcome
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.5  # the outcome, from the bucket (cheap)
+ROWS_EVERY_SECONDS = 2.0  # the stage rows, from the warehouse (a query job each: progress only)
 ROWS_GRACE_SECONDS = 5.0  # after the outcome, how long to wait for the stage rows that report it
 DONE = ("succeeded", "superseded")  # the run's markets are in the tables (its own, or a later run's)
 
@@ -124,8 +125,11 @@ def wait_for_run(
     rows = _Rows(client, settings, run_id, expected_loads > 1)
     outcomes: list[RunOutcome] = []
     unreachable: Exception | None = None
+    rows_due = 0.0
     while time.monotonic() < deadline:
-        rows.poll(max(1.0, deadline - time.monotonic()))
+        if time.monotonic() >= rows_due:
+            rows.poll(max(1.0, deadline - time.monotonic()))
+            rows_due = time.monotonic() + ROWS_EVERY_SECONDS
         try:
             outcomes = _outcomes(bucket, run_id, max(1.0, deadline - time.monotonic()))
             unreachable = None
@@ -133,6 +137,7 @@ def wait_for_run(
             unreachable = exc
         verdict = run_verdict(outcomes, expected_loads)
         if verdict is not None:
+            rows.poll(max(1.0, deadline - time.monotonic()))
             # The stage rows that report it follow the outcome by a moment: print them if they come.
             loads = sum(1 for o in outcomes if o.outcome == "succeeded" and o.stage == "load" and not o.reason)
             grace = min(deadline, time.monotonic() + ROWS_GRACE_SECONDS)
