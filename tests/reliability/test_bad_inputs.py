@@ -68,6 +68,19 @@ def outcomes(bucket: Any) -> dict[str, RunOutcome]:
     return {b.name: RunOutcome.from_bytes(b.download_as_bytes()) for b in blobs}
 
 
+def storage_event(name: str, generation: int | str, event_id: str) -> CloudEvent:
+    """The finalize event Eventarc delivers for ``name#generation`` of the corpus bucket, sent now."""
+    return CloudEvent(
+        {
+            "type": "google.cloud.storage.object.v1.finalized",
+            "id": event_id,
+            "source": f"//storage.googleapis.com/projects/_/buckets/{BUCKET}",
+            "time": datetime.now(UTC).isoformat(),
+        },
+        {"bucket": BUCKET, "name": name, "generation": str(generation)},
+    )
+
+
 def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     """ERROR lines as the functions' log handler emits them (a re-raised error's second report dropped)."""
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and DROP.filter(r)]
@@ -255,15 +268,7 @@ def _deliver_manifest(corpus: Any, name: str, data: bytes) -> tuple[int, str]:
     blob = corpus.blob(name)
     blob.upload_from_string(data, content_type="application/json")
     gen = int(blob.generation)
-    event = CloudEvent(
-        {
-            "type": "google.cloud.storage.object.v1.finalized",
-            "id": f"{name}#{gen}",
-            "source": f"//storage.googleapis.com/projects/_/buckets/{BUCKET}",
-            "time": datetime.now(UTC).isoformat(),
-        },
-        {"bucket": BUCKET, "name": name, "generation": str(gen)},
-    )
+    event = storage_event(name, gen, f"{name}#{gen}")
     return post("transform", event), f"gs://{BUCKET}/{name}#{gen}"
 
 
@@ -441,15 +446,7 @@ def _ingest(corpus: Any, name: str, data: bytes) -> tuple[int, str, str]:
     blob = corpus.blob(name)
     blob.upload_from_string(data, content_type="text/csv")
     gen = int(blob.generation)
-    event = CloudEvent(
-        {
-            "type": "google.cloud.storage.object.v1.finalized",
-            "id": f"{name}#{gen}",
-            "source": f"//storage.googleapis.com/projects/_/buckets/{BUCKET}",
-            "time": datetime.now(UTC).isoformat(),
-        },
-        {"bucket": BUCKET, "name": name, "generation": str(gen)},
-    )
+    event = storage_event(name, gen, f"{name}#{gen}")
     run_id = "gcs-" + hashlib.sha256(f"{name}#{gen}".encode()).hexdigest()[:16]
     return post("extract", event), run_id, f"gs://{BUCKET}/{name}#{gen}"
 
@@ -557,15 +554,7 @@ ODD_NAMES = [
 def test_odd_object_names(
     stack: Any, corpus: Any, caplog: pytest.LogCaptureFixture, case: str, target: str, name: str, expected: str | None
 ) -> None:
-    event = CloudEvent(
-        {
-            "type": "google.cloud.storage.object.v1.finalized",
-            "id": f"rel-{case}",
-            "source": f"//storage.googleapis.com/projects/_/buckets/{BUCKET}",
-            "time": datetime.now(UTC).isoformat(),
-        },
-        {"bucket": BUCKET, "name": name, "generation": "7"},
-    )
+    event = storage_event(name, "7", f"rel-{case}")
     before, decided = objects(corpus), outcomes(corpus)
     caplog.clear()
     assert post(target, event) == 200
@@ -624,15 +613,7 @@ def test_a_right_to_left_override_in_a_name_is_kept_raw_and_dropped_from_the_tab
     caplog.clear()
     name = layout.manifest_name("extract", day)
     gen = corpus.get_blob(name).generation
-    event = CloudEvent(
-        {
-            "type": "google.cloud.storage.object.v1.finalized",
-            "id": f"{name}#{gen}",
-            "source": f"//storage.googleapis.com/projects/_/buckets/{BUCKET}",
-            "time": datetime.now(UTC).isoformat(),
-        },
-        {"bucket": BUCKET, "name": name, "generation": str(gen)},
-    )
+    event = storage_event(name, gen, f"{name}#{gen}")
     assert post("transform", event) == 200 and not errors(caplog)
     made = Manifest.from_bytes(corpus.blob(layout.manifest_name("transform", day)).download_as_bytes(), "m")
     tracks = pq.read_table(io.BytesIO(corpus.blob(made.file("tracks").name).download_as_bytes())).to_pylist()
