@@ -271,7 +271,8 @@ The data is SYNTHETIC (the stand-in's demo catalogue), not real Spotify charts.
 Where to look:
   tables     spotify-pipeline query "SELECT * FROM recommendations WHERE rank <= 3 LIMIT 20"
              spotify-pipeline query "SELECT * FROM pipeline_runs ORDER BY started_at DESC"
-  bucket     {root / "gcs" / local.BUCKET}  (extract/, transform/, recommend/, load/ by snapshot)
+             spotify-pipeline query "SELECT * FROM run_outcomes ORDER BY decided_at DESC"  (how each run ended)
+  bucket     {root / "gcs" / local.BUCKET}  (extract/, transform/, recommend/, load/ by snapshot; runs/)
   warehouse  {root / "bigquery"}  (BigQuery emulator's DuckDB file)
   logs       {root / "logs"}  (one file per process; functions log JSON lines)
 (`spotify-pipeline` is .venv/bin/spotify-pipeline; `make clean` wipes the state.)""")
