@@ -137,10 +137,6 @@ class OutcomeBook:
         except Exception as exc:
             log.warning("could not clear the open mark of run %s for %s: %s", run_id, week, exc)
 
-    def decided(self, run_id: str, week: str) -> RunOutcome | None:
-        blob = self.bucket.get_blob(outcome_name(run_id, week), timeout=GCS_SECONDS)
-        return RunOutcome.from_bytes(blob.download_as_bytes(timeout=GCS_SECONDS)) if blob is not None else None
-
     def settle(
         self,
         run_id: str,
