@@ -6,7 +6,9 @@ source) and what the runtime imports on its first event: the storage and BigQuer
 uses (manifests, outcomes, ``pipeline_runs``), then the stage's code (extract and ingest: the stage,
 its sources and the chart gates; recommend: the feature gates and the model, with scipy and
 scikit-learn, which the model loads). Also lists which heavy libraries each step pulled in: extract
-must not load pandas or scikit-learn. Medians of ``--repeat`` fresh processes.
+must not load pandas or scikit-learn. A heavy library missing from a function's ``requirements.txt``
+is blocked in its probe (its zip does not install it; google-cloud-bigquery imports pandas and pyarrow
+only when they are installed). Medians of ``--repeat`` fresh processes.
 
     .venv/bin/python benchmarks/cold_start.py
 """
@@ -26,6 +28,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ("extract", "ingest", "transform", "recommend", "load")
 SOURCE = {"ingest": "extract"}  # entry point -> functions/<folder> whose main.py it runs
+# Heavy libraries by distribution: a function whose requirements.txt lacks one runs without it (its zip
+# installs only those), so the probe blocks it; google-cloud-bigquery imports pandas only when present.
+DISTRIBUTION = {"numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow", "scipy": "scipy", "sklearn": "scikit-learn"}
 HEAVY = ("numpy", "pandas", "pyarrow", "scipy", "sklearn", "google.cloud.bigquery", "google.cloud.storage", "spotipy")
 CLIENTS = "import spotify_pipeline.clients, google.cloud.storage, google.cloud.bigquery; "
 EXTRACT = (
@@ -42,6 +47,8 @@ FIRST_EVENT = {
 }
 PROBE = """
 import importlib.util, json, resource, sys, time
+for blocked in {blocked!r}:
+    sys.modules[blocked] = None  # not in the function's requirements.txt: ImportError, as in the cloud
 began = time.perf_counter()
 spec = importlib.util.spec_from_file_location("main", {main!r})
 module = importlib.util.module_from_spec(spec)
@@ -49,20 +56,22 @@ sys.modules["main"] = module
 spec.loader.exec_module(module)
 loaded = time.perf_counter()
 rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-heavy_loaded = [m for m in {heavy!r} if m in sys.modules]
+heavy_loaded = [m for m in {heavy!r} if sys.modules.get(m) is not None]  # None: blocked
 {first_event}
 ready = time.perf_counter()
 print(json.dumps({{
     "load_s": loaded - began, "load_rss": rss_loaded, "load_heavy": heavy_loaded,
     "event_s": ready - loaded, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    "event_heavy": [m for m in {heavy!r} if m in sys.modules and m not in heavy_loaded],
+    "event_heavy": [m for m in {heavy!r} if sys.modules.get(m) is not None and m not in heavy_loaded],
 }}))
 """
 
 
 def probe(name: str) -> dict[str, Any]:
-    main = ROOT / "functions" / SOURCE.get(name, name) / "main.py"
-    code = PROBE.format(main=str(main), heavy=HEAVY, first_event=FIRST_EVENT[name])
+    folder = ROOT / "functions" / SOURCE.get(name, name)
+    required = {line.split("==")[0].strip().lower() for line in (folder / "requirements.txt").read_text().splitlines()}
+    blocked = [module for module, dist in DISTRIBUTION.items() if dist not in required]
+    code = PROBE.format(main=str(folder / "main.py"), heavy=HEAVY, first_event=FIRST_EVENT[name], blocked=blocked)
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     began = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
