@@ -48,7 +48,7 @@ from spotify_pipeline.manifest import FileEntry, Manifest, Part, sha256_hex
 from spotify_pipeline.sources.cache import Cache
 from spotify_pipeline.sources.charts_csv import ChartEntry, ChartFile, parse_chart_csv
 from spotify_pipeline.sources.reccobeats import match_by_href
-from spotify_pipeline.store import ConcurrentPublish, StaleObject
+from spotify_pipeline.store import ConcurrentPublish, StageStore, StaleObject
 
 if TYPE_CHECKING:  # transform imports track_of and must not need spotipy
     from spotify_pipeline.gates import GateReport
@@ -58,26 +58,6 @@ if TYPE_CHECKING:  # transform imports track_of and must not need spotipy
 log = logging.getLogger(__name__)
 
 Batch = tuple[list[str], dict[str, Any]]
-
-
-class WeekStore(Protocol):
-    """What extract writes through (:class:`~spotify_pipeline.store.RunScopedStore`; in-memory in tests)."""
-
-    bucket_name: str
-
-    def read_manifest(self, name: str, generation: int | None = None) -> tuple[Manifest, int, str]: ...
-
-    def begin(self, snapshot: date, base_generation: int) -> object: ...
-
-    def write(
-        self, name: str, data: bytes, content_type: str, *, rows: int | None = None, table: str | None = None
-    ) -> FileEntry: ...
-
-    def publish_merged(self, name: str, manifest: Manifest) -> int: ...
-
-    def abandon(self, snapshot: date | None = None) -> list[str]: ...
-
-    def delete_unreferenced(self, snapshot: date, referenced: set[str]) -> list[str]: ...
 
 
 class ChartGate(Protocol):
@@ -482,7 +462,7 @@ def _week_entries(parts: tuple[Part, ...], previous: Manifest | None, own: dict[
 
 def run_extract(
     request: RunRequest,
-    store: WeekStore,
+    store: StageStore,
     sources: Sources,
     now: Callable[[], datetime],
     *,
@@ -559,7 +539,7 @@ def run_extract(
 
 def _publish_week(
     request: RunRequest,
-    store: WeekStore,
+    store: StageStore,
     snap: _Snapshot,
     objects: list[tuple[str, bytes, int]],
     summary: dict[str, Any],
@@ -616,11 +596,9 @@ def _publish_week(
             parts=parts,
         )
         try:
-            generation = store.publish_merged(name, manifest)
+            generation = store.publish(manifest)  # nothing published on a lost race, the folder deleted
         except ConcurrentPublish as exc:
             log.info("week %s: a concurrent run published first; merging again: %s", day, exc)
-            store.abandon(day)
             continue
-        store.delete_unreferenced(day, {f.name for f in week_files})
         return manifest, generation
     raise ConcurrentPublish(name, 0)  # transient: the event is redelivered and merges again

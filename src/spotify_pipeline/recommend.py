@@ -963,10 +963,7 @@ def run_recommend(
         sources=dict(clean.sources),
         summary=summary,
     )
-    name = layout.manifest_name("recommend", clean.snapshot_date)
-    generation = store.write_manifest(manifest, name)
-    store.delete_stale(prefix, {f.name for f in files} | {name})
-    return manifest, generation
+    return manifest, store.publish(manifest)
 
 
 def _catalogue(clean: Manifest, store: StageStore) -> Catalogue:

@@ -23,17 +23,22 @@ log = logging.getLogger(__name__)
 
 
 class StageStore(Protocol):
-    """What transform and recommend need of a store (BucketStore or RunScopedStore; fakes in tests)."""
+    """What a stage core reads and writes through (:class:`RunScopedStore`; in memory in tests): its
+    data files first (``write``, into this execution's run folder), its manifest last (``publish``)."""
+
+    bucket_name: str
 
     def read_verified(self, entry: FileEntry) -> bytes: ...
+
+    def read_manifest(self, name: str, generation: int | None = None) -> tuple[Manifest, int, str]: ...
+
+    def begin(self, snapshot: date, base_generation: int) -> object: ...
 
     def write(
         self, name: str, data: bytes, content_type: str, *, rows: int | None = None, table: str | None = None
     ) -> FileEntry: ...
 
-    def write_manifest(self, manifest: Manifest, name: str) -> int: ...
-
-    def delete_stale(self, prefix: str, keep: set[str]) -> list[str]: ...
+    def publish(self, manifest: Manifest) -> int: ...
 
 
 class StaleObject(Exception):
@@ -157,20 +162,23 @@ class BucketStore:
 
 
 class RunScopedStore:
-    """The bucket as one execution of ``stage`` sees it (the write surface of the stage cores).
+    """The bucket as one execution of ``stage`` sees it (the :class:`StageStore` of every stage core).
 
     * ``write(name)`` for a name under ``<stage>/snapshot_date=D/`` stores the object in this
       execution's run folder for D instead (``.../run=<run id>.<base>.<nonce>/<rest of name>``)
       and returns the entry with the name actually written; the base generation is the stage
-      manifest's generation read before the folder's first object is written.
-    * ``write_manifest`` publishes with ``ifGenerationMatch=<base>``: if another execution
-      published since, nothing is published, this execution's folder is deleted and
-      :class:`ConcurrentPublish` is raised. Two executions of one snapshot can therefore never
-      both publish from the same base, and no manifest ever lists another execution's files.
-    * ``delete_stale`` (after publishing) removes the run folders whose base generation is older
-      than the manifest just published (they can never be published: their precondition names a
-      generation that is gone for good) and objects outside any run folder (the layout before
-      run folders); folders of executions that began after this publish are left alone.
+      manifest's generation read before the folder's first object is written (or given to ``begin``).
+    * ``publish(manifest)``, the one publish step of every stage, once its files are written: the
+      manifest with ``ifGenerationMatch=<base>``. If another execution published since, nothing is
+      published, this execution's folder is deleted and :class:`ConcurrentPublish` is raised. Two
+      executions of one snapshot can therefore never both publish from the same base, and no
+      manifest ever lists a file its publisher did not write or find listed in the manifest it
+      replaced. Then :meth:`delete_unpublishable`.
+    * ``delete_unpublishable`` removes the run folders whose base generation is older than the
+      manifest just published (they can never be published: their precondition names a generation
+      that is gone for good) unless the manifest lists a file of theirs (extract's week merges keep
+      earlier runs' files; such a folder is kept whole), and unlisted objects outside any run folder
+      (the layout before run folders); folders of executions that began after this publish are left alone.
 
     Content never depends on the folder name: same inputs, byte-identical files.
     """
@@ -182,7 +190,8 @@ class RunScopedStore:
         self.nonce = nonce or secrets.token_hex(4)
         self.bucket_name = store.bucket_name
         self._folders: dict[str, layout.RunFolder] = {}  # stage prefix -> this execution's folder
-        self._published: dict[str, int] = {}  # stage prefix -> generation of the manifest published
+        # stage prefix -> generation of the manifest published, and the files it lists
+        self._published: dict[str, tuple[int, set[str]]] = {}
 
     def _snapshot_prefix(self, name: str) -> tuple[str, date] | None:
         head = f"{self.stage}/snapshot_date="
@@ -223,30 +232,46 @@ class RunScopedStore:
         target = self.folder(snapshot).path + name[len(key) :]
         return self.store.write(target, data, content_type, rows=rows, table=table)
 
-    def write_manifest(self, manifest: Manifest, name: str) -> int:
+    def publish(self, manifest: Manifest) -> int:
+        """Publish ``manifest`` as this stage's manifest of its week, files first (already written),
+        manifest last, with the generation precondition; then delete what can never be published any
+        more. Returns the manifest's generation; on a lost race deletes this execution's folder of the
+        week and raises :class:`ConcurrentPublish` (extract merges again with the winner's manifest)."""
+        if manifest.stage != self.stage:
+            raise ValueError(f"{self.stage} may publish only its own manifests, not {manifest.stage}'s")
+        snapshot = manifest.snapshot_date
+        base = self.folder(snapshot).base_generation
         try:
-            return self.publish_merged(name, manifest)
+            generation = self.store.write_manifest(
+                manifest, layout.manifest_name(self.stage, snapshot), if_generation_match=base
+            )
         except ConcurrentPublish:
-            self.abandon(manifest.snapshot_date)
+            self.abandon(snapshot)
             raise
+        self._published[layout.prefix(self.stage, snapshot)] = (generation, {f.name for f in manifest.files})
+        self.delete_unpublishable(snapshot)
+        return generation
 
-    def delete_stale(self, prefix: str, keep: set[str]) -> list[str]:
-        published = self._published.get(prefix)
-        if published is None:
+    def delete_unpublishable(self, snapshot: date) -> list[str]:
+        """After publishing ``snapshot``: delete what the published manifest does not list and no
+        execution can publish any more (see the class doc); the names deleted."""
+        key = layout.prefix(self.stage, snapshot)
+        if key not in self._published:
             return []  # nothing published here by this execution: nothing of anyone else is touched
-        mine = self._folders[prefix].path
-        manifest = prefix + layout.MANIFEST
+        published, listed = self._published[key]
+        keep_folders = {f.path for n in listed if (f := layout.parse_run_folder(n)) is not None}
+        keep_folders.add(self._folders[key].path)
         removed = []
-        for name in self.store.names(prefix):
-            if name in keep or name == manifest or name.startswith(mine):
+        for name in self.store.names(key):
+            if name in listed or name == key + layout.MANIFEST:
                 continue
             folder = layout.parse_run_folder(name)
-            if folder is not None and folder.base_generation >= published:
-                continue  # began after this publish: it may still publish
+            if folder is not None and (folder.path in keep_folders or folder.base_generation >= published):
+                continue  # listed, or began after this publish: it may still publish
             if self.store.delete(name):
                 removed.append(name)
         if removed:
-            log.info("removed %d objects of earlier or superseded executions under %s", len(removed), prefix)
+            log.info("removed %d objects of earlier or superseded executions under %s", len(removed), key)
         return removed
 
     def abandon(self, snapshot: date | None = None) -> list[str]:
@@ -260,38 +285,6 @@ class RunScopedStore:
                     removed.append(name)
         return removed
 
-    def publish_merged(self, name: str, manifest: Manifest) -> int:
-        """Publish with ``ifGenerationMatch=<base>``; on a lost race nothing is abandoned (the caller
-        merges again and retries; :meth:`write_manifest` abandons instead)."""
-        ref = layout.parse_manifest_name(name)
-        if ref is None or ref.stage != self.stage:
-            raise ValueError(f"{self.stage} may publish only its own manifests, not {name!r}")
-        base = self.folder(ref.snapshot_date).base_generation
-        generation = self.store.write_manifest(manifest, name, if_generation_match=base)
-        self._published[layout.prefix(self.stage, ref.snapshot_date)] = generation
-        return generation
-
-    def delete_unreferenced(self, snapshot: date, referenced: set[str]) -> list[str]:
-        """After publishing ``snapshot``: delete the run folders that can never be published any more
-        (based on an older generation) and hold no file that ``referenced`` names. A folder some
-        stored manifest still lists is kept whole."""
-        key = layout.prefix(self.stage, snapshot)
-        published = self._published.get(key)
-        if published is None:
-            return []
-        names = self.store.names(key)
-        keep_folders = {f.path for n in referenced if (f := layout.parse_run_folder(n)) is not None}
-        removed = []
-        for obj in names:
-            folder = layout.parse_run_folder(obj)
-            if folder is None or folder.path in keep_folders or folder.base_generation >= published:
-                continue
-            if self.store.delete(obj):
-                removed.append(obj)
-        if removed:
-            log.info("removed %d unreferenced objects of earlier executions under %s", len(removed), key)
-        return removed
-
     # Reads go straight to the bucket.
     def read(self, name: str) -> bytes:
         return self.store.read(name)
@@ -303,4 +296,12 @@ class RunScopedStore:
         return self.store.read_manifest(name, generation)
 
 
-__all__ = ["BucketStore", "ConcurrentPublish", "ManifestError", "ObjectMismatch", "RunScopedStore", "StaleObject"]
+__all__ = [
+    "BucketStore",
+    "ConcurrentPublish",
+    "ManifestError",
+    "ObjectMismatch",
+    "RunScopedStore",
+    "StageStore",
+    "StaleObject",
+]

@@ -599,7 +599,4 @@ def run_transform(
             "runs": {p.run_id: list(p.markets) for p in parts},
         },
     )
-    name = layout.manifest_name("transform", raw_manifest.snapshot_date)
-    generation = store.write_manifest(manifest, name)
-    store.delete_stale(prefix, {f.name for f in files} | {name})
-    return manifest, generation
+    return manifest, store.publish(manifest)

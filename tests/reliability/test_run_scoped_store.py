@@ -33,10 +33,13 @@ def test_one_publisher_per_base_and_a_cleanup_that_spares_later_executions(stack
     fa = a.write(prefix + "tracks.parquet", b"A", "application/octet-stream", rows=1, table="tracks")
     fb = b.write(prefix + "tracks.parquet", b"B", "application/octet-stream", rows=1, table="tracks")
     assert fa.name != fb.name and fa.name.startswith(a.folder(DAY).path)  # never the same object
-    generation = b.write_manifest(_manifest("run-b", (fb,)), name)
+    generation = b.publish(_manifest("run-b", (fb,)))
+    assert store.generation(name) == generation
+    assert fa.name not in _names(store)  # B's cleanup: A began before B published, it can never publish
+    fa2 = a.write(prefix + "artists.parquet", b"A2", "application/octet-stream")  # A, still running, writes on
     with pytest.raises(ConcurrentPublish):
-        a.write_manifest(_manifest("run-a", (fa,)), name)  # same base: its precondition fails
-    assert fa.name not in _names(store)  # the loser's folder is gone at once
+        a.publish(_manifest("run-a", (fa, fa2)))  # same base: its precondition fails
+    assert fa2.name not in _names(store)  # the loser's folder is gone at once
     # An execution that began after B published (its base is B's generation) is left alone by B's
     # cleanup; one that began before (base 0, like A) can never publish and is removed.
     c = RunScopedStore(store, "transform", "run-c")
@@ -45,11 +48,11 @@ def test_one_publisher_per_base_and_a_cleanup_that_spares_later_executions(stack
     stale._folders[prefix] = layout.run_folder("transform", DAY, "run-d", 0, "deadbeef")  # began before B
     fd = stale.write(prefix + "tracks.parquet", b"D", "application/octet-stream")
     assert c.folder(DAY).base_generation == generation
-    assert b.delete_stale(prefix, {fb.name, name}) == [fd.name]
+    assert b.delete_unpublishable(DAY) == [fd.name]
     assert set(_names(store)) == {fb.name, fc.name, name}
-    # C publishes over B, and its cleanup removes B's folder.
-    c.write_manifest(_manifest("run-c", (fc,)), name)
-    assert c.delete_stale(prefix, {fc.name, name}) == [fb.name]
+    # C publishes over B, and its cleanup (part of publishing) removes B's folder.
+    c.publish(_manifest("run-c", (fc,)))
     assert set(_names(store)) == {fc.name, name}
+    assert c.delete_unpublishable(DAY) == []
     with pytest.raises(ValueError, match="only data files under its own prefix"):
         c.write("recommend/snapshot_date=2023-05-01/x.parquet", b"x", "application/octet-stream")

@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from spotify_pipeline import cli_recommend, recommend, transform
+from spotify_pipeline import cli_recommend, layout, recommend, transform
 from spotify_pipeline.errors import DataError
 from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
 from spotify_pipeline.recommend import (
@@ -413,7 +413,7 @@ def test_cli_snapshot_date_selects_rows(tmp_path: Path) -> None:
 
 
 class MemoryStore:
-    """BucketStore's surface, in memory; with ``streaming`` it also offers ``open_writer``."""
+    """StageStore's surface, in memory; with ``streaming`` it also offers ``open_writer``."""
 
     def __init__(self, objects: dict[str, bytes], streaming: bool) -> None:
         self.objects = dict(objects)
@@ -437,15 +437,15 @@ class MemoryStore:
         yield buf
         self.objects[name] = buf.getvalue()
 
-    def write_manifest(self, manifest: Manifest, name: str) -> int:
+    def publish(self, manifest: Manifest) -> int:
+        """The manifest last, then whatever of its week it does not list is gone (no run folders here)."""
+        name = layout.manifest_name(manifest.stage, manifest.snapshot_date)
         self.objects[name] = manifest.to_bytes()
+        listed = {f.name for f in manifest.files} | {name}
+        prefix = layout.prefix(manifest.stage, manifest.snapshot_date)
+        for stale in [n for n in self.objects if n.startswith(prefix) and n not in listed]:
+            del self.objects[stale]
         return 1
-
-    def delete_stale(self, prefix: str, keep: set[str]) -> list[str]:
-        stale = [n for n in self.objects if n.startswith(prefix) and n not in keep]
-        for n in stale:
-            del self.objects[n]
-        return stale
 
 
 def clean_manifest(tmp_path: Path) -> tuple[Manifest, dict[str, bytes], pa.Table]:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from spotify_pipeline import layout
 from spotify_pipeline.errors import DataError
 from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
 from spotify_pipeline.schema import table
@@ -379,7 +380,7 @@ def test_parquet_bytes_are_reproducible(raw: Raw) -> None:
 
 
 class MemoryStore:
-    """The BucketStore surface run_transform uses, in memory."""
+    """The StageStore surface run_transform uses, in memory."""
 
     def __init__(self, objects: dict[str, bytes]) -> None:
         self.objects = dict(objects)
@@ -396,16 +397,16 @@ class MemoryStore:
         self.objects[name] = data
         return FileEntry(name, hashlib.sha256(data).hexdigest(), len(data), rows, table)
 
-    def write_manifest(self, manifest: Manifest, name: str) -> int:
+    def publish(self, manifest: Manifest) -> int:
+        """The manifest last, then whatever of its week it does not list is gone (no run folders here)."""
+        name = layout.manifest_name(manifest.stage, manifest.snapshot_date)
         self.objects[name] = manifest.to_bytes()
         self.manifests[name] = manifest
+        listed = {f.name for f in manifest.files} | {name}
+        prefix = layout.prefix(manifest.stage, manifest.snapshot_date)
+        for stale in [n for n in self.objects if n.startswith(prefix) and n not in listed]:
+            del self.objects[stale]
         return 1
-
-    def delete_stale(self, prefix: str, keep: set[str]) -> list[str]:
-        stale = [n for n in self.objects if n.startswith(prefix) and n not in keep]
-        for n in stale:
-            del self.objects[n]
-        return stale
 
 
 def test_run_transform_writes_six_tables_and_a_manifest() -> None:

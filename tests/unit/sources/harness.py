@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 
+from spotify_pipeline import layout
 from spotify_pipeline.config import Settings
 from spotify_pipeline.events import ObjectRef
 from spotify_pipeline.extract import ChartObject, Sources
@@ -59,7 +60,7 @@ class Standin:
 
 
 class MemoryStore:
-    """The surface extract writes through (extract.WeekStore), in memory: no run folders, and
+    """The surface the stages write through (store.StageStore), in memory: no run folders, and
     generations that count the manifest's writes."""
 
     bucket_name = "memory-bucket"
@@ -79,35 +80,27 @@ class MemoryStore:
         self.bases[snapshot] = base_generation
         return None
 
-    def publish_merged(self, name: str, manifest: Manifest) -> int:
-        if self.generations.get(name, 0) != self.bases[manifest.snapshot_date]:
-            raise ConcurrentPublish(name, self.bases[manifest.snapshot_date])
-        self.write_manifest(manifest, name)
-        self.generations[name] = self.generations.get(name, 0) + 1
-        return self.generations[name]
-
-    def abandon(self, snapshot: date | None = None) -> list[str]:
-        return []
-
-    def delete_unreferenced(self, snapshot: date, referenced: set[str]) -> list[str]:
-        return []
-
     def write(
         self, name: str, data: bytes, content_type: str, *, rows: int | None = None, table: str | None = None
     ) -> FileEntry:
         self.objects[name] = data
         return FileEntry(name, hashlib.sha256(data).hexdigest(), len(data), rows, table)
 
-    def write_manifest(self, manifest: Manifest, name: str) -> int:
+    def publish(self, manifest: Manifest) -> int:
+        """With the precondition of the base ``begin`` was given (extract; other stages: none), then
+        whatever of the week the manifest does not list is gone (no run folders here)."""
+        name = layout.manifest_name(manifest.stage, manifest.snapshot_date)
+        base = self.bases.pop(manifest.snapshot_date, self.generations.get(name, 0))
+        if self.generations.get(name, 0) != base:
+            raise ConcurrentPublish(name, base)
         self.objects[name] = manifest.to_bytes()
         self.manifests[name] = manifest
-        return len(self.manifests)
-
-    def delete_stale(self, prefix: str, keep: set[str]) -> list[str]:
-        stale = [n for n in self.objects if n.startswith(prefix) and n not in keep]
-        for n in stale:
-            del self.objects[n]
-        return stale
+        self.generations[name] = self.generations.get(name, 0) + 1
+        listed = {f.name for f in manifest.files} | {name}
+        prefix = layout.prefix(manifest.stage, manifest.snapshot_date)
+        for stale in [n for n in self.objects if n.startswith(prefix) and n not in listed]:
+            del self.objects[stale]
+        return self.generations[name]
 
     def read_verified(self, entry: FileEntry) -> bytes:
         return self.objects[entry.name]
