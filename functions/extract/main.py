@@ -16,7 +16,7 @@ failures raise, so the event is redelivered.
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from spotify_pipeline.entrypoints import handle_extract_event
+from spotify_pipeline.handlers import handle_extract_event
 
 
 @functions_framework.cloud_event

@@ -8,7 +8,7 @@ other object by name, without reading it.
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from spotify_pipeline.entrypoints import handle_object
+from spotify_pipeline.handlers import handle_object
 
 
 @functions_framework.cloud_event

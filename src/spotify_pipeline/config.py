@@ -3,12 +3,13 @@
 Precedence, highest first: a field of the run's Pub/Sub message (markets, snapshot date,
 playlist ids, chart source, chart file, feature providers), then an environment variable, then
 the default below. Nothing under ``spotify_pipeline`` reads ``os.environ`` except
-:meth:`Settings.from_env`.
+:func:`process_environment` (a function instance's, once) and :meth:`Settings.from_env`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,11 @@ MARKET_RE = re.compile(r"^(GLOBAL|[A-Z]{2})$")
 
 CHART_SOURCES: tuple[str, ...] = ("spotify-playlist", "charts-csv")
 FEATURE_PROVIDERS: tuple[str, ...] = ("dataset", "spotify", "reccobeats")
+
+
+def process_environment() -> dict[str, str]:
+    """This process's environment, copied once: a function instance's settings and clients read it."""
+    return dict(os.environ)
 
 
 class ConfigError(ValueError):

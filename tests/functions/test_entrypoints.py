@@ -71,7 +71,7 @@ def run_count(stack: Any) -> int:
     ],
 )
 def test_invalid_tick_is_acknowledged_named_and_recorded_as_failed(stack, caplog, payload, field, value) -> None:
-    from spotify_pipeline.entrypoints import tick_run_id
+    from spotify_pipeline.handlers import tick_run_id
 
     objects = bucket_objects(stack)
     message_id = f"bad-{field}-{time.time_ns()}"

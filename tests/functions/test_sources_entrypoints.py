@@ -15,7 +15,7 @@ from cloudevents.http import CloudEvent
 from functions_framework import create_app
 from helpers import bucket_objects, query
 
-from spotify_pipeline.entrypoints import is_inbox_chart
+from spotify_pipeline.runtime import is_inbox_chart
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = str(REPO / "functions" / "extract" / "main.py")

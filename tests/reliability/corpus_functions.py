@@ -7,17 +7,17 @@ import os
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from spotify_pipeline import entrypoints
+from spotify_pipeline import handlers, runtime
 
 CORPUS_BUCKET = "reliability-corpus"
-RT = entrypoints.Runtime(env={**os.environ, "PIPELINE_BUCKET": CORPUS_BUCKET})
+RT = runtime.Runtime(env={**os.environ, "PIPELINE_BUCKET": CORPUS_BUCKET})
 
 
 @functions_framework.cloud_event
 def extract(cloud_event: CloudEvent) -> None:
-    entrypoints.handle_extract_event(cloud_event, RT)
+    handlers.handle_extract_event(cloud_event, RT)
 
 
 @functions_framework.cloud_event
 def transform(cloud_event: CloudEvent) -> None:
-    entrypoints.handle_object("transform", cloud_event, RT)
+    handlers.handle_object("transform", cloud_event, RT)

@@ -188,7 +188,7 @@ def test_two_ticks_for_one_snapshot_at_once(stack: Any, clean: dict[str, str]) -
 def test_events_older_than_the_bound_are_dropped_with_one_line(stack: Any, clean: dict[str, str]) -> None:
     from cloudevents.http import CloudEvent
 
-    from spotify_pipeline import entrypoints
+    from spotify_pipeline import handlers, runtime
 
     name = layout.manifest_name("extract", CLEAN)
     gen = generation(stack, name)
@@ -214,7 +214,7 @@ def test_events_older_than_the_bound_are_dropped_with_one_line(stack: Any, clean
     assert [line["severity"] for line in tick_lines] == ["ERROR", "INFO"] and "dropping" in tick_lines[0]["message"]
     assert tick_lines[1]["message"] == "run rel-old-tick abandoned for request"  # its one outcome
     # Configurable: an instance with PIPELINE_MAX_EVENT_AGE_SECONDS=3600 drops a two-hour-old event.
-    rt = entrypoints.Runtime(env={**stack.env(), "PIPELINE_MAX_EVENT_AGE_SECONDS": "3600"})
+    rt = runtime.Runtime(env={**stack.env(), "PIPELINE_MAX_EVENT_AGE_SECONDS": "3600"})
     from datetime import UTC, datetime
 
     event = CloudEvent(
@@ -226,7 +226,7 @@ def test_events_older_than_the_bound_are_dropped_with_one_line(stack: Any, clean
         },
         {"bucket": "spotify-pipeline-local", "name": name, "generation": str(gen)},
     )
-    entrypoints.handle_object("transform", event, rt)
+    handlers.handle_object("transform", event, rt)
     assert bucket_objects(stack) == objects
     assert runs_of(stack, "rel-old-tick") == []
     record(

@@ -28,7 +28,7 @@ from faults_support import (
 from helpers import gcs, outcomes_of, query
 from reliability_log import record
 
-from spotify_pipeline import entrypoints, layout
+from spotify_pipeline import layout, runtime
 from spotify_pipeline.cli import publish_tick
 from spotify_pipeline.outcomes import PENDING_PREFIX, REQUEST
 from spotify_pipeline.stack import local
@@ -163,7 +163,7 @@ def test_runs_whose_events_aged_out_are_abandoned(stack: Any, clean: dict[str, s
         # A week nothing touched for longer than the bound (+ margin) is abandoned by the sweep that every
         # extract and load execution runs: here one run two days from now.
         later = datetime.now(UTC) + timedelta(days=2)
-        rt = entrypoints.Runtime(env=stack.env(), now=lambda: later)
+        rt = runtime.Runtime(env=stack.env(), now=lambda: later)
         abandoned = rt.outcomes.sweep(rt.settings.max_event_age_seconds)
         assert ("rel-swept", swept.isoformat()) in abandoned
         assert ("rel-aged", aged.isoformat()) not in abandoned  # decided already

@@ -25,9 +25,9 @@ from reliability_log import record
 
 from spotify_pipeline import layout
 from spotify_pipeline.cli import publish_tick
-from spotify_pipeline.entrypoints import Runtime
 from spotify_pipeline.load import STAGING_SWEEP_AGE, run_load, staging_tables
 from spotify_pipeline.manifest import UpstreamRef
+from spotify_pipeline.runtime import Runtime
 from spotify_pipeline.stack import local
 
 pytestmark = [pytest.mark.emulators, pytest.mark.e2e]

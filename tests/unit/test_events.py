@@ -320,13 +320,14 @@ def test_no_data_is_invalid_event() -> None:
     ids=["not-json", "non-ascii-data", "int-data", "message-not-an-object"],
 )
 def test_handle_tick_acknowledges_malformed_messages(data: dict[str, Any]) -> None:
-    """BUG (all but the control): entrypoints.handle_tick evaluates ``(message or {}).get(...)``
+    """BUG (all but the control): handlers.handle_tick evaluates ``(message or {}).get(...)``
     before validation (AttributeError when ``message`` is not an object) and only catches
     InvalidEvent around decode_pubsub_payload (ValueError/TypeError escape), so the function
     fails and Pub/Sub redelivers the message until PIPELINE_MAX_EVENT_AGE_SECONDS."""
     from cloudevents.http import CloudEvent
 
-    from spotify_pipeline.entrypoints import Runtime, handle_tick
+    from spotify_pipeline.handlers import handle_tick
+    from spotify_pipeline.runtime import Runtime
 
     attributes = {
         "type": "google.cloud.pubsub.topic.v1.messagePublished",
@@ -340,7 +341,7 @@ def test_handle_tick_acknowledges_malformed_messages(data: dict[str, Any]) -> No
 def test_a_default_run_id_differs_for_the_same_message_id_published_again() -> None:
     """A fresh Pub/Sub emulator numbers messages from 1 again; the publish time keeps run ids apart,
     while a redelivery (same id, same publish time) keeps its run id."""
-    from spotify_pipeline.entrypoints import tick_run_id
+    from spotify_pipeline.handlers import tick_run_id
 
     first = tick_run_id("64", "2026-11-30T05:00:00Z")
     assert tick_run_id("64", "2026-11-30T05:00:00Z") == first

@@ -116,7 +116,9 @@ def test_zip_contents(built: dict[str, tuple[Path, str]], fn: str) -> None:
         "requirements.txt",
         "spotify_pipeline/__init__.py",
         "spotify_pipeline/schemas/tables.json",
-        "spotify_pipeline/entrypoints.py",
+        "spotify_pipeline/runtime.py",
+        "spotify_pipeline/handlers.py",
+        "spotify_pipeline/policy.py",
         f"spotify_pipeline/{fn}.py",
     ):
         assert required in listed, required

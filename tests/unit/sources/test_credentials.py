@@ -3,7 +3,7 @@
 There is no Secret Manager emulator, so these tests inject a small fake client object (the one
 method the module uses, ``access_secret_version``) into ``LatestSecrets``; it raises the same
 ``google.api_core`` exceptions the real client raises. Everything else is the real code: the
-settings from an environment, the lazy Spotify factory of ``entrypoints.extract_sources`` and
+settings from an environment, the lazy Spotify factory of ``runtime.extract_sources`` and
 spotipy's client-credentials manager.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from google.api_core import exceptions
 
-from spotify_pipeline import entrypoints
+from spotify_pipeline import runtime
 from spotify_pipeline.config import Settings
 from spotify_pipeline.errors import SourceUnavailable
 from spotify_pipeline.sources import credentials
@@ -153,9 +153,9 @@ def test_extract_reads_the_secrets_only_when_a_run_builds_the_spotify_client(mon
     fake = FakeSecretManager({ID_SECRET: "deployed-id", SECRET_SECRET: "deployed-secret"})
     instance, built = counting_factory(fake)
     monkeypatch.setattr(credentials, "INSTANCE_SECRETS", instance)
-    runtime = entrypoints.Runtime(env={**SECRET_ENV, "PIPELINE_CACHE": "false"})
+    rt = runtime.Runtime(env={**SECRET_ENV, "PIPELINE_CACHE": "false"})
 
-    sources = entrypoints.extract_sources(runtime)
+    sources = runtime.extract_sources(rt)
     assert built == [] and fake.requests == []  # a run that never calls Spotify never reads a secret
 
     api = sources.spotify()
