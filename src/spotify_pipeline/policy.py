@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from spotify_pipeline import layout, logs
 from spotify_pipeline.errors import PermanentError
@@ -43,12 +43,18 @@ STATUS_RETRYING = {"status": "retrying"}
 PERMANENT = (PermanentError, InvalidEvent, ManifestError)
 
 
-class Settle(Protocol):
+@dataclass
+class Settle:
     """What a stage's stale input or permanent failure decides of its runs' outcomes."""
 
-    def superseded(self, exc: StaleObject) -> None: ...
+    rt: Runtime
+    run: StageRun
 
-    def failed(self, reason: str) -> None: ...
+    def superseded(self, exc: StaleObject) -> None:
+        raise NotImplementedError
+
+    def failed(self, reason: str) -> None:
+        raise NotImplementedError
 
 
 def apply(rt: Runtime, run: StageRun, body: Callable[[], T], settle: Settle) -> T | None:
@@ -74,12 +80,8 @@ def apply(rt: Runtime, run: StageRun, body: Callable[[], T], settle: Settle) -> 
     return None
 
 
-@dataclass
-class RequestOutcome:
+class RequestOutcome(Settle):
     """extract: its run request is decided as a whole (week ``request``): no week was published."""
-
-    rt: Runtime
-    run: StageRun
 
     def superseded(self, exc: StaleObject) -> None:
         run = self.run
@@ -90,12 +92,8 @@ class RequestOutcome:
         self.rt.outcomes.settle(run.run_id, REQUEST, "failed", run.stage, reason=reason, trigger=run.trigger)
 
 
-@dataclass
-class WeekOutcome:
+class WeekOutcome(Settle):
     """transform, recommend, load: the runs whose markets their input week carries."""
-
-    rt: Runtime
-    run: StageRun
 
     def failed(self, reason: str) -> None:
         """A permanent failure decides the run's outcome, and that of the runs whose markets it carried."""
