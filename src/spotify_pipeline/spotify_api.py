@@ -60,13 +60,13 @@ def restricted_playlist_message(playlist_id: str, market: str, status: int) -> s
     )
 
 
-def http_error(exc: spotipy.SpotifyException) -> HttpError:
-    """What the retry policy needs from spotipy's error, whose message is ``"<url>:\\n <Spotify's message>"``."""
+def http_error(exc: spotipy.SpotifyException, prefix: str) -> HttpError:
+    """What the retry policy needs from spotipy's error, whose message is ``"<url>:\\n <Spotify's message>"``;
+    the error names the path under the API base (``playlists/<id>/items``), not the query."""
     url, _, message = str(exc.msg).rpartition(":\n")
+    path = urlsplit(url.removeprefix(prefix)).path
     headers = exc.headers or {}
-    return HttpError(
-        int(exc.http_status), urlsplit(url).path, message.strip() or None, parse_retry_after(headers.get("Retry-After"))
-    )
+    return HttpError(int(exc.http_status), path, message.strip() or None, parse_retry_after(headers.get("Retry-After")))
 
 
 class SpotifyApi:
@@ -110,7 +110,7 @@ class SpotifyApi:
                 f"Spotify refused the client credentials ({exc}); check SPOTIFY_CLIENT_ID / SPOTIFY_CLIENT_SECRET"
             ) from None
         except spotipy.SpotifyException as exc:
-            raise http_error(exc) from None
+            raise http_error(exc, self._sp.prefix) from None
         if not isinstance(body, dict):  # spotipy answers None for a body that is not JSON
             raise MalformedResponse(f"Spotify gave {type(body).__name__}, not a JSON object")
         return body
