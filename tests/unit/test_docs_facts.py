@@ -37,8 +37,9 @@ def tool_variables() -> set[str]:
 
 
 def cli_commands() -> list[str]:
-    parser = build_parser()
-    return list(next(a for a in parser._actions if a.dest == "command").choices)
+    choices = next(a for a in build_parser()._actions if a.dest == "command").choices
+    assert choices is not None
+    return [str(c) for c in choices]
 
 
 def schema_source() -> dict[str, dict[str, object]]:

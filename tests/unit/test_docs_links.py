@@ -45,11 +45,7 @@ def relative_links(page: Path) -> list[str]:
 
 def cited_paths(page: Path) -> list[str]:
     spans = (s.strip() for s in CODE_SPAN.findall(prose(page)))
-    return [
-        s
-        for s in spans
-        if s.split("/", 1)[0] in TOP_LEVEL and "/" in s and not re.search(r"[<>*{}\s…]|\.\.\.", s)
-    ]
+    return [s for s in spans if s.split("/", 1)[0] in TOP_LEVEL and "/" in s and not re.search(r"[<>*{}\s…]|\.\.\.", s)]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
