@@ -71,3 +71,4 @@ def test_the_checks_see_links_and_paths() -> None:
     assert "docs/configuration.md" in relative_links(REPO / "README.md")
     assert "src/spotify_pipeline/config.py" in cited_paths(REPO / "docs" / "configuration.md")
     assert slug("The run request (Pub/Sub message → extract)") == "the-run-request-pubsub-message--extract"
+    assert slug("Sizing (Terraform `function_sizing`)") == "sizing-terraform-function_sizing"
