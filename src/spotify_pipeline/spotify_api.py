@@ -74,7 +74,7 @@ class SpotifyApi:
         if not settings.spotify_client_id or not settings.spotify_client_secret:
             raise SourceUnavailable(
                 "Spotify credentials missing: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET "
-                "(in the cloud: add versions to the two Secret Manager secrets, see README)"
+                "(in the cloud: add versions to the two Secret Manager secrets, see docs/deploy.md)"
             )
         token_url = settings.spotify_token_url
 
