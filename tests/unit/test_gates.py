@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from spotify_pipeline import gates, layout
-from spotify_pipeline.config import ENVIRONMENT_VARIABLES, ConfigError, Settings
+from spotify_pipeline.config import ENVIRONMENT_VARIABLES, ConfigError, Settings, parse_gate_thresholds
 from spotify_pipeline.errors import PermanentError
 from spotify_pipeline.events import InvalidEvent, parse_run_request
 from spotify_pipeline.features import FEATURE_RANGES, INPUT_RANGES
@@ -54,10 +55,14 @@ def tables() -> dict[str, pd.DataFrame]:
     return golden_tables()
 
 
+def arrow(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
 def measured(frames: dict[str, pd.DataFrame], **overrides: Any) -> Measurements:
     m = measure(
-        frames["chart_entries"],
-        frames["tracks"],
+        arrow(frames["chart_entries"]),
+        arrow(frames["tracks"]),
         snapshot_date=DAY,
         chart_source="spotify-playlist",
         model_features=len(frames["model_features"]),
@@ -166,7 +171,7 @@ def test_min_above_max_is_refused() -> None:
 
 def test_the_reader_must_read_every_declared_threshold() -> None:
     with pytest.raises(ConfigError, match="keep config and gates in step"):
-        gates.parse_thresholds({}, ("PIPELINE_GATE_EXPECTED_MARKETS",))
+        parse_gate_thresholds({}, ("PIPELINE_GATE_EXPECTED_MARKETS",))
 
 
 # ------------------------------------------------------------------------ the checks
@@ -234,7 +239,12 @@ def test_features_out_of_range_name_feature_track_value_and_range(tables: dict[s
     assert run(m, feature_ranges=widened)["features_in_range"].passed is False  # inf is never a value
     assert set(
         measure(
-            tables["chart_entries"], tracks, snapshot_date=DAY, chart_source="x", model_features=1, ranges=widened
+            arrow(tables["chart_entries"]),
+            arrow(tracks),
+            snapshot_date=DAY,
+            chart_source="x",
+            model_features=1,
+            ranges=widened,
         ).out_of_range
     ) == {"loudness"}
 
