@@ -9,6 +9,8 @@ imported inside :func:`measure`: config imports this package, and extract never 
 from __future__ import annotations
 
 import logging
+import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -69,34 +71,34 @@ def measure(
 ) -> Measurements:
     """Pure: the measurements of one snapshot's ``chart_entries`` and ``tracks`` tables.
 
-    Missing values (null, or NaN as pandas would drop) are not measured; infinities are out of
-    range. The example of each out-of-range feature is its first track in track-id order."""
+    Missing values (null, or NaN) are not measured; infinities are out of range. The example of
+    each out-of-range feature is its first track in track-id order.
+
+    Counted in Python over the columns: a week holds at most a few thousand rows, and pyarrow's
+    group-by (Acero) and its conversions of Python values to arrow import pandas, which the
+    feature gates at recommend's start must not need."""
     import pyarrow.compute as pc
 
-    keys = chart_entries.select(["snapshot_date", "market", "rank"]).drop_null()
-    counts = chart_entries.select(["market"]).drop_null().group_by("market").aggregate([([], "count_all")]).to_pylist()
-    per_market = dict(sorted((str(row["market"]), int(row["count_all"])) for row in counts))
-    times = keys.group_by(["snapshot_date", "market", "rank"]).aggregate([([], "count_all")]).to_pylist()
-    duplicates = tuple(
-        sorted((str(row["market"]), int(row["rank"]), int(row["count_all"])) for row in times if row["count_all"] > 1)
-    )
+    keys = chart_entries.select(["snapshot_date", "market", "rank"]).drop_null().to_pydict()
+    per_market = dict(sorted(Counter(str(m) for m in chart_entries["market"].drop_null().to_pylist()).items()))
+    times = Counter(zip(keys["snapshot_date"], keys["market"], keys["rank"], strict=True))
+    duplicates = tuple(sorted((str(mk), int(rank), n) for (_, mk, rank), n in times.items() if n > 1))
     out: dict[str, OutOfRange] = {}
-    ordered = tracks.take(pc.sort_indices(tracks, [("track_id", "ascending")]))
+    ordered = tracks.take(pc.sort_indices(tracks, [("track_id", "ascending")]))  # stable
+    ids = ordered["track_id"].to_pylist()
     for feature, (low, high) in ranges.items():
         if feature not in ordered.column_names:
             continue
-        values = pc.cast(ordered[feature], "float64")
-        present = pc.and_kleene(pc.is_valid(values), pc.invert(pc.is_nan(values)))
-        ids, values = ordered["track_id"].filter(present), values.filter(present)
-        within = pc.and_(pc.greater_equal(values, low), pc.less_equal(values, high))
-        bad = pc.invert(pc.and_(pc.is_finite(values), within))
-        bad_ids, bad_values = ids.filter(bad), values.filter(bad)
-        if len(bad_values):
-            out[feature] = OutOfRange(len(bad_values), str(bad_ids[0].as_py()), float(bad_values[0].as_py()))
+        bad = [
+            (track, float(value))
+            for track, value in zip(ids, ordered[feature].to_pylist(), strict=True)
+            if value is not None and not math.isnan(value) and not (math.isfinite(value) and low <= value <= high)
+        ]
+        if bad:
+            out[feature] = OutOfRange(len(bad), str(bad[0][0]), bad[0][1])
     without = 0
     if "has_features" in tracks.column_names:  # REQUIRED in the schema; a null would count as without
-        has = pc.fill_null(tracks["has_features"], False)
-        without = tracks.num_rows - int(pc.sum(pc.cast(has, "int64")).as_py() or 0)
+        without = tracks.num_rows - int(pc.sum(tracks["has_features"]).as_py() or 0)
     return Measurements(
         snapshot_date=snapshot_date,
         chart_source=chart_source,
