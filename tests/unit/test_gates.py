@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import subprocess
+import sys
 from dataclasses import fields, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -489,3 +491,30 @@ def test_previous_week_ignores_other_sources_and_old_weeks(tables: dict[str, pd.
     prev = gates.previous_snapshot(bucket, DAY, "spotify-playlist", 14)  # type: ignore[arg-type]
     assert prev is not None and prev.entries_per_market == {"BR": 50, "GLOBAL": 50, "KR": 50}
     assert (prev.tracks, prev.model_features) == (143, 142)
+
+
+def test_the_feature_gates_import_no_pandas(tables: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+    """recommend runs them first on every event: measured with pyarrow, so they load no pandas
+    (scikit-learn loads it later, when the model runs), checked in a fresh interpreter."""
+    bucket = MemoryBucket()
+    store_snapshot(bucket, tables, DAY)
+    objects = tmp_path / "objects.json"
+    objects.write_text(json.dumps({name: data.hex() for name, (data, _) in bucket.objects.items()}))
+    name = layout.manifest_name("transform", DAY)
+    code = f"""
+import json, sys
+from spotify_pipeline.gates import GateThresholds, check_features
+from spotify_pipeline.manifest import Manifest
+from spotify_pipeline.store import StaleObject
+objects = {{n: bytes.fromhex(d) for n, d in json.loads(open({str(objects)!r}).read()).items()}}
+class Store:
+    def names(self, prefix): return sorted(n for n in objects if n.startswith(prefix))
+    def read_verified(self, entry): return objects[entry.name]
+    def read_manifest(self, name, generation=None):
+        if name not in objects: raise StaleObject(name)
+        return Manifest.from_bytes(objects[name], name), generation, ""
+report = check_features(Manifest.from_bytes(objects[{name!r}], {name!r}), Store(), GateThresholds())
+print(json.dumps([report.passed, [m for m in ("pandas", "sklearn", "scipy") if m in sys.modules]]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [True, []]  # passed, and none of them loaded
