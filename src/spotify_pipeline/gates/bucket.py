@@ -161,7 +161,8 @@ def check_features(
 
 
 def _read(store: BucketStore, entry: FileEntry, columns: tuple[str, ...]) -> pa.Table:
-    """The ``columns`` of a stored Parquet file that it has (the gates skip a feature it lacks)."""
+    """The ``columns`` of a stored Parquet file that it has (the gates skip a feature it lacks).
+    Through ``ParquetFile``: ``pq.read_table`` goes through pyarrow.dataset, whose import loads pandas."""
     import pyarrow.parquet as pq
 
     data = pq.ParquetFile(io.BytesIO(store.read_verified(entry)))
