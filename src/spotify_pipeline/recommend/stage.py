@@ -24,7 +24,7 @@ from spotify_pipeline.recommend.writers import (
     parquet_writer,
     write_row_group,
 )
-from spotify_pipeline.schema import table
+from spotify_pipeline.schema import table, table_names
 from spotify_pipeline.store import StageStore
 
 
@@ -73,7 +73,7 @@ def run_recommend(
     if skip_reason is None and (too_few := model_skip_reason(len(cat) if cat is not None else 0, params)):
         skip_reason = f"model skipped for snapshot {clean.snapshot_date} (chart data still loaded): {too_few}"
     if cat is None or skip_reason is not None:
-        for name in ("recommendations", "track_clusters", "clusters"):
+        for name in table_names("recommend"):
             empty = table(name).arrow_schema().empty_table()
             files.append(store.write(f"{prefix}{name}.parquet", parquet_bytes(empty), PARQUET_TYPE, rows=0, table=name))
         summary: dict[str, Any] = {"modelled_tracks": 0, "model_skipped": skip_reason}
