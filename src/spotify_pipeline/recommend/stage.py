@@ -36,8 +36,10 @@ def _stream_recommendations(
     cancelled: no object is left."""
     with store.open_writer(name, PARQUET_TYPE) as out:
         writer = parquet_writer(out, wire_schema(cat.markets))
-        result = run_model(cat, snapshot, params, partial(write_row_group, writer))
-        writer.close()
+        try:
+            result = run_model(cat, snapshot, params, partial(write_row_group, writer))
+        finally:  # on failure too, while the upload is open (it is then cancelled): no footer written later
+            writer.close()
     return out.entry(rows=result.recommendation_rows, table="recommendations"), result
 
 
