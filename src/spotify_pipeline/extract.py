@@ -48,7 +48,7 @@ from spotify_pipeline.manifest import FileEntry, Manifest, Part, sha256_hex
 from spotify_pipeline.sources.cache import Cache
 from spotify_pipeline.sources.charts_csv import ChartEntry, ChartFile, parse_chart_csv
 from spotify_pipeline.sources.reccobeats import match_by_href
-from spotify_pipeline.store import ConcurrentPublish, StageStore, StaleObject
+from spotify_pipeline.store import ConcurrentPublish, MergingStore, StaleObject
 
 if TYPE_CHECKING:  # transform imports track_of and must not need spotipy
     from spotify_pipeline.gates import GateReport
@@ -462,7 +462,7 @@ def _week_entries(parts: tuple[Part, ...], previous: Manifest | None, own: dict[
 
 def run_extract(
     request: RunRequest,
-    store: StageStore,
+    store: MergingStore,
     sources: Sources,
     now: Callable[[], datetime],
     *,
@@ -539,7 +539,7 @@ def run_extract(
 
 def _publish_week(
     request: RunRequest,
-    store: StageStore,
+    store: MergingStore,
     snap: _Snapshot,
     objects: list[tuple[str, bytes, int]],
     summary: dict[str, Any],

@@ -119,9 +119,10 @@ def test_zip_contents(built: dict[str, tuple[Path, str]], fn: str) -> None:
         "spotify_pipeline/runtime.py",
         "spotify_pipeline/handlers.py",
         "spotify_pipeline/policy.py",
-        f"spotify_pipeline/{fn}.py",
     ):
         assert required in listed, required
+    stage = {f"spotify_pipeline/{fn}.py", f"spotify_pipeline/{fn}/__init__.py"}  # a module or a package
+    assert stage & set(listed), stage
     dev = [n for n in listed if n.startswith(("spotify_pipeline/stack/", "spotify_pipeline/standin/"))]
     assert dev == []
     assert not [n for n in listed if "__pycache__" in n or n.endswith(".pyc")]

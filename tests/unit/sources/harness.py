@@ -60,7 +60,7 @@ class Standin:
 
 
 class MemoryStore:
-    """The surface the stages write through (store.StageStore), in memory: no run folders, and
+    """The surface the stages write through (store.MergingStore, store.StageStore), in memory: no run folders, and
     generations that count the manifest's writes."""
 
     bucket_name = "memory-bucket"
