@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from spotify_pipeline.cli import build_parser
-from spotify_pipeline.cli_follow import Verdict, run_verdict
-from spotify_pipeline.cli_request import request_payload
 from spotify_pipeline.config import CHART_SOURCES, Settings
 from spotify_pipeline.events import RUN_REQUEST_FIELDS, InvalidEvent, parse_run_request
 from spotify_pipeline.outcomes import REQUEST, RunOutcome
+from spotify_pipeline_tools.cli.follow import Verdict, run_verdict
+from spotify_pipeline_tools.cli.main import build_parser
+from spotify_pipeline_tools.cli.request import request_payload
 
 
 def parsers(parser: argparse.ArgumentParser, path: str = "spotify-pipeline") -> list[tuple[str, Any]]:
@@ -129,9 +129,9 @@ def test_following_a_run_honours_its_timeout_when_the_warehouse_is_gone(capsys: 
     import socket
     import time
 
-    from spotify_pipeline.cli_follow import wait_for_run
     from spotify_pipeline.clients import bigquery_client
     from spotify_pipeline.config import Settings
+    from spotify_pipeline_tools.cli.follow import wait_for_run
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -148,7 +148,7 @@ def test_following_a_run_honours_its_timeout_when_the_warehouse_is_gone(capsys: 
 def test_run_refuses_to_publish_a_request_over_the_size_limit() -> None:
     """12,000 markets on the command line (72 KB): refused before parsing, before anything is uploaded
     or published (no stack, no client: prepare_request raises first), naming the size and the limit."""
-    from spotify_pipeline.cli_request import prepare_request
+    from spotify_pipeline_tools.cli.request import prepare_request
 
     args = build_parser().parse_args(["run", "--markets", ",".join(["BR"] * 12_000)])
     with pytest.raises(InvalidEvent) as info:
@@ -160,7 +160,7 @@ def test_run_refuses_to_publish_a_request_over_the_size_limit() -> None:
 @pytest.mark.parametrize("name", ["x\u202evsc.csv", "a\nb.csv", "../recommend/x.csv", "./x.csv"])
 def test_inbox_put_refuses_a_name_ingest_would_refuse_before_uploading(tmp_path: Any, name: str) -> None:
     """No client is built: the name is refused first, with the rule ingest applies to the event."""
-    from spotify_pipeline.cli_request import put_in_inbox
+    from spotify_pipeline_tools.cli.request import put_in_inbox
 
     chart = tmp_path / "chart.csv"
     chart.write_text("not read\n")

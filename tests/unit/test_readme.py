@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spotify_pipeline.cli import build_parser
 from spotify_pipeline.config import ENVIRONMENT_VARIABLES
 from spotify_pipeline.events import RUN_REQUEST_FIELDS
+from spotify_pipeline_tools.cli.main import build_parser
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from spotify_pipeline import cli_recommend, recommend, transform
+from spotify_pipeline import recommend, transform
 from spotify_pipeline.errors import DataError
 from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
 from spotify_pipeline.recommend import (
@@ -34,6 +34,7 @@ from spotify_pipeline.recommend import (
     zscore,
 )
 from spotify_pipeline.schema import table
+from spotify_pipeline_tools.cli import recommend as cli_recommend
 
 SNAPSHOT = date(2026, 11, 23)
 FEATURES = recommend.MODEL_FEATURES

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from spotify_pipeline import cli_ops
 from spotify_pipeline.config import Settings
 from spotify_pipeline.events import parse_run_request
-from spotify_pipeline.replay import (
+from spotify_pipeline.runlog import new_run_id
+from spotify_pipeline.sources.charts_csv import parse_chart_csv
+from spotify_pipeline_tools.cli import ops as cli_ops
+from spotify_pipeline_tools.replay import (
     WeekPick,
     backfill_request,
     missing_weeks,
@@ -20,8 +22,6 @@ from spotify_pipeline.replay import (
     slice_chart_file,
     weekly_picks,
 )
-from spotify_pipeline.runlog import new_run_id
-from spotify_pipeline.sources.charts_csv import parse_chart_csv
 
 CHARTS = Path(__file__).resolve().parents[1] / "fixtures" / "charts"
 

@@ -2,7 +2,7 @@
 
 * ``replay --from D1 [--to D2] [--stage transform|recommend|load] [--force] [--dry-run]``: re-run the
   later stages of stored snapshots from the bucket, in this process, with no external API call
-  (see :mod:`spotify_pipeline.replay`);
+  (see :mod:`spotify_pipeline_tools.replay`);
 * ``backfill --charts-csv FILE [--from D1] [--to D2] [--markets ...] [--force] [--dry-run]``: one
   snapshot per ISO week of a chart file holding many dates, each run through the pipeline and
   followed to its load;
@@ -10,7 +10,7 @@
   ``pipeline_runs``, with durations, row counts, sources and errors; and the staging tables in the
   dataset, if any (a load in progress, or one whose delete failed).
 
-Target: :func:`spotify_pipeline.cli_target.resolve`, as for every command (the local stack must be
+Target: :func:`spotify_pipeline_tools.cli.target.resolve`, as for every command (the local stack must be
 up for replay and backfill; ``status`` starts its BigQuery emulator alone if it is down).
 """
 
@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from spotify_pipeline import layout
-from spotify_pipeline.cli_errors import BAD_INPUT, CliError
-from spotify_pipeline.cli_target import add_project_argument, open_warehouse, resolve
 from spotify_pipeline.config import Settings
 from spotify_pipeline.load import STAGING_EXPIRES, STAGING_SWEEP_AGE, StagingTable
+from spotify_pipeline_tools.cli.errors import BAD_INPUT, CliError
+from spotify_pipeline_tools.cli.target import add_project_argument, open_warehouse, resolve
 
 STAGE_ORDER = ("extract", "transform", "recommend", "load")
 NO_LOAD_ALERT_DAYS = 8  # infra/monitoring.tf alerts after this many days without a successful load
@@ -98,8 +98,8 @@ def _date(value: str | None, flag: str) -> date | None:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from spotify_pipeline.entrypoints import Runtime
-    from spotify_pipeline.replay import replay, replay_plan
     from spotify_pipeline.runlog import new_run_id
+    from spotify_pipeline_tools.replay import replay, replay_plan
 
     first = _date(args.first, "--from")
     last = _date(args.last, "--to") or first
@@ -153,13 +153,13 @@ def _read_chart(path: str, settings: Settings, env: Mapping[str, str]) -> tuple[
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from spotify_pipeline.cli import publish_tick
-    from spotify_pipeline.cli_follow import wait_for_run
     from spotify_pipeline.clients import storage_client
     from spotify_pipeline.config import parse_markets
     from spotify_pipeline.events import parse_run_request
-    from spotify_pipeline.replay import backfill_request, plan_backfill
     from spotify_pipeline.runlog import new_run_id
+    from spotify_pipeline_tools.cli.follow import wait_for_run
+    from spotify_pipeline_tools.cli.main import publish_tick
+    from spotify_pipeline_tools.replay import backfill_request, plan_backfill
 
     target = resolve(args, running=True)
     target.announce()
@@ -234,7 +234,7 @@ def fetch_status(
     """Recent ``pipeline_runs`` rows (newest first) and the last successful load, whenever it was."""
     from google.cloud import bigquery
 
-    from spotify_pipeline.bq_query import run_query
+    from spotify_pipeline_tools.bq_query import run_query
 
     table = f"`{project}.{dataset}.pipeline_runs`"
     cols = ", ".join(f"`{c}`" for c in STATUS_COLUMNS)

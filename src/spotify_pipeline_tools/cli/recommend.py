@@ -16,8 +16,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spotify_pipeline.cli_errors import BAD_INPUT, CliError
 from spotify_pipeline.errors import DataError
+from spotify_pipeline_tools.cli.errors import BAD_INPUT, CliError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -338,8 +338,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the subcommand on its own (``python -m spotify_pipeline.cli_recommend ...``)."""
-    from spotify_pipeline.cli import main as cli_main
+    """Run the subcommand on its own (``python -m spotify_pipeline_tools.cli.recommend ...``)."""
+    from spotify_pipeline_tools.cli.main import main as cli_main
 
     return cli_main(["recommend", *(sys.argv[1:] if argv is None else argv)])
 

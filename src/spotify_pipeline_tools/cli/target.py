@@ -5,7 +5,7 @@ The first that applies:
 1. ``--project P``: Google Cloud project P, through Application Default Credentials;
 2. ``SPOTIFY_PIPELINE_PROJECT=P``: the same, for a shell that always works on one project;
 3. the local stack whose state folder is ``--stack-dir``, else ``SPOTIFY_PIPELINE_STACK_DIR``,
-   else the checkout's ``.stack/`` (:func:`spotify_pipeline.stack.local.default_root`).
+   else the checkout's ``.stack/`` (:func:`spotify_pipeline_tools.stack.local.default_root`).
 
 Never the current folder, and never ``GOOGLE_CLOUD_PROJECT`` (a setting of the functions, which
 the local stack sets too). In Google Cloud the dataset is ``PIPELINE_DATASET`` (default
@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spotify_pipeline.cli_errors import CliError
 from spotify_pipeline.config import CliSettings, Settings
+from spotify_pipeline_tools.cli.errors import CliError
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
-    from spotify_pipeline.stack.local import StackState
+    from spotify_pipeline_tools.stack.local import StackState
 
 EMULATOR_VARIABLES = ("STORAGE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
 DEFAULT_TOPIC = "spotify-pipeline-ticks"
@@ -55,7 +55,7 @@ def add_project_argument(p: argparse.ArgumentParser, *, bucket: bool = False) ->
 
 def stack_root(args: argparse.Namespace) -> Path:
     """The local stack's state folder: ``--stack-dir`` (from this folder, as any path typed), else the default."""
-    from spotify_pipeline.stack.local import default_root
+    from spotify_pipeline_tools.stack.local import default_root
 
     given = getattr(args, "stack_dir", None)
     return Path(given).resolve() if given else default_root()
@@ -63,7 +63,7 @@ def stack_root(args: argparse.Namespace) -> Path:
 
 def announce_stack(root: Path) -> None:
     """The first line of a command that acts on the local stack only (``stack``, ``demo``)."""
-    from spotify_pipeline.stack.local import DATASET
+    from spotify_pipeline_tools.stack.local import DATASET
 
     print(f"target: local stack ({root}, warehouse {DATASET})", file=sys.stderr, flush=True)
 
@@ -142,7 +142,7 @@ def resolve(args: argparse.Namespace, *, running: bool) -> Target:
         )
         env["PIPELINE_TICKS_TOPIC"] = getattr(args, "topic", None) or env.get("PIPELINE_TICKS_TOPIC") or DEFAULT_TOPIC
         return Target(env, Settings.from_env(env))
-    from spotify_pipeline.stack.local import StackState
+    from spotify_pipeline_tools.stack.local import StackState
 
     root = stack_root(args)
     state = StackState.load(root)
@@ -168,7 +168,7 @@ def resolve(args: argparse.Namespace, *, running: bool) -> Target:
 def open_warehouse(target: Target, timeout: float = CONNECT_SECONDS) -> Iterator[Any]:
     """:meth:`Target.connect` on the target's warehouse; a stopped local stack's BigQuery emulator
     is started alone on the persisted tables for the command, then stopped again."""
-    from spotify_pipeline.stack import local, processes
+    from spotify_pipeline_tools.stack import local, processes
 
     temp_pid = None
     state = target.state

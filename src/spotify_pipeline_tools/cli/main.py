@@ -1,8 +1,8 @@
 """``spotify-pipeline``: run, query and package the pipeline; bring the local stack up and down.
 
-Every command acts on the target :mod:`spotify_pipeline.cli_target` resolves (the local stack, or
+Every command acts on the target :mod:`spotify_pipeline_tools.cli.target` resolves (the local stack, or
 Google Cloud with ``--project``) and names it first on stderr; failures follow the one policy of
-:mod:`spotify_pipeline.cli_errors`.
+:mod:`spotify_pipeline_tools.cli.errors`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from spotify_pipeline.bq_query import QUERY_TIMEOUT_SECONDS
-from spotify_pipeline.cli_errors import BAD_INPUT, CliError, run_command
-from spotify_pipeline.cli_follow import wait_for_run
-from spotify_pipeline.cli_target import (
+from spotify_pipeline.config import CliSettings, Settings
+from spotify_pipeline.safe_text import write_csv
+from spotify_pipeline_tools.bq_query import QUERY_TIMEOUT_SECONDS
+from spotify_pipeline_tools.cli.errors import BAD_INPUT, CliError, run_command
+from spotify_pipeline_tools.cli.follow import wait_for_run
+from spotify_pipeline_tools.cli.target import (
     CONNECT_SECONDS,
     add_project_argument,
     announce_stack,
@@ -29,8 +31,6 @@ from spotify_pipeline.cli_target import (
     resolve,
     stack_root,
 )
-from spotify_pipeline.config import CliSettings, Settings
-from spotify_pipeline.safe_text import write_csv
 
 
 def _use_env(env: Mapping[str, str]) -> None:
@@ -39,7 +39,7 @@ def _use_env(env: Mapping[str, str]) -> None:
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    from spotify_pipeline.stack import local, processes
+    from spotify_pipeline_tools.stack import local, processes
 
     root = stack_root(args)
     announce_stack(root)
@@ -107,7 +107,7 @@ def _function_settings(env: Mapping[str, str], state: Any) -> Settings:
     `stack up` gave them), else this environment's (a deployed function's, configured alike)."""
     if state is None:
         return Settings.from_env(env)
-    from spotify_pipeline.stack.settings import function_settings
+    from spotify_pipeline_tools.stack.settings import function_settings
 
     here = function_settings(state, os.environ)
     differ = sorted(k for k in {*here, *state.settings} if here.get(k) != state.settings.get(k))
@@ -133,7 +133,7 @@ def _refuse_used_run_id(client: Any, settings: Settings, run_id: str) -> None:
     the follower would read the old run's outcome): refused before publishing."""
     from google.cloud import bigquery
 
-    from spotify_pipeline.bq_query import run_query
+    from spotify_pipeline_tools.bq_query import run_query
 
     sql = f"SELECT COUNT(*) AS n FROM `{settings.project}.{settings.dataset}.pipeline_runs` WHERE run_id = @r"
     params = [bigquery.ScalarQueryParameter("r", "STRING", run_id)]
@@ -151,8 +151,8 @@ def _publish_request(
 ) -> Published:
     """Assemble, validate (extract's own rules) and publish the request of ``run`` or ``trigger``; a
     refused request raises before anything is published (the CLI's error policy reports it)."""
-    from spotify_pipeline.cli_request import prepare_request
     from spotify_pipeline.runlog import new_run_id
+    from spotify_pipeline_tools.cli.request import prepare_request
 
     settings = _function_settings(env, state)
     if args.run_id and client is not None:
@@ -200,7 +200,7 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from spotify_pipeline.bq_query import run_query
+    from spotify_pipeline_tools.bq_query import run_query
 
     if not args.sql.strip():
         raise CliError(
@@ -236,7 +236,7 @@ def _fmt(value: Any) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Stack up, one weekly run on the synthetic catalogue, where to look, stack down."""
-    from spotify_pipeline.stack import local
+    from spotify_pipeline_tools.stack import local
 
     root = stack_root(args)
     announce_stack(root)
@@ -280,7 +280,7 @@ Where to look:
 
 
 def cmd_package(args: argparse.Namespace) -> int:
-    from spotify_pipeline.packaging import build
+    from spotify_pipeline_tools.packaging import build
 
     for fn, (path, sha) in build(Path(args.functions), Path(args.out)).items():
         print(f"{fn:<10} {path}  sha256 {sha[:16]}  {path.stat().st_size // 1024} KiB")
@@ -288,7 +288,7 @@ def cmd_package(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from spotify_pipeline.cli_request import add_request_arguments
+    from spotify_pipeline_tools.cli.request import add_request_arguments
 
     parser = argparse.ArgumentParser(prog="spotify-pipeline", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
@@ -346,16 +346,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--functions", default="functions", help="folder of the functions' sources (default functions)")
     p.add_argument("--out", default="build/functions", help="folder for the zips (default build/functions)")
     p.set_defaults(func=cmd_package)
-    from spotify_pipeline.cli_recommend import register as register_recommend
+    from spotify_pipeline_tools.cli.recommend import register as register_recommend
 
     register_recommend(sub)
-    from spotify_pipeline.cli_dashboard import register as register_dashboard
+    from spotify_pipeline_tools.cli.dashboard import register as register_dashboard
 
     register_dashboard(sub)
-    from spotify_pipeline.cli_ops import register as register_ops
+    from spotify_pipeline_tools.cli.ops import register as register_ops
 
     register_ops(sub)
-    from spotify_pipeline.cli_request import register as register_inbox
+    from spotify_pipeline_tools.cli.request import register as register_inbox
 
     register_inbox(sub)
     return parser

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from spotify_pipeline import layout
-from spotify_pipeline.cli_errors import BAD_INPUT, CliError
 from spotify_pipeline.config import CHART_SOURCES, FEATURE_PROVIDERS, Settings, parse_playlists
 from spotify_pipeline.events import RunRequest, check_run_request_size, parse_run_request
+from spotify_pipeline_tools.cli.errors import BAD_INPUT, CliError
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ def put_in_inbox(path: str, settings: Settings, env: Mapping[str, str], name: st
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``inbox`` to ``spotify-pipeline``'s sub-commands."""
-    from spotify_pipeline.cli_target import add_project_argument
+    from spotify_pipeline_tools.cli.target import add_project_argument
 
     p = subparsers.add_parser("inbox", help="put a chart file into the bucket's inbox/, which starts a run for it")
     p.add_argument(
@@ -206,9 +206,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def cmd_inbox(args: argparse.Namespace) -> int:
     """Put a chart file into the data bucket's inbox/, where ingest starts a run for it."""
-    from spotify_pipeline.cli_follow import wait_for_run
-    from spotify_pipeline.cli_target import resolve
     from spotify_pipeline.entrypoints import inbox_run_id
+    from spotify_pipeline_tools.cli.follow import wait_for_run
+    from spotify_pipeline_tools.cli.target import resolve
 
     target = resolve(args, running=True)
     target.announce()

@@ -1,6 +1,6 @@
 """``spotify-pipeline dashboard --out DIR``: the static dashboard from the warehouse's views.
 
-The warehouse is the target of every command (:mod:`spotify_pipeline.cli_target`): the local
+The warehouse is the target of every command (:mod:`spotify_pipeline_tools.cli.target`): the local
 stack's BigQuery emulator (started alone on the persisted tables if the stack is down, then stopped
 again), or BigQuery in ``--project`` with Application Default Credentials. Locally the views are
 (re)created from ``schemas/tables.json`` first; in the cloud Terraform creates them.
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from spotify_pipeline.cli_errors import BAD_INPUT, CliError
-from spotify_pipeline.cli_target import add_project_argument, open_warehouse, resolve
+from spotify_pipeline_tools.cli.errors import BAD_INPUT, CliError
+from spotify_pipeline_tools.cli.target import add_project_argument, open_warehouse, resolve
 
 DEFAULT_WEEKS = 12  # dashboard.warehouse.DEFAULT_WEEKS; kept here so registering imports no dashboard code
 
@@ -73,9 +73,9 @@ def output_page(out: str) -> tuple[Path, str | None]:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from spotify_pipeline.dashboard import build_payload, read_warehouse, write_dashboard
-    from spotify_pipeline.dashboard.warehouse import DashboardError
-    from spotify_pipeline.provision import ensure_views
+    from spotify_pipeline_tools.dashboard import build_payload, read_warehouse, write_dashboard
+    from spotify_pipeline_tools.dashboard.warehouse import DashboardError
+    from spotify_pipeline_tools.provision import ensure_views
 
     snapshot = _parse_date(args.snapshot_date)
     folder, page = output_page(args.out)
@@ -115,8 +115,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m spotify_pipeline.cli_dashboard dashboard --out DIR``, the same command on its own."""
-    from spotify_pipeline.cli import main as cli_main
+    """``python -m spotify_pipeline_tools.cli.dashboard dashboard --out DIR``, the same command on its own."""
+    from spotify_pipeline_tools.cli.main import main as cli_main
 
     return cli_main(argv)
 

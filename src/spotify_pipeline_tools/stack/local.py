@@ -28,8 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from spotify_pipeline.stack import launch, processes
-from spotify_pipeline.stack.settings import checked, describe_settings, eventarc_settings, function_settings
+from spotify_pipeline_tools.stack import launch, processes
+from spotify_pipeline_tools.stack.settings import checked, describe_settings, eventarc_settings, function_settings
 
 PROJECT = "local-project"
 BUCKET = "spotify-pipeline-local"
@@ -136,7 +136,7 @@ class StackState:
         return {**self.settings, **self.env()}
 
 
-# The checkout this package is installed from (editable install): src/spotify_pipeline/stack/local.py.
+# The checkout this package is installed from (editable install): src/spotify_pipeline_tools/stack/local.py.
 CHECKOUT = Path(__file__).resolve().parents[3]
 
 
@@ -294,7 +294,7 @@ def republish_missed_notifications(state: StackState, slack: float = 10.0) -> in
     import json
 
     from spotify_pipeline.clients import publisher_client, storage_client
-    from spotify_pipeline.stack.eventarc import WATERMARK_FILE, object_resource
+    from spotify_pipeline_tools.stack.eventarc import WATERMARK_FILE, object_resource
 
     path = state.root / WATERMARK_FILE
     marks = json.loads(path.read_text()) if path.exists() else {}
@@ -377,7 +377,7 @@ def _provision(state: StackState) -> None:
     from google.api_core.exceptions import Conflict
 
     from spotify_pipeline.clients import bigquery_client, storage_client
-    from spotify_pipeline.provision import ensure_dataset
+    from spotify_pipeline_tools.provision import ensure_dataset
 
     env = state.env()
     with contextlib.suppress(Conflict):
