@@ -15,7 +15,7 @@ from spotify_pipeline.clients import bigquery_client, storage_client
 from spotify_pipeline.config import Settings
 from spotify_pipeline.schema import tables
 from spotify_pipeline_tools.cli.follow import wait_for_run
-from spotify_pipeline_tools.cli.main import publish_tick
+from spotify_pipeline_tools.cli.publish import publish_tick
 from spotify_pipeline_tools.stack.local import StackState
 
 

@@ -2,13 +2,14 @@
 
 Precedence, highest first: a field of the run's Pub/Sub message (markets, snapshot date,
 playlist ids, chart source, chart file, feature providers), then an environment variable, then
-the default below. Nothing under ``spotify_pipeline`` reads ``os.environ`` except
-:meth:`Settings.from_env`.
+the default below. Nothing under ``spotify_pipeline`` reads ``os.environ`` except the edge: the
+entry points (into :meth:`Settings.from_env`) and, for the CLI, :func:`process_environment`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -227,20 +228,10 @@ class Settings:
         )
 
 
-@dataclass(frozen=True)
-class CliSettings:
-    """The command line's own settings (the functions never read these)."""
-
-    project: str | None = None  # SPOTIFY_PIPELINE_PROJECT: act on this Google Cloud project, not the local stack
-    debug: bool = False  # SPOTIFY_PIPELINE_DEBUG: show the traceback of an expected error too
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> CliSettings:
-        return cls(
-            project=env.get("SPOTIFY_PIPELINE_PROJECT", "").strip() or None,
-            # Never refused: it is read while reporting another error.
-            debug=env.get("SPOTIFY_PIPELINE_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"),
-        )
+def process_environment() -> dict[str, str]:
+    """A copy of this process's environment, for the command line (its targets, the local functions'
+    settings); its own variables, SPOTIFY_PIPELINE_PROJECT, _STACK_DIR and _DEBUG, are click options' ``envvar``."""
+    return dict(os.environ)
 
 
 def _default_gates() -> GateThresholds:

@@ -109,7 +109,7 @@ def test_a_failing_stage_fails_the_run_with_its_error(stack, capsys) -> None:
     from helpers import bq, settings
 
     from spotify_pipeline_tools.cli.follow import wait_for_run
-    from spotify_pipeline_tools.cli.main import publish_tick
+    from spotify_pipeline_tools.cli.publish import publish_tick
 
     day = date(2026, 9, 7)
     before = bucket_objects(stack)

@@ -13,7 +13,7 @@ from helpers import bucket_objects, outcomes_of, query, run_pipeline, runs, sett
 from spotify_pipeline import layout
 from spotify_pipeline.store import BucketStore
 from spotify_pipeline_tools.cli.follow import wait_for_run
-from spotify_pipeline_tools.cli.main import publish_tick
+from spotify_pipeline_tools.cli.publish import publish_tick
 
 from helpers import bq, gcs  # isort: skip
 

@@ -17,7 +17,7 @@ from helpers import bucket_objects, gcs, query, run_pipeline, runs, settings, wa
 
 from spotify_pipeline_tools.cli.follow import wait_for_run
 from spotify_pipeline_tools.cli.main import main as cli_main
-from spotify_pipeline_tools.cli.main import publish_tick
+from spotify_pipeline_tools.cli.publish import publish_tick
 from spotify_pipeline_tools.standin import build_demo_catalogue
 from spotify_pipeline_tools.standin.catalogue import USER_PLAYLISTS
 

@@ -30,7 +30,7 @@ from reliability_log import record
 
 from spotify_pipeline import entrypoints, layout
 from spotify_pipeline.outcomes import PENDING_PREFIX, REQUEST
-from spotify_pipeline_tools.cli.main import publish_tick
+from spotify_pipeline_tools.cli.publish import publish_tick
 from spotify_pipeline_tools.stack import local
 from spotify_pipeline_tools.stack.local import BUCKET
 

@@ -27,7 +27,7 @@ from spotify_pipeline import layout
 from spotify_pipeline.entrypoints import Runtime
 from spotify_pipeline.load import STAGING_SWEEP_AGE, run_load, staging_tables
 from spotify_pipeline.manifest import UpstreamRef
-from spotify_pipeline_tools.cli.main import publish_tick
+from spotify_pipeline_tools.cli.publish import publish_tick
 from spotify_pipeline_tools.stack import local
 
 pytestmark = [pytest.mark.emulators, pytest.mark.e2e]

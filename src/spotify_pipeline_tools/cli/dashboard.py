@@ -8,43 +8,18 @@ again), or BigQuery in ``--project`` with Application Default Credentials. Local
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import click
+
+from spotify_pipeline_tools.cli.app import Command, make_group, run
 from spotify_pipeline_tools.cli.errors import BAD_INPUT, CliError
-from spotify_pipeline_tools.cli.target import add_project_argument, open_warehouse, resolve
+from spotify_pipeline_tools.cli.target import TargetChoice, open_warehouse, resolve, target_options
 
 DEFAULT_WEEKS = 12  # dashboard.warehouse.DEFAULT_WEEKS; kept here so registering imports no dashboard code
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``dashboard`` command to ``spotify-pipeline``'s sub-commands (imports nothing heavy)."""
-    p = subparsers.add_parser(
-        "dashboard",
-        help="render the static HTML dashboard from the warehouse (local stack, or BigQuery with --project)",
-    )
-    p.add_argument(
-        "--out", required=True, help="folder to write index.html into (created if missing), or a .html file name"
-    )
-    p.add_argument("--snapshot-date", help="week shown first, YYYY-MM-DD (default: the latest stored)")
-    add_project_argument(p)
-    p.add_argument(
-        "--weeks",
-        type=int,
-        default=DEFAULT_WEEKS,
-        help=f"stored weeks on the page, up to --snapshot-date (default {DEFAULT_WEEKS})",
-    )
-    p.add_argument(
-        "--neighbours",
-        type=int,
-        help="nearest songs per track in the explorer (default: all stored ones for a small catalogue, "
-        "fewer for a large one, so the page stays small)",
-    )
-    p.add_argument("--title", default="Spotify weekly charts", help="page title")
-    p.set_defaults(func=cmd_dashboard)
 
 
 def _parse_date(value: str | None) -> date | None:
@@ -72,18 +47,41 @@ def output_page(out: str) -> tuple[Path, str | None]:
     return path, None
 
 
-def cmd_dashboard(args: argparse.Namespace) -> int:
+@click.command(
+    "dashboard",
+    cls=Command,
+    help="render the static HTML dashboard from the warehouse (local stack, or BigQuery with --project)",
+)
+@click.option("--out", required=True, help="folder to write index.html into (created if missing), or a .html file name")
+@click.option("--snapshot-date", help="week shown first, YYYY-MM-DD (default: the latest stored)")
+@target_options()
+@click.option(
+    "--weeks",
+    type=int,
+    default=DEFAULT_WEEKS,
+    help=f"stored weeks on the page, up to --snapshot-date (default {DEFAULT_WEEKS})",
+)
+@click.option(
+    "--neighbours",
+    type=int,
+    help="nearest songs per track in the explorer (default: all stored ones for a small catalogue, "
+    "fewer for a large one, so the page stays small)",
+)
+@click.option("--title", default="Spotify weekly charts", help="page title")
+def dashboard_command(
+    where: TargetChoice, out: str, snapshot_date: str | None, weeks: int, neighbours: int | None, title: str
+) -> int:
     from spotify_pipeline_tools.dashboard import build_payload, read_warehouse, write_dashboard
     from spotify_pipeline_tools.dashboard.warehouse import DashboardError
     from spotify_pipeline_tools.provision import ensure_views
 
-    snapshot = _parse_date(args.snapshot_date)
-    folder, page = output_page(args.out)
-    target = resolve(args, running=False)
+    snapshot = _parse_date(snapshot_date)
+    folder, page = output_page(out)
+    target = resolve(where, running=False)
     project, dataset = target.settings.project, target.settings.dataset
     with open_warehouse(target) as client:
         emulator = target.env.get("BIGQUERY_EMULATOR_HOST", "").strip()
-        where = f"the local BigQuery emulator ({emulator})" if emulator else "BigQuery"
+        read_from = f"the local BigQuery emulator ({emulator})" if emulator else "BigQuery"
         if emulator:
             ensure_views(client, dataset)
         try:
@@ -92,22 +90,22 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
                 project,
                 dataset,
                 snapshot_date=snapshot,
-                weeks=args.weeks,
-                neighbours=args.neighbours,
-                where=where,
+                weeks=weeks,
+                neighbours=neighbours,
+                where=read_from,
             )
         except DashboardError as exc:
             raise CliError(str(exc)) from exc
     payload = build_payload(rows, generated_at=datetime.now(UTC))
-    path = write_dashboard(payload, folder, title=args.title, page=page)
+    path = write_dashboard(payload, folder, title=title, page=page)
     sel = rows.selection
     size = path.stat().st_size
-    weeks = ", ".join(w.isoformat() for w in sel.weeks)
+    shown = ", ".join(w.isoformat() for w in sel.weeks)
     print(
         f"dashboard: {path.resolve()}\n"
-        f"  {size / 1_000_000:.1f} MB, self-contained (opens offline); weeks {weeks} "
+        f"  {size / 1_000_000:.1f} MB, self-contained (opens offline); weeks {shown} "
         f"(showing {sel.default_week.isoformat()} first); {sel.neighbours} of {sel.stored_neighbours} stored "
-        f"neighbours per track; read from {where}, {project}.{dataset}"
+        f"neighbours per track; read from {read_from}, {project}.{dataset}"
         + ("\n  SYNTHETIC demo data (the Spotify stand-in's catalogue)" if payload["meta"]["synthetic"] else "")
         + f"\n  open: {path.resolve().as_uri()}"
     )
@@ -116,9 +114,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m spotify_pipeline_tools.cli.dashboard dashboard --out DIR``, the same command on its own."""
-    from spotify_pipeline_tools.cli.main import main as cli_main
-
-    return cli_main(argv)
+    return run(make_group("the dashboard command of spotify-pipeline", [dashboard_command]), argv)
 
 
 if __name__ == "__main__":

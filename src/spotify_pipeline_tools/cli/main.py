@@ -3,51 +3,71 @@
 Every command acts on the target :mod:`spotify_pipeline_tools.cli.target` resolves (the local stack, or
 Google Cloud with ``--project``) and names it first on stderr; failures follow the one policy of
 :mod:`spotify_pipeline_tools.cli.errors`.
+
+An option with an environment fallback is read, highest first, from the flag, then its variable
+(click's ``envvar``), then its default: ``--project`` / ``SPOTIFY_PIPELINE_PROJECT`` (default: the
+local stack), ``--stack-dir`` / ``SPOTIFY_PIPELINE_STACK_DIR`` (default: the checkout's ``.stack/``;
+the flag is relative to this folder, the variable to the checkout), ``--debug`` /
+``SPOTIFY_PIPELINE_DEBUG``. The pipeline's own settings (``PIPELINE_*``) are read by
+:class:`spotify_pipeline.config.Settings` from the environment :func:`~spotify_pipeline.config.process_environment`
+copies.
 """
 
 from __future__ import annotations
 
-import argparse
-import base64
 import json
 import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from spotify_pipeline.config import CliSettings, Settings
+import click
+
 from spotify_pipeline.safe_text import write_csv
 from spotify_pipeline_tools.bq_query import QUERY_TIMEOUT_SECONDS
-from spotify_pipeline_tools.cli.errors import BAD_INPUT, CliError, run_command
+from spotify_pipeline_tools.cli import dashboard, ops, recommend, request
+from spotify_pipeline_tools.cli.app import Command as _Command
+from spotify_pipeline_tools.cli.app import make_group
+from spotify_pipeline_tools.cli.app import run as run_group
+from spotify_pipeline_tools.cli.errors import BAD_INPUT, CliError
 from spotify_pipeline_tools.cli.follow import wait_for_run
+from spotify_pipeline_tools.cli.publish import publish_request
+from spotify_pipeline_tools.cli.request import request_options
 from spotify_pipeline_tools.cli.target import (
     CONNECT_SECONDS,
-    add_project_argument,
+    TargetChoice,
     announce_stack,
     open_warehouse,
     resolve,
+    stack_choice,
     stack_root,
+    target_options,
 )
 
-
-def _use_env(env: Mapping[str, str]) -> None:
-    # The Google clients read the emulator variables from the process environment.
-    os.environ.update(env)
+DEFAULT_TIMEOUT = 300.0  # seconds a command waits for a run's load
 
 
-def cmd_stack(args: argparse.Namespace) -> int:
+@click.command("stack", cls=_Command, help="bring the local stack up or down")
+@click.argument(
+    "action",
+    type=click.Choice(["up", "down", "status"]),
+    help="up: start it (or apply changed PIPELINE_* settings to its functions); down: stop every process; "
+    "status: up or down (exit 1 when down)",
+)
+@click.option("--wipe", is_flag=True, help="with down: delete the persisted objects and tables too")
+@click.option("--no-pubsub", is_flag=True, help="with up: run without the Pub/Sub emulator")
+def stack_command(action: str, wipe: bool, no_pubsub: bool) -> int:
     from spotify_pipeline_tools.stack import local, processes
 
-    root = stack_root(args)
+    root = stack_root(stack_choice())
     announce_stack(root)
-    if args.action == "up":
+    if action == "up":
         print("starting the local stack:", flush=True)
-        local.up(root, local.checkout(), use_pubsub=not args.no_pubsub)
-    elif args.action == "down":
-        local.down(root, wipe=args.wipe)
+        local.up(root, local.checkout(), use_pubsub=not no_pubsub)
+    elif action == "down":
+        local.down(root, wipe=wipe)
     else:
         state = local.StackState.load(root)
         if state is None or not state.pids:
@@ -66,154 +86,96 @@ def cmd_stack(args: argparse.Namespace) -> int:
     return 0
 
 
-def publish_tick(env: Mapping[str, str], state: Any, message: dict[str, Any]) -> str:
-    """Publish a run request as Cloud Scheduler would; without Pub/Sub, post the CloudEvent to extract."""
-    data = json.dumps(message).encode()
-    if state is None or state.pubsub:
-        from spotify_pipeline.clients import publisher_client
-
-        publisher = publisher_client(env)
-        topic = publisher.topic_path(
-            env["GOOGLE_CLOUD_PROJECT"], env.get("PIPELINE_TICKS_TOPIC", "spotify-pipeline-ticks")
-        )
-        return str(publisher.publish(topic, data).result(timeout=30))
-    import requests
-    from cloudevents.conversion import to_binary
-    from cloudevents.http import CloudEvent
-
-    message_id = str(int(time.time() * 1000))
-    event = CloudEvent(
-        {
-            "type": "google.cloud.pubsub.topic.v1.messagePublished",
-            "source": f"//pubsub.googleapis.com/projects/{env['GOOGLE_CLOUD_PROJECT']}/topics/ticks",
-            "id": message_id,
-        },
-        {
-            "message": {
-                "data": base64.b64encode(data).decode(),
-                "messageId": message_id,
-                "publishTime": datetime.now(UTC).isoformat(),
-            },
-            "subscription": "direct",
-        },
-    )
-    headers, body = to_binary(event)
-    requests.post(state.url("extract") + "/", headers=headers, data=body, timeout=600)
-    return message_id
+def _use_env(env: Mapping[str, str]) -> None:
+    # Written, never read: the Google clients take the emulator variables from the process environment.
+    os.environ.update(env)
 
 
-def _function_settings(env: Mapping[str, str], state: Any) -> Settings:
-    """The settings extract runs with, to validate a request as it will: the local functions' (what
-    `stack up` gave them), else this environment's (a deployed function's, configured alike)."""
-    if state is None:
-        return Settings.from_env(env)
-    from spotify_pipeline_tools.stack.settings import function_settings
-
-    here = function_settings(state, os.environ)
-    differ = sorted(k for k in {*here, *state.settings} if here.get(k) != state.settings.get(k))
-    if differ:
-        print(
-            f"note: this shell's {', '.join(differ)} differ from the local functions' settings (checked against "
-            "theirs); `spotify-pipeline stack up` restarts them with this shell's",
-            file=sys.stderr,
-        )
-    return Settings.from_env(state.function_env())
-
-
-class Published(NamedTuple):
-    settings: Settings  # the functions' settings the request was checked against
-    payload: dict[str, Any]
-    request: Any  # events.RunRequest
-    expected_loads: int
-    message_id: str
-
-
-def _refuse_used_run_id(client: Any, settings: Settings, run_id: str) -> None:
-    """A run id given by hand that ``pipeline_runs`` already holds would mix two runs' records (and
-    the follower would read the old run's outcome): refused before publishing."""
-    from google.cloud import bigquery
-
-    from spotify_pipeline_tools.bq_query import run_query
-
-    sql = f"SELECT COUNT(*) AS n FROM `{settings.project}.{settings.dataset}.pipeline_runs` WHERE run_id = @r"
-    params = [bigquery.ScalarQueryParameter("r", "STRING", run_id)]
-    used = int(run_query(client, sql, f"the check that run id {run_id} is new", params=params).rows[0]["n"])
-    if used:
-        raise CliError(
-            f"run id {run_id} is already recorded ({used} pipeline_runs rows)",
-            "choose another --run-id, or leave it out for a fresh one",
-            code=BAD_INPUT,
-        )
-
-
-def _publish_request(
-    args: argparse.Namespace, env: dict[str, str], state: Any, kind: str, client: Any = None
-) -> Published:
-    """Assemble, validate (extract's own rules) and publish the request of ``run`` or ``trigger``; a
-    refused request raises before anything is published (the CLI's error policy reports it)."""
-    from spotify_pipeline.runlog import new_run_id
-    from spotify_pipeline_tools.cli.request import prepare_request
-
-    settings = _function_settings(env, state)
-    if args.run_id and client is not None:
-        _refuse_used_run_id(client, settings, args.run_id)
-    run_id = args.run_id or new_run_id(kind, datetime.now(UTC))
-    payload, request, expected_loads = prepare_request(args, settings, env, run_id)
-    return Published(settings, payload, request, expected_loads, publish_tick(env, state, payload))
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-
-    target = resolve(args, running=True)
-    env, state, settings = target.env, target.state, target.settings
-    client = target.connect(min(args.timeout, CONNECT_SECONDS))  # before publishing: an unusable warehouse fails now
-    _use_env(env)
-    settings, payload, request, expected_loads, message_id = _publish_request(args, env, state, "run", client)
-    if request.chart_source == "charts-csv":
-        markets = ", ".join(request.markets) or "all"
+def run_pipeline(where: TargetChoice, request_flags: Mapping[str, Any], timeout: float) -> int:
+    """Publish a run request and follow it to its load (``run``, and the demo's run)."""
+    target = resolve(where, running=True)
+    client = target.connect(min(timeout, CONNECT_SECONDS))  # before publishing: an unusable warehouse fails now
+    _use_env(target.env)
+    settings, payload, run_request, expected_loads, message_id = publish_request(target, request_flags, "run", client)
+    if run_request.chart_source == "charts-csv":
+        markets = ", ".join(run_request.markets) or "all"
         what = f"chart file {payload['charts_csv']}: {expected_loads} snapshot(s), markets {markets}"
     else:
-        what = f"snapshot {request.snapshot_date}, markets {', '.join(request.markets) or 'none'}"
-    if request.remove_markets:
-        what += f", removing {', '.join(request.remove_markets)}"
-    print(f"published run {request.run_id} ({what}; message {message_id})", flush=True)
-    return wait_for_run(client, settings, request.run_id, args.timeout, expected_loads=expected_loads, env=env)
+        what = f"snapshot {run_request.snapshot_date}, markets {', '.join(run_request.markets) or 'none'}"
+    if run_request.remove_markets:
+        what += f", removing {', '.join(run_request.remove_markets)}"
+    print(f"published run {run_request.run_id} ({what}; message {message_id})", flush=True)
+    return wait_for_run(client, settings, run_request.run_id, timeout, expected_loads=expected_loads, env=target.env)
 
 
-def cmd_trigger(args: argparse.Namespace) -> int:
+@click.command("run", cls=_Command, help="publish a run request and follow it to the load")
+@request_options
+@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for load (default 300)")
+@target_options()
+def run_command(where: TargetChoice, request_flags: dict[str, Any], timeout: float) -> int:
+    return run_pipeline(where, request_flags, timeout)
+
+
+@click.command(
+    "trigger",
+    cls=_Command,
+    help="publish a run request now (deployed topic with --project, else the local stack)",
+)
+@target_options(topic=True)
+@request_options
+@click.option("--wait", is_flag=True, help="follow the run to its load, as `run` does")
+@click.option(
+    "--timeout", type=float, default=DEFAULT_TIMEOUT, help="with --wait: seconds to wait for load (default 300)"
+)
+def trigger_command(where: TargetChoice, request_flags: dict[str, Any], wait: bool, timeout: float) -> int:
     """Publish one run request to the deployed topic (or the local stack's); with --wait, follow it."""
-    target = resolve(args, running=True)
+    target = resolve(where, running=True)
     target.announce()
-    env, state = target.env, target.state
-    client = target.connect() if args.wait or args.run_id else None
-    settings, payload, request, expected_loads, message_id = _publish_request(args, env, state, "trigger", client)
-    where = f"projects/{env['GOOGLE_CLOUD_PROJECT']}/topics/{env['PIPELINE_TICKS_TOPIC']}"
-    print(f"published {json.dumps(payload)} to {where} (message {message_id})", flush=True)
-    if args.wait:
-        return wait_for_run(client, settings, request.run_id, args.timeout, expected_loads=expected_loads, env=env)
+    env = target.env
+    client = target.connect() if wait or request_flags.get("run_id") else None
+    settings, payload, run_request, expected_loads, message_id = publish_request(
+        target, request_flags, "trigger", client
+    )
+    topic = f"projects/{env['GOOGLE_CLOUD_PROJECT']}/topics/{env['PIPELINE_TICKS_TOPIC']}"
+    print(f"published {json.dumps(payload)} to {topic} (message {message_id})", flush=True)
+    if wait:
+        return wait_for_run(client, settings, run_request.run_id, timeout, expected_loads=expected_loads, env=env)
     print(
         f"follow it: spotify-pipeline status, or spotify-pipeline query "
-        f"\"SELECT * FROM pipeline_runs WHERE run_id = '{request.run_id}'\""
-        + (f" --project {target.settings.project}" if state is None else "")
+        f"\"SELECT * FROM pipeline_runs WHERE run_id = '{run_request.run_id}'\""
+        + (f" --project {target.settings.project}" if target.state is None else "")
     )
     return 0
 
 
-def cmd_query(args: argparse.Namespace) -> int:
+@click.command("query", cls=_Command, help="run SQL on the warehouse (local stack, or BigQuery with --project)")
+@click.argument("sql", help="the query; unqualified table names resolve to the pipeline's dataset")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "csv"]),
+    default="table",
+    help="output format (default table)",
+)
+@click.option(
+    "--timeout", type=float, default=QUERY_TIMEOUT_SECONDS, help="seconds before the query is cancelled (120)"
+)
+@target_options()
+def query_command(where: TargetChoice, sql: str, output_format: str, timeout: float) -> int:
     from spotify_pipeline_tools.bq_query import run_query
 
-    if not args.sql.strip():
+    if not sql.strip():
         raise CliError(
             'empty SQL: give a statement, e.g. spotify-pipeline query "SELECT COUNT(*) FROM tracks"', code=BAD_INPUT
         )
-    target = resolve(args, running=False)
-    with open_warehouse(target, min(args.timeout, CONNECT_SECONDS)) as client:
+    target = resolve(where, running=False)
+    with open_warehouse(target, min(timeout, CONNECT_SECONDS)) as client:
         project, dataset = target.settings.project, target.settings.dataset
-        result = run_query(client, args.sql, "the query", default_dataset=f"{project}.{dataset}", timeout=args.timeout)
+        result = run_query(client, sql, "the query", default_dataset=f"{project}.{dataset}", timeout=timeout)
         names = result.columns
         values = [list(row.values()) for row in result.rows]
     rows = [[_fmt(v) for v in row] for row in values]
-    if args.format == "csv":
+    if output_format == "csv":
         write_csv(sys.stdout, names, values, _fmt)
     else:
         widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
@@ -234,11 +196,14 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+@click.command("demo", cls=_Command, help="stack up, one run on the demo catalogue, summary, stack down")
+@click.option("--snapshot-date", help="YYYY-MM-DD (default: today, UTC)")
+@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for load (default 300)")
+def demo_command(snapshot_date: str | None, timeout: float) -> int:
     """Stack up, one weekly run on the synthetic catalogue, where to look, stack down."""
     from spotify_pipeline_tools.stack import local
 
-    root = stack_root(args)
+    root = stack_root(stack_choice())
     announce_stack(root)
     began = time.monotonic()
     existing = local.StackState.load(root)
@@ -254,10 +219,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             local.up(root, local.checkout())
         up_seconds = time.monotonic() - began
         print("\n== 2/3  one weekly run: tick -> extract -> transform -> recommend -> load", flush=True)
-        run_args = build_parser().parse_args(["--stack-dir", str(root), "run", "--timeout", str(args.timeout)])
-        run_args.snapshot_date = args.snapshot_date
-        run_args.stack_only = True  # the demo's run is the local stack's, whatever SPOTIFY_PIPELINE_PROJECT says
-        code = cmd_run(run_args)
+        # The demo's run is the local stack's, whatever SPOTIFY_PIPELINE_PROJECT says.
+        where = TargetChoice(stack_dir=str(root), stack_only=True)
+        code = run_pipeline(where, {"snapshot_date": snapshot_date}, timeout)
         run_seconds = time.monotonic() - began - up_seconds
     finally:
         if ours:
@@ -279,99 +243,34 @@ Where to look:
     return 0
 
 
-def cmd_package(args: argparse.Namespace) -> int:
+@click.command("package", cls=_Command, help="build one deployable zip per function")
+@click.option("--functions", default="functions", help="folder of the functions' sources (default functions)")
+@click.option("--out", default="build/functions", help="folder for the zips (default build/functions)")
+def package_command(functions: str, out: str) -> int:
     from spotify_pipeline_tools.packaging import build
 
-    for fn, (path, sha) in build(Path(args.functions), Path(args.out)).items():
+    for fn, (path, sha) in build(Path(functions), Path(out)).items():
         print(f"{fn:<10} {path}  sha256 {sha[:16]}  {path.stat().st_size // 1024} KiB")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from spotify_pipeline_tools.cli.request import add_request_arguments
-
-    parser = argparse.ArgumentParser(prog="spotify-pipeline", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--stack-dir",
-        help="local stack state folder (default: $SPOTIFY_PIPELINE_STACK_DIR, else .stack/ in the checkout, "
-        "wherever the command runs)",
-    )
-    parser.add_argument(
-        "--debug", action="store_true", help="show the traceback of a failure too (or SPOTIFY_PIPELINE_DEBUG=1)"
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("stack", help="bring the local stack up or down")
-    p.add_argument(
-        "action",
-        choices=["up", "down", "status"],
-        help="up: start it (or apply changed PIPELINE_* settings to its functions); down: stop every process; "
-        "status: up or down (exit 1 when down)",
-    )
-    p.add_argument("--wipe", action="store_true", help="with down: delete the persisted objects and tables too")
-    p.add_argument("--no-pubsub", action="store_true", help="with up: run without the Pub/Sub emulator")
-    p.set_defaults(func=cmd_stack)
-
-    p = sub.add_parser("run", help="publish a run request and follow it to the load")
-    add_request_arguments(p)
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for load (default 300)")
-    add_project_argument(p)
-    p.set_defaults(func=cmd_run)
-
-    p = sub.add_parser(
-        "trigger", help="publish a run request now (deployed topic with --project, else the local stack)"
-    )
-    add_project_argument(p)
-    p.add_argument("--topic", help="ticks topic (default: $PIPELINE_TICKS_TOPIC or spotify-pipeline-ticks)")
-    add_request_arguments(p)
-    p.add_argument("--wait", action="store_true", help="follow the run to its load, as `run` does")
-    p.add_argument("--timeout", type=float, default=300.0, help="with --wait: seconds to wait for load (default 300)")
-    p.set_defaults(func=cmd_trigger)
-
-    p = sub.add_parser("query", help="run SQL on the warehouse (local stack, or BigQuery with --project)")
-    p.add_argument("sql", help="the query; unqualified table names resolve to the pipeline's dataset")
-    p.add_argument("--format", choices=["table", "csv"], default="table", help="output format (default table)")
-    p.add_argument(
-        "--timeout", type=float, default=QUERY_TIMEOUT_SECONDS, help="seconds before the query is cancelled (120)"
-    )
-    add_project_argument(p)
-    p.set_defaults(func=cmd_query)
-
-    p = sub.add_parser("demo", help="stack up, one run on the demo catalogue, summary, stack down")
-    p.add_argument("--snapshot-date", help="YYYY-MM-DD (default: today, UTC)")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for load (default 300)")
-    p.set_defaults(func=cmd_demo)
-
-    p = sub.add_parser("package", help="build one deployable zip per function")
-    p.add_argument("--functions", default="functions", help="folder of the functions' sources (default functions)")
-    p.add_argument("--out", default="build/functions", help="folder for the zips (default build/functions)")
-    p.set_defaults(func=cmd_package)
-    from spotify_pipeline_tools.cli.recommend import register as register_recommend
-
-    register_recommend(sub)
-    from spotify_pipeline_tools.cli.dashboard import register as register_dashboard
-
-    register_dashboard(sub)
-    from spotify_pipeline_tools.cli.ops import register as register_ops
-
-    register_ops(sub)
-    from spotify_pipeline_tools.cli.request import register as register_inbox
-
-    register_inbox(sub)
-    return parser
+COMMANDS: tuple[click.Command, ...] = (
+    stack_command,
+    run_command,
+    trigger_command,
+    query_command,
+    demo_command,
+    package_command,
+    recommend.recommend_command,
+    dashboard.dashboard_command,
+    *ops.COMMANDS,
+    request.inbox_command,
+)
+GROUP = make_group(__doc__.splitlines()[0] if __doc__ else "", COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parsed: list[argparse.Namespace] = []
-
-    def command() -> int:  # parsing too runs under the policy: `--help | head -1` is a broken pipe
-        parsed.append(build_parser().parse_args(argv))
-        return int(parsed[0].func(parsed[0]))
-
-    def debug() -> bool:
-        return bool(parsed and parsed[0].debug) or CliSettings.from_env(os.environ).debug
-
-    return run_command(command, debug=debug)
+    return run_group(GROUP, argv)
 
 
 if __name__ == "__main__":

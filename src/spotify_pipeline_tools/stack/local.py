@@ -150,11 +150,13 @@ def checkout() -> Path:
     return CHECKOUT
 
 
-def default_root() -> Path:
-    """The state folder: $SPOTIFY_PIPELINE_STACK_DIR (relative to the checkout), else the checkout's .stack/.
-    Never the current folder, so every command acts on the same stack wherever it is run from."""
-    given = os.environ.get("SPOTIFY_PIPELINE_STACK_DIR", "").strip()
-    return (CHECKOUT / (given or ".stack")).resolve()  # an absolute value replaces CHECKOUT
+def default_root(given: str | None = None) -> Path:
+    """The state folder: ``given`` (the CLI's reading of it), else $SPOTIFY_PIPELINE_STACK_DIR, relative to
+    the checkout, else the checkout's .stack/. Never the current folder, so every command acts on the
+    same stack wherever it is run from."""
+    if given is None:
+        given = os.environ.get("SPOTIFY_PIPELINE_STACK_DIR", "")
+    return (CHECKOUT / (given.strip() or ".stack")).resolve()  # an absolute value replaces CHECKOUT
 
 
 def _say(msg: str) -> None:
