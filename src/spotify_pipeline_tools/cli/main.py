@@ -60,16 +60,17 @@ DEFAULT_TIMEOUT = 300.0  # seconds a command waits for a run's load
 @click.option("--no-pubsub", is_flag=True, help="with up: run without the Pub/Sub emulator")
 def stack_command(action: str, wipe: bool, no_pubsub: bool) -> int:
     from spotify_pipeline_tools.stack import local, processes
+    from spotify_pipeline_tools.stack.state import StackState, checkout
 
     root = stack_root(stack_choice())
     announce_stack(root)
     if action == "up":
         print("starting the local stack:", flush=True)
-        local.up(root, local.checkout(), use_pubsub=not no_pubsub)
+        local.up(root, checkout(), use_pubsub=not no_pubsub)
     elif action == "down":
         local.down(root, wipe=wipe)
     else:
-        state = local.StackState.load(root)
+        state = StackState.load(root)
         if state is None or not state.pids:
             print(f"down (no stack running in {root})")
             return 1
@@ -202,11 +203,12 @@ def _fmt(value: Any) -> str:
 def demo_command(snapshot_date: str | None, timeout: float) -> int:
     """Stack up, one weekly run on the synthetic catalogue, where to look, stack down."""
     from spotify_pipeline_tools.stack import local
+    from spotify_pipeline_tools.stack.state import BUCKET, StackState, checkout
 
     root = stack_root(stack_choice())
     announce_stack(root)
     began = time.monotonic()
-    existing = local.StackState.load(root)
+    existing = StackState.load(root)
     ours = not (existing is not None and existing.running())  # a stack it did not start, it leaves running
     print(
         "== 1/3  starting the local stack (emulators, Spotify stand-in, five functions)"
@@ -216,7 +218,7 @@ def demo_command(snapshot_date: str | None, timeout: float) -> int:
     )
     try:
         if ours:
-            local.up(root, local.checkout())
+            local.up(root, checkout())
         up_seconds = time.monotonic() - began
         print("\n== 2/3  one weekly run: tick -> extract -> transform -> recommend -> load", flush=True)
         # The demo's run is the local stack's, whatever SPOTIFY_PIPELINE_PROJECT says.
@@ -236,7 +238,7 @@ Where to look:
   tables     spotify-pipeline query "SELECT * FROM recommendations WHERE rank <= 3 LIMIT 20"
              spotify-pipeline query "SELECT * FROM pipeline_runs ORDER BY started_at DESC"
              spotify-pipeline query "SELECT * FROM run_outcomes ORDER BY decided_at DESC"  (how each run ended)
-  bucket     {root / "gcs" / local.BUCKET}  (extract/, transform/, recommend/, load/ by snapshot; runs/)
+  bucket     {root / "gcs" / BUCKET}  (extract/, transform/, recommend/, load/ by snapshot; runs/)
   warehouse  {root / "bigquery"}  (BigQuery emulator's DuckDB file)
   logs       {root / "logs"}  (one file per process; functions log JSON lines)
 (`spotify-pipeline` is .venv/bin/spotify-pipeline; `make clean` wipes the state.)""")

@@ -5,7 +5,7 @@ The first that applies:
 1. ``--project P``: Google Cloud project P, through Application Default Credentials;
 2. ``SPOTIFY_PIPELINE_PROJECT=P``: the same, for a shell that always works on one project;
 3. the local stack whose state folder is ``--stack-dir``, else ``SPOTIFY_PIPELINE_STACK_DIR``,
-   else the checkout's ``.stack/`` (:func:`spotify_pipeline_tools.stack.local.default_root`).
+   else the checkout's ``.stack/`` (:func:`spotify_pipeline_tools.stack.state.default_root`).
 
 Never the current folder, and never ``GOOGLE_CLOUD_PROJECT`` (a setting of the functions, which
 the local stack sets too). In Google Cloud the dataset is ``PIPELINE_DATASET`` (default
@@ -37,7 +37,7 @@ from spotify_pipeline_tools.cli.errors import CliError
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
-    from spotify_pipeline_tools.stack.local import StackState
+    from spotify_pipeline_tools.stack.state import StackState
 
 EMULATOR_VARIABLES = ("STORAGE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
 DEFAULT_TOPIC = "spotify-pipeline-ticks"
@@ -104,7 +104,7 @@ def target_options(*, bucket: bool = False, topic: bool = False) -> Callable[[Ca
 def stack_root(where: TargetChoice) -> Path:
     """The local stack's state folder: ``--stack-dir`` (from this folder, as any path typed), else
     ``$SPOTIFY_PIPELINE_STACK_DIR`` (from the checkout), else the checkout's ``.stack/``."""
-    from spotify_pipeline_tools.stack.local import default_root
+    from spotify_pipeline_tools.stack.state import default_root
 
     if where.stack_dir and not where.stack_dir_from_env:
         return Path(where.stack_dir).resolve()
@@ -113,7 +113,7 @@ def stack_root(where: TargetChoice) -> Path:
 
 def announce_stack(root: Path) -> None:
     """The first line of a command that acts on the local stack only (``stack``, ``demo``)."""
-    from spotify_pipeline_tools.stack.local import DATASET
+    from spotify_pipeline_tools.stack.state import DATASET
 
     print(f"target: local stack ({root}, warehouse {DATASET})", file=sys.stderr, flush=True)
 
@@ -189,7 +189,7 @@ def resolve(where: TargetChoice, *, running: bool) -> Target:
         env["PIPELINE_BUCKET"] = where.bucket or env.get("PIPELINE_BUCKET") or f"{project}-spotify-pipeline-data"
         env["PIPELINE_TICKS_TOPIC"] = where.topic or env.get("PIPELINE_TICKS_TOPIC") or DEFAULT_TOPIC
         return Target(env, Settings.from_env(env))
-    from spotify_pipeline_tools.stack.local import StackState
+    from spotify_pipeline_tools.stack.state import StackState
 
     root = stack_root(where)
     state = StackState.load(root)
