@@ -28,8 +28,7 @@ import click
 from spotify_pipeline.safe_text import write_csv
 from spotify_pipeline_tools.bq_query import QUERY_TIMEOUT_SECONDS
 from spotify_pipeline_tools.cli import dashboard, ops, recommend, request
-from spotify_pipeline_tools.cli.app import Command as _Command
-from spotify_pipeline_tools.cli.app import make_group
+from spotify_pipeline_tools.cli.app import Command, make_group
 from spotify_pipeline_tools.cli.app import run as run_group
 from spotify_pipeline_tools.cli.errors import BAD_INPUT, CliError
 from spotify_pipeline_tools.cli.follow import wait_for_run
@@ -49,7 +48,7 @@ from spotify_pipeline_tools.cli.target import (
 DEFAULT_TIMEOUT = 300.0  # seconds a command waits for a run's load
 
 
-@click.command("stack", cls=_Command, help="bring the local stack up or down")
+@click.command("stack", cls=Command, help="bring the local stack up or down")
 @click.argument(
     "action",
     type=click.Choice(["up", "down", "status"]),
@@ -109,7 +108,7 @@ def run_pipeline(where: TargetChoice, request_flags: Mapping[str, Any], timeout:
     return wait_for_run(client, settings, run_request.run_id, timeout, expected_loads=expected_loads, env=target.env)
 
 
-@click.command("run", cls=_Command, help="publish a run request and follow it to the load")
+@click.command("run", cls=Command, help="publish a run request and follow it to the load")
 @request_options
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for load (default 300)")
 @target_options()
@@ -119,7 +118,7 @@ def run_command(where: TargetChoice, request_flags: dict[str, Any], timeout: flo
 
 @click.command(
     "trigger",
-    cls=_Command,
+    cls=Command,
     help="publish a run request now (deployed topic with --project, else the local stack)",
 )
 @target_options(topic=True)
@@ -149,7 +148,7 @@ def trigger_command(where: TargetChoice, request_flags: dict[str, Any], wait: bo
     return 0
 
 
-@click.command("query", cls=_Command, help="run SQL on the warehouse (local stack, or BigQuery with --project)")
+@click.command("query", cls=Command, help="run SQL on the warehouse (local stack, or BigQuery with --project)")
 @click.argument("sql", help="the query; unqualified table names resolve to the pipeline's dataset")
 @click.option(
     "--format",
@@ -197,7 +196,7 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-@click.command("demo", cls=_Command, help="stack up, one run on the demo catalogue, summary, stack down")
+@click.command("demo", cls=Command, help="stack up, one run on the demo catalogue, summary, stack down")
 @click.option("--snapshot-date", help="YYYY-MM-DD (default: today, UTC)")
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for load (default 300)")
 def demo_command(snapshot_date: str | None, timeout: float) -> int:
@@ -245,7 +244,7 @@ Where to look:
     return 0
 
 
-@click.command("package", cls=_Command, help="build one deployable zip per function")
+@click.command("package", cls=Command, help="build one deployable zip per function")
 @click.option("--functions", default="functions", help="folder of the functions' sources (default functions)")
 @click.option("--out", default="build/functions", help="folder for the zips (default build/functions)")
 def package_command(functions: str, out: str) -> int:
