@@ -31,7 +31,7 @@ Z_FEATURES = tuple(f"{c}_z" for c in FEATURES)
 MARKET_LIST_COLUMNS = ("markets",)  # list<string>, or a string of codes separated by ; , | or spaces
 MARKET_ROW_COLUMNS = ("market", "country")  # one market per row; an empty country is GLOBAL (Kaggle)
 _SPLIT = r"[;,|\s]+"
-TABLE_FILES = (".parquet", ".pq", ".csv", ".csv.gz")  # what cli_recommend_export.TableWriter / write_table write
+TABLE_FILES = (".parquet", ".pq", ".csv", ".csv.gz")  # what recommend_export.TableWriter / write_table write
 
 
 @dataclass(frozen=True)
@@ -248,8 +248,8 @@ def cmd_recommend(options: RecommendOptions) -> int:
     began = time.perf_counter()
     import pyarrow as pa
 
-    from spotify_pipeline.cli_recommend_export import TableWriter, write_table
     from spotify_pipeline.recommend import ModelParams, catalogue, preload, run_model, wire_schema
+    from spotify_pipeline_tools.cli.recommend_export import TableWriter, write_table
 
     preload()
     imported = time.perf_counter()
