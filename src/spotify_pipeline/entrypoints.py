@@ -1,5 +1,5 @@
-"""Moved to :mod:`spotify_pipeline.runtime` and :mod:`spotify_pipeline.handlers`; this shim stays only until
-the CLI's replay, cli_ops and cli_request import from there (removed when the dev tools move)."""
+"""Moved to :mod:`spotify_pipeline.runtime` and :mod:`spotify_pipeline.handlers`; no code imports this any
+more. Kept only while README.md and docs/ cite this file (the docs-links test checks cited paths)."""
 
 from spotify_pipeline.runtime import INBOX_PREFIX, REPLAY_SOURCE, Runtime, inbox_run_id, is_inbox_chart, run_stage
 

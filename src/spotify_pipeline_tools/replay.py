@@ -7,7 +7,7 @@ transform's tables for ``recommend``, recommend's for ``load``. It never calls a
 raw objects include what extract took from its cache, so transform needs nothing else).
 
 How: in this process, through the same stage code the functions run
-(:func:`spotify_pipeline.entrypoints.run_stage`, gates included), against the bucket and dataset
+(:func:`spotify_pipeline.runtime.run_stage`, gates included), against the bucket and dataset
 the environment names (the local stack's emulators, or a deployed project through the official
 clients and Application Default Credentials). The manifests it writes carry
 ``sources["replay"] = <replay run id>``, and the functions acknowledge and ignore such manifests, so
@@ -49,7 +49,7 @@ from spotify_pipeline.runlog import StageRun
 from spotify_pipeline.store import StaleObject
 
 if TYPE_CHECKING:
-    from spotify_pipeline.entrypoints import Runtime
+    from spotify_pipeline.runtime import Runtime
     from spotify_pipeline.sources.charts_csv import ChartFile
 
 REPLAYABLE: tuple[layout.Stage, ...] = ("transform", "recommend", "load")
@@ -100,7 +100,7 @@ def replay_snapshot(
     ``force``: go past failed data-quality gates (recorded); without it, the stored run request's
     ``force_gates`` decides, as in the functions.
     """
-    from spotify_pipeline.entrypoints import REPLAY_SOURCE, run_stage
+    from spotify_pipeline.runtime import REPLAY_SOURCE, run_stage
 
     outcome = SnapshotOutcome(snapshot)
     source = layout.manifest_name(layout.UPSTREAM[start], snapshot)
