@@ -32,13 +32,14 @@ each week compare it with the week before, already loaded.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from spotify_pipeline import layout
 from spotify_pipeline.errors import PermanentError
@@ -113,7 +114,7 @@ def replay_snapshot(
     trigger = f"{REPLAY_TRIGGER} (gs://{rt.settings.bucket}/{source}#{generation})"
     # The stored manifest, re-labelled in memory only: the stages copy run id and sources forward,
     # so every manifest this replay writes names it, and the functions leave those alone.
-    manifest = dataclasses.replace(manifest, run_id=run_id, sources={**manifest.sources, REPLAY_SOURCE: run_id})
+    manifest = msgspec.structs.replace(manifest, run_id=run_id, sources={**manifest.sources, REPLAY_SOURCE: run_id})
     upstream = UpstreamRef(source, generation, sha)
     for stage in layout.STAGES[layout.STAGES.index(start) :]:
         run = StageRun(run_id, stage, rt.now(), snapshot, trigger=trigger, sources=dict(manifest.sources))
