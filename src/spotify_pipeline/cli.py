@@ -29,7 +29,7 @@ from spotify_pipeline.cli_target import (
     resolve,
     stack_root,
 )
-from spotify_pipeline.config import CliSettings, Settings
+from spotify_pipeline.config import ChartSource, CliSettings, Settings
 from spotify_pipeline.safe_text import write_csv
 
 
@@ -169,7 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     client = target.connect(min(args.timeout, CONNECT_SECONDS))  # before publishing: an unusable warehouse fails now
     _use_env(env)
     settings, payload, request, expected_loads, message_id = _publish_request(args, env, state, "run", client)
-    if request.chart_source == "charts-csv":
+    if request.chart_source == ChartSource.CHARTS_CSV:
         markets = ", ".join(request.markets) or "all"
         what = f"chart file {payload['charts_csv']}: {expected_loads} snapshot(s), markets {markets}"
     else:

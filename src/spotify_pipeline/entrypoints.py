@@ -25,7 +25,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from spotify_pipeline import layout, logs
-from spotify_pipeline.config import Settings
+from spotify_pipeline.config import ChartSource, Settings
 from spotify_pipeline.errors import DataError, PermanentError
 from spotify_pipeline.events import (
     RUN_ID_RE,
@@ -283,7 +283,7 @@ def handle_inbox(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
             return
         try:
             request = parse_run_request(
-                {"chart_source": "charts-csv", "charts_csv": f"{obj.name}#{obj.generation}"},
+                {"chart_source": ChartSource.CHARTS_CSV, "charts_csv": f"{obj.name}#{obj.generation}"},
                 rt.settings,
                 default_run_id=default_run_id,
                 today=rt.now().date(),
@@ -402,7 +402,7 @@ def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
     """
     from spotify_pipeline.extract import run_extract
 
-    from_file = request.chart_source == "charts-csv"
+    from_file = request.chart_source == ChartSource.CHARTS_CSV
     run = StageRun(
         run_id=request.run_id,
         stage="extract",

@@ -42,6 +42,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from spotify_pipeline import layout
+from spotify_pipeline.config import ChartSource, FeatureProvider
 from spotify_pipeline.errors import DataError, SourceUnavailable
 from spotify_pipeline.events import FUTURE_SLACK_DAYS, ObjectRef, RunRequest
 from spotify_pipeline.manifest import FileEntry, Manifest, Part, sha256_hex
@@ -347,13 +348,13 @@ def _features(
     sources: Sources,
     fetched: _Fetched,
     fetched_at: str,
-) -> tuple[str, ...]:
+) -> tuple[FeatureProvider, ...]:
     chain = request.provider_chain(chart is not None and chart.has_features)
     need = _ordered_unique(t for s in snapshots for t in s.track_ids)
     for provider in chain:
         if not need:
             break
-        if provider == "dataset":
+        if provider == FeatureProvider.DATASET:
             with_features = {e.track_id for e in (chart.entries if chart else ()) if e.features is not None}
             covered = [t for t in need if t in with_features]
         else:
@@ -382,19 +383,21 @@ def _features(
     return chain
 
 
-def _fetch_features(provider: str, ids: list[str], sources: Sources, fetched: _Fetched, fetched_at: str) -> list[str]:
+def _fetch_features(
+    provider: FeatureProvider, ids: list[str], sources: Sources, fetched: _Fetched, fetched_at: str
+) -> list[str]:
     kind = f"features-{provider}"
     batches = fetched.feature_batches.setdefault(provider, [])
     covered: list[str] = []
-    if provider == "spotify":
+    if provider == FeatureProvider.SPOTIFY:
         answers: Iterator[Batch] = sources.spotify_api().audio_features(ids)
-    elif provider == "reccobeats":
+    elif provider == FeatureProvider.RECCOBEATS:
         answers = sources.reccobeats_api().audio_features(ids)
     else:
         raise AssertionError(provider)
     for asked, body in answers:
         batches.append((asked, body))
-        if provider == "spotify":
+        if provider == FeatureProvider.SPOTIFY:
             found = {f["id"]: f for f in body.get("audio_features") or [] if isinstance(f, dict) and f.get("id")}
         else:
             found = match_by_href(body)
@@ -428,8 +431,10 @@ def _snapshot_objects(snap: _Snapshot, fetched: _Fetched) -> tuple[list[tuple[st
     objects = list(snap.chart_objects)
     objects += _batches_for(fetched.track_batches, tids, "tracks", "tracks")
     objects += _batches_for(fetched.artist_batches, artists, "artists", "artists")
-    objects += _batches_for(fetched.feature_batches.get("spotify", []), tids, "audio_features", "audio_features")
-    objects += _batches_for(fetched.feature_batches.get("reccobeats", []), tids, "reccobeats", "content")
+    objects += _batches_for(
+        fetched.feature_batches.get(FeatureProvider.SPOTIFY, []), tids, "audio_features", "audio_features"
+    )
+    objects += _batches_for(fetched.feature_batches.get(FeatureProvider.RECCOBEATS, []), tids, "reccobeats", "content")
     for kind, entries in sorted(fetched.cached.items()):
         wanted = artists if kind == "artists" else tids
         used = {oid: entry for oid, entry in sorted(entries.items()) if oid in wanted}
@@ -500,7 +505,7 @@ def run_extract(
     fetched = _Fetched()
     chart: ChartFile | None = None
     chart_file: dict[str, Any] | None = None
-    if request.chart_source == "charts-csv":
+    if request.chart_source == ChartSource.CHARTS_CSV:
         snapshots, chart, chart_file = _chart_file_snapshots(request, sources, bucket)
     elif request.markets:
         snapshots = [_playlist_snapshot(request, sources.spotify_api(), fetched)]

@@ -38,6 +38,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from spotify_pipeline import layout
+from spotify_pipeline.config import ChartSource
 from spotify_pipeline.errors import DataError
 from spotify_pipeline.manifest import Manifest, ManifestError
 from spotify_pipeline.store import StaleObject
@@ -559,7 +560,7 @@ def previous_snapshot(store: BucketStore, snapshot: date, chart_source: str, max
             receipt, _, _ = store.read_manifest(layout.manifest_name("load", day))
         except (StaleObject, ManifestError):
             continue
-        if day != snapshot and receipt.sources.get("chart_source", "spotify-playlist") != chart_source:
+        if day != snapshot and receipt.sources.get("chart_source", ChartSource.SPOTIFY_PLAYLIST) != chart_source:
             continue
         counts = receipt.summary.get("row_counts") or {}
         per_market = receipt.summary.get("entries_per_market")
@@ -629,7 +630,7 @@ def check_features(
             request = raw.request or {}
         except StaleObject:
             request = {}  # extract has moved on (a newer run of the week): its request is not this one's
-    chart_source = clean.sources.get("chart_source", "spotify-playlist")
+    chart_source = clean.sources.get("chart_source", ChartSource.SPOTIFY_PLAYLIST)
     m = measure(
         read_parquet(store.read_verified(clean.file("chart_entries"))),
         read_parquet(store.read_verified(clean.file("tracks"))),

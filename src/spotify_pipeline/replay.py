@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from spotify_pipeline import layout
+from spotify_pipeline.config import ChartSource
 from spotify_pipeline.errors import PermanentError
 from spotify_pipeline.events import InvalidEvent
 from spotify_pipeline.gates import stored_snapshots
@@ -266,7 +267,7 @@ def backfill_request(week: BackfillWeek, object_ref: str, run_id: str, *, force:
     """The run request for one week: the sliced chart file, its date, the expected markets."""
     message: dict[str, Any] = {
         "run_id": run_id,
-        "chart_source": "charts-csv",
+        "chart_source": ChartSource.CHARTS_CSV,
         "charts_csv": object_ref,
         "snapshot_date": week.pick.snapshot_date.isoformat(),
         "markets": list(week.markets),
