@@ -35,7 +35,14 @@ from spotify_pipeline.events import (
     parse_run_request,
     parse_storage_event,
 )
-from spotify_pipeline.manifest import Manifest, ManifestError, UpstreamRef
+from spotify_pipeline.manifest import (
+    ExtractSummary,
+    LoadSummary,
+    Manifest,
+    ManifestError,
+    RecommendSummary,
+    UpstreamRef,
+)
 from spotify_pipeline.outcomes import REQUEST, Outbox, OutcomeBook, manifest_runs, superseded_reason
 from spotify_pipeline.runlog import RunLog, StageRun
 from spotify_pipeline.store import BucketStore, ConcurrentPublish, ObjectMismatch, RunScopedStore, StaleObject
@@ -447,16 +454,16 @@ def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
             logs.mark_logged(exc)
             raise
         for manifest, _ in results:
-            summary = manifest.summary
+            summary = ExtractSummary.of(manifest)
             own = [p for p in manifest.parts if p.run_id == request.run_id]
             counts = {
                 "raw_objects": len(own[-1].files) if own else 0,
-                "chart_entries": sum(summary["run_entries_per_market"].values()),
-                "tracks": summary["distinct_tracks"],
-                "artists": summary["distinct_artists"],
-                "tracks_without_features": summary["tracks_without_features"],
-                "spotify_requests": summary["requests"]["spotify"],
-                "reccobeats_requests": summary["requests"]["reccobeats"],
+                "chart_entries": sum(summary.run_entries_per_market.values()),
+                "tracks": summary.distinct_tracks,
+                "artists": summary.distinct_artists,
+                "tracks_without_features": summary.tracks_without_features,
+                "spotify_requests": summary.requests["spotify"],
+                "reccobeats_requests": summary.requests["reccobeats"],
             }
             one = StageRun(
                 run_id=run.run_id,
@@ -467,7 +474,7 @@ def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
                 sources={k: manifest.sources[k] for k in ("chart_source", "feature_source")},
             )
             # Finished when its manifest was written: transform may already be running (and recorded) by now.
-            one.note = summary.get("gates_forced")  # forced past failed chart gates: visible in the row
+            one.note = summary.gates_forced or None  # forced past failed chart gates: visible in the row
             row = one.row("succeeded", datetime.fromisoformat(manifest.finished_at), counts)
             row["rows"] = counts["raw_objects"]  # the other counts describe the snapshot, not objects written
             log.info(
@@ -484,7 +491,7 @@ def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
             rt.runlog.record(row)
             week = manifest.snapshot_date.isoformat()
             rt.outcomes.touch(run.run_id, week, "extract")
-            for other in summary.get("superseded_runs") or []:
+            for other in summary.superseded_runs:
                 reason = superseded_reason(run.run_id)
                 rt.outcomes.settle(other, week, "superseded", "extract", reason=reason, superseded_by=run.run_id)
         rt.outcomes.close(run.run_id, REQUEST)  # open now for each week it published
@@ -571,7 +578,7 @@ def run_stage(
             from spotify_pipeline.load import run_load
 
             receipt, counts = run_load(manifest, upstream, rt.store, rt.bigquery, s.dataset, rt.now)
-            run.note = receipt.summary.get("model_skipped")
+            run.note = LoadSummary.of(receipt).model_skipped or None
             _settle_loaded(rt, run, receipt)
             rt.runlog.outbox_flush()  # the warehouse is up: rows that waited for it go in now
             rt.outcomes.sweep(s.max_event_age_seconds)
@@ -590,7 +597,7 @@ def run_stage(
             skip = None if report.passed or report.forced else report.message()
             params = ModelParams(s.n_clusters, s.random_state, s.top_k, s.all_pairs_max_tracks)
             out, _ = run_recommend(manifest, upstream, scoped, params, rt.now, skip_reason=skip)
-            run.note = out.summary.get("model_skipped") or (report.message() if report.forced else None)
+            run.note = RecommendSummary.of(out).model_skipped or (report.message() if report.forced else None)
             return out.row_counts
         except ConcurrentPublish as exc:
             _resolve_conflict(rt, upstream, exc)
@@ -612,8 +619,9 @@ def _settle_loaded(rt: Runtime, run: StageRun, receipt: Manifest) -> None:
     succeeded. The execution's own run is credited with it; the others (a run whose own chain was
     superseded by a later run of the week, or a newer manifest this load caught up with) say which
     run's load brought their markets in. Stage rows stay one per execution: their outcome says it."""
-    runs: dict[str, list[str]] = receipt.summary.get("runs") or {}
-    markets = ", ".join(sorted(receipt.summary.get("entries_per_market") or {}))
+    summary = LoadSummary.of(receipt)
+    runs = summary.runs or {}
+    markets = ", ".join(sorted(summary.entries_per_market or {}))
     for run_id in dict.fromkeys([run.run_id, *runs]):
         note = None if run_id == run.run_id else f"loaded by the load of run {run.run_id} (week now {markets})"
         rt.outcomes.settle(

@@ -41,11 +41,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+import msgspec
+from msgspec import UNSET
+
 from spotify_pipeline import layout
 from spotify_pipeline.config import ChartSource, FeatureProvider
 from spotify_pipeline.errors import DataError, SourceUnavailable
 from spotify_pipeline.events import FUTURE_SLACK_DAYS, ObjectRef, RunRequest
-from spotify_pipeline.manifest import FileEntry, Manifest, Part, sha256_hex
+from spotify_pipeline.manifest import ExtractSummary, FileEntry, Manifest, Part, sha256_hex
 from spotify_pipeline.sources.cache import Cache
 from spotify_pipeline.sources.charts_csv import ChartEntry, ChartFile, parse_chart_csv
 from spotify_pipeline.sources.reccobeats import match_by_href
@@ -481,7 +484,7 @@ def merge_week(
 
 
 def _week_entries(parts: tuple[Part, ...], previous: Manifest | None, own: dict[str, int]) -> dict[str, int]:
-    known: dict[str, int] = dict((previous.summary.get("entries_per_market") or {}) if previous else {})
+    known = ExtractSummary.of(previous).entries_per_market if previous else {}
     return {m: own[m] if m in own else int(known.get(m, 0)) for p in parts for m in p.markets}
 
 
@@ -539,24 +542,22 @@ def run_extract(
         for tid in snap.track_ids:
             if tid in fetched.provider_of:
                 by_provider[fetched.provider_of[tid]] = by_provider.get(fetched.provider_of[tid], 0) + 1
-        summary: dict[str, Any] = {
-            "run_entries_per_market": dict(snap.entries_per_market),
-            "removed_markets": list(request.remove_markets),
-            "distinct_tracks": len(snap.track_ids),
-            "distinct_artists": len(artists),
-            "tracks_without_features": len(snap.track_ids) - sum(by_provider.values()),
-            "features_by_provider": by_provider,
-            "metadata": fetched.metadata,
-            "requests": sources.requests,
-            "spotify_requests": sources.requests["spotify"],
-            "cache_hits": {k: len(v) for k, v in sorted(fetched.cached.items())},
-            "unavailable": dict(fetched.unavailable),
-            "snapshots_in_run": [s.snapshot_date.isoformat() for s in snapshots],
-        }
-        if chart_file is not None:
-            summary["chart_file"] = chart_file
-        if snap.snapshot_date in forced:
-            summary["gates_forced"] = forced[snap.snapshot_date]
+        summary = ExtractSummary(
+            run_entries_per_market=dict(snap.entries_per_market),
+            removed_markets=list(request.remove_markets),
+            distinct_tracks=len(snap.track_ids),
+            distinct_artists=len(artists),
+            tracks_without_features=len(snap.track_ids) - sum(by_provider.values()),
+            features_by_provider=by_provider,
+            metadata=fetched.metadata,
+            requests=sources.requests,
+            spotify_requests=sources.requests["spotify"],
+            cache_hits={k: len(v) for k, v in sorted(fetched.cached.items())},
+            unavailable=dict(fetched.unavailable),
+            snapshots_in_run=[s.snapshot_date.isoformat() for s in snapshots],
+            chart_file=UNSET if chart_file is None else chart_file,
+            gates_forced=forced.get(snap.snapshot_date, UNSET),
+        )
         results.append(_publish_week(request, store, snap, objects, summary, sources_row, now))
     sources.cache.flush()
     return results
@@ -567,7 +568,7 @@ def _publish_week(
     store: WeekStore,
     snap: _Snapshot,
     objects: list[tuple[str, bytes, int]],
-    summary: dict[str, Any],
+    summary: ExtractSummary,
     sources_row: dict[str, str],
     now: Callable[[], datetime],
 ) -> tuple[Manifest, int]:
@@ -609,14 +610,14 @@ def _publish_week(
             finished_at=now().isoformat(),
             files=week_files,
             sources=dict(sources_row),
-            summary={
-                **summary,
-                "entries_per_market": _week_entries(parts, previous, snap.entries_per_market),
+            summary=msgspec.structs.replace(
+                summary,
+                entries_per_market=_week_entries(parts, previous, snap.entries_per_market),
                 # Runs of the week whose every market this run replaced or removed: superseded by it.
-                "superseded_runs": sorted(
+                superseded_runs=sorted(
                     {p.run_id for p in previous.week_parts()} - {p.run_id for p in parts} if previous else set()
                 ),
-            },
+            ).as_dict(),
             request=request.to_message(),
             parts=parts,
         )

@@ -37,10 +37,12 @@ from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+from msgspec import UNSET
+
 from spotify_pipeline import layout
 from spotify_pipeline.config import ChartSource
 from spotify_pipeline.errors import DataError
-from spotify_pipeline.manifest import Manifest, ManifestError
+from spotify_pipeline.manifest import LoadSummary, Manifest, ManifestError
 from spotify_pipeline.store import StaleObject
 
 if TYPE_CHECKING:
@@ -562,13 +564,11 @@ def previous_snapshot(store: BucketStore, snapshot: date, chart_source: str, max
             continue
         if day != snapshot and receipt.sources.get("chart_source", ChartSource.SPOTIFY_PLAYLIST) != chart_source:
             continue
-        counts = receipt.summary.get("row_counts") or {}
-        per_market = receipt.summary.get("entries_per_market")
+        loaded = LoadSummary.of(receipt)
+        counts = loaded.row_counts
         return Previous(
             snapshot_date=day,
-            entries_per_market={str(k): int(v) for k, v in per_market.items()}
-            if isinstance(per_market, dict)
-            else None,
+            entries_per_market=None if loaded.entries_per_market is UNSET else dict(loaded.entries_per_market),
             tracks=counts.get("tracks"),
             model_features=counts.get("model_features"),
         )

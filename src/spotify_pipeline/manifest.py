@@ -8,10 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
+from spotify_pipeline import layout
 from spotify_pipeline.layout import Stage
 from spotify_pipeline.validation import field_error
 
@@ -74,7 +76,7 @@ class Manifest(msgspec.Struct, frozen=True):
         """The parts of an extract manifest; a manifest written before parts existed is one part."""
         if self.parts:
             return self.parts
-        markets = tuple(sorted(self.summary.get("entries_per_market") or {}))
+        markets = tuple(sorted(ExtractSummary.of(self).entries_per_market))
         return (Part(self.run_id, markets, tuple(f.name for f in self.files), dict(self.sources)),)
 
     def file(self, table: str) -> FileEntry:
@@ -111,6 +113,7 @@ class Manifest(msgspec.Struct, frozen=True):
         except msgspec.ValidationError as exc:
             name, value, reason = field_error(exc, body)
             raise ManifestError(f"{where}: field {name!r} = {repr(value)[:200]}: {reason}") from None
+        SUMMARIES[manifest.stage].read(manifest.summary, where)  # raises naming the summary's field
         listed = {f.name for f in manifest.files}
         for i, part in enumerate(manifest.parts):
             missing = [name for name in part.files if name not in listed]
@@ -119,3 +122,83 @@ class Manifest(msgspec.Struct, frozen=True):
                     f"{where}: field 'parts[{i}].files' = {missing[0]!r}: not listed in the manifest's files"
                 )
         return manifest
+
+
+# -- summaries: what each stage's manifest says about its run, under ``summary`` -------------------
+# Fields a stage always writes have a default only so that manifests written before the field
+# existed still read; fields a stage writes only sometimes are UNSET when absent and stay absent.
+
+
+class _Summary(msgspec.Struct, kw_only=True):
+    @classmethod
+    def of(cls, manifest: Manifest) -> Self:
+        """The manifest's summary read as this kind (checked by :meth:`Manifest.from_bytes`)."""
+        return cls.read(manifest.summary, layout.manifest_name(manifest.stage, manifest.snapshot_date))
+
+    @classmethod
+    def read(cls, summary: dict[str, Any], where: str) -> Self:
+        try:
+            return msgspec.convert(summary, cls)
+        except msgspec.ValidationError as exc:
+            name, value, reason = field_error(exc, summary)
+            raise ManifestError(f"{where}: field 'summary.{name}' = {repr(value)[:200]}: {reason}") from None
+
+    def as_dict(self) -> dict[str, Any]:
+        """What :attr:`Manifest.summary` holds: the fields, UNSET ones left out."""
+        body: dict[str, Any] = msgspec.to_builtins(self)
+        return body
+
+
+class ExtractSummary(_Summary):
+    run_entries_per_market: dict[str, int] = {}  # this run's chart entries per market
+    entries_per_market: dict[str, int] = {}  # the week's, every part's markets
+    removed_markets: list[str] = []
+    superseded_runs: list[str] = []  # runs of the week whose every market this run replaced or removed
+    distinct_tracks: int = 0
+    distinct_artists: int = 0
+    tracks_without_features: int = 0
+    features_by_provider: dict[str, int] = {}
+    metadata: str = ""  # where track metadata came from
+    requests: dict[str, int] = {}  # per API
+    spotify_requests: int = 0
+    cache_hits: dict[str, int] = {}
+    unavailable: dict[str, str] = {}  # source -> why it could not be used
+    snapshots_in_run: list[str] = []
+    chart_file: dict[str, Any] | UnsetType = UNSET  # runs from a chart file
+    gates_forced: str | UnsetType = UNSET  # the chart gates that failed when a run forced past them
+
+
+class WeekSummary(_Summary):
+    """What transform, recommend and load manifests all say: the week's markets and the runs that supplied them."""
+
+    entries_per_market: dict[str, int] | UnsetType = UNSET
+    runs: dict[str, list[str]] | UnsetType = UNSET  # run id -> its markets
+
+
+class TransformSummary(WeekSummary):
+    tracks_without_features: int = 0
+    features_by_provider: dict[str, int] = {}
+    markets: list[str] = []
+
+
+class RecommendSummary(WeekSummary):
+    modelled_tracks: int = 0
+    n_clusters: int | UnsetType = UNSET  # the model's parameters, when it ran
+    neighbours_per_track: int | UnsetType = UNSET
+    random_state: int | UnsetType = UNSET
+    model_skipped: str | UnsetType | None = UNSET  # why the model did not run
+
+
+class LoadSummary(WeekSummary):
+    row_counts: dict[str, int] = {}
+    dataset: str = ""
+    runs_loaded: list[str] = []  # runs whose markets this load brought in for the first time
+    model_skipped: str | UnsetType = UNSET
+
+
+SUMMARIES: dict[Stage, type[_Summary]] = {
+    "extract": ExtractSummary,
+    "transform": TransformSummary,
+    "recommend": RecommendSummary,
+    "load": LoadSummary,
+}

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,7 +46,7 @@ import pyarrow.parquet as pq
 
 from spotify_pipeline import layout
 from spotify_pipeline.errors import DataError
-from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
+from spotify_pipeline.manifest import FileEntry, Manifest, RecommendSummary, TransformSummary, UpstreamRef
 from spotify_pipeline.safe_text import csv_safe_table
 from spotify_pipeline.schema import table
 from spotify_pipeline.store import StageStore
@@ -947,11 +948,13 @@ def run_recommend(
             files.append(
                 store.write(f"{prefix}{name}.parquet", _parquet_bytes(empty), PARQUET_TYPE, rows=0, table=name)
             )
-        summary: dict[str, Any] = {"modelled_tracks": 0, "model_skipped": skip_reason}
+        summary = RecommendSummary(modelled_tracks=0, model_skipped=skip_reason)
     else:
         summary = _model(cat, clean.snapshot_date, store, params, prefix, files)
-    summary["runs"] = clean.summary.get("runs", {clean.run_id: clean.summary.get("markets", [])})
-    summary["entries_per_market"] = clean.summary.get("entries_per_market", {})
+    week = TransformSummary.of(clean)
+    summary = msgspec.structs.replace(
+        summary, runs=week.runs or {clean.run_id: week.markets}, entries_per_market=week.entries_per_market or {}
+    )
     manifest = Manifest(
         stage="recommend",
         snapshot_date=clean.snapshot_date,
@@ -961,7 +964,7 @@ def run_recommend(
         files=tuple(files),
         upstream=upstream,
         sources=dict(clean.sources),
-        summary=summary,
+        summary=summary.as_dict(),
     )
     name = layout.manifest_name("recommend", clean.snapshot_date)
     generation = store.write_manifest(manifest, name)
@@ -980,16 +983,16 @@ def _catalogue(clean: Manifest, store: StageStore) -> Catalogue:
 
 def _model(
     cat: Catalogue, snapshot: date, store: StageStore, params: ModelParams, prefix: str, files: list[FileEntry]
-) -> dict[str, Any]:
+) -> RecommendSummary:
     rec_entry, result = _stream_recommendations(store, f"{prefix}recommendations.parquet", cat, snapshot, params)
     files.append(rec_entry)
     for name, tbl in (("track_clusters", result.track_clusters), ("clusters", result.clusters)):
         files.append(
             store.write(f"{prefix}{name}.parquet", _parquet_bytes(tbl), PARQUET_TYPE, rows=tbl.num_rows, table=name)
         )
-    return {
-        "modelled_tracks": result.tracks,
-        "n_clusters": result.clusters.num_rows,
-        "neighbours_per_track": result.neighbours_per_track,
-        "random_state": params.random_state,
-    }
+    return RecommendSummary(
+        modelled_tracks=result.tracks,
+        n_clusters=result.clusters.num_rows,
+        neighbours_per_track=result.neighbours_per_track,
+        random_state=params.random_state,
+    )
