@@ -77,7 +77,7 @@ def prepare(n: int, data: Path) -> None:
     """model_features and tracks Parquet of a synthetic n-track snapshot, as transform writes them."""
     import synthetic
 
-    from spotify_pipeline.recommend import zscore
+    from spotify_pipeline.features import zscore
 
     tbl = synthetic.table(n, seed=n)
     z = zscore(np.column_stack([tbl[f].to_numpy() for f in synthetic.FEATURES]))

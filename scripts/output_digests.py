@@ -9,7 +9,8 @@ Two parts, each through the user-facing commands (so the script does not change 
   manifests list (run folder masked, since it holds a random nonce) and every data table's rows.
 
 Manifests, receipts and the run-record tables hold times and are left out; so are the fetch times
-(``*_at`` columns, timestamps and the stand-in's port in raw responses). Everything else must match. Print one ``name  sha256`` line each; compare two runs with ``diff``.
+(``*_at`` columns; timestamps, object generations and the stand-in's port in raw responses). Everything else must match.
+Prints one ``name  sha256`` line each; compare two runs with ``diff``.
 
     .venv/bin/python scripts/output_digests.py > before.txt   # ... change code ...
     .venv/bin/python scripts/output_digests.py > after.txt && diff before.txt after.txt
@@ -38,6 +39,7 @@ RECORD_TABLES = ("pipeline_runs", "run_outcomes")
 RUN_FOLDER = re.compile(r"run=[^/]+/")
 TIMES = re.compile(rb"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?")
 PORTS = re.compile(rb"(127\.0\.0\.1|localhost):\d+")
+GENERATIONS = re.compile(rb"#\d{6,}")  # an uploaded chart file's generation, a time in microseconds
 
 
 def sha(data: bytes) -> str:
@@ -102,7 +104,7 @@ def _file_digest(path: Path) -> str:
     """The file's bytes; where it holds the times of a fetch (or the stand-in's port), those masked."""
     data = path.read_bytes()
     if path.suffix == ".json":
-        return sha(TIMES.sub(b"<time>", PORTS.sub(b"<host>", data)))
+        return sha(GENERATIONS.sub(b"#<generation>", TIMES.sub(b"<time>", PORTS.sub(b"<host>", data))))
     table = pq.read_table(path)
     timed = [c for c in table.column_names if c.endswith("_at")]
     if not timed:

@@ -6,7 +6,7 @@ Everything about the gates is declared here, in one place:
 * :class:`GateThresholds`: their limits, as data, each with its default, its environment variable
   and its documentation (``config.Settings.gates`` reads them; ``config.ENVIRONMENT_VARIABLES``
   lists them from here);
-* :data:`FEATURE_RANGES`: the documented range of every audio feature.
+* the documented range of every audio feature: :data:`spotify_pipeline.features.FEATURE_RANGES`.
 
 Where they run, split by what they protect (:data:`CHART_GATES`, :data:`FEATURE_GATES`):
 
@@ -42,6 +42,7 @@ from msgspec import UNSET
 from spotify_pipeline import layout
 from spotify_pipeline.config import ChartSource
 from spotify_pipeline.errors import DataError
+from spotify_pipeline.features import FEATURE_RANGES
 from spotify_pipeline.manifest import LoadSummary, Manifest, ManifestError
 from spotify_pipeline.store import StaleObject
 
@@ -67,30 +68,6 @@ GATES: dict[str, str] = {
 }
 CHART_GATES = ("markets_present", "entries_per_market", "unique_ranks", "rows_vs_previous")
 FEATURE_GATES = ("features_in_range", "feature_coverage", "model_vs_previous")
-
-# Documented ranges of the audio features (Spotify Web API, "Get Track's Audio Features"; the
-# tracks table's column descriptions). Two layers: a value that cannot be a feature at all
-# (outside sources.charts_csv.FEATURE_RANGES, the input contract) is refused by extract/transform
-# as corrupt input, with no force; a plausible value outside the documented range below is this
-# gate's, which the operator may force. These ranges lie within the contract's (a unit test
-# checks it). Where Spotify's documentation is narrower than what it actually returns, the range
-# is the observed one, so real data never fails on it:
-# loudness is "typically -60..0 dB" (a few masters measure slightly above 0), time_signature
-# is documented 3..7 but 0 and 1 occur, tempo has no documented bound (0 occurs for silence).
-FEATURE_RANGES: dict[str, tuple[float, float]] = {
-    "danceability": (0.0, 1.0),
-    "energy": (0.0, 1.0),
-    "valence": (0.0, 1.0),
-    "loudness": (-60.0, 5.0),
-    "acousticness": (0.0, 1.0),
-    "instrumentalness": (0.0, 1.0),
-    "liveness": (0.0, 1.0),
-    "speechiness": (0.0, 1.0),
-    "tempo": (0.0, 300.0),
-    "key": (-1.0, 11.0),
-    "mode": (0.0, 1.0),
-    "time_signature": (0.0, 7.0),
-}
 
 
 def _threshold(env: str, doc: str) -> dict[str, str]:

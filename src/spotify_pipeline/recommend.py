@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 
 from spotify_pipeline import layout
 from spotify_pipeline.errors import DataError
+from spotify_pipeline.features import MODEL_FEATURES, Z_COLUMNS, zscore
 from spotify_pipeline.manifest import FileEntry, Manifest, RecommendSummary, TransformSummary, UpstreamRef
 from spotify_pipeline.safe_text import csv_safe_table
 from spotify_pipeline.schema import table
@@ -55,11 +56,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _T = TypeVar("_T")
-
-# The model's features; transform.MODEL_FEATURES names the same four (asserted in the tests).
-# Kept here so the recommend command does not import transform (and with it pandas).
-MODEL_FEATURES = ("danceability", "energy", "loudness", "valence")
-Z_COLUMNS = tuple(f"{c}_z" for c in MODEL_FEATURES)
 
 CHUNK_ROWS = 16384  # feature vectors queried per k-d tree call (at most)
 MIN_CHUNKS = 8  # smaller inputs still come in several chunks, so computing and writing overlap
@@ -187,16 +183,6 @@ class Catalogue:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-
-def zscore(raw: np.ndarray) -> np.ndarray:
-    """Column-wise (x - mean) / population std; 0 where the std is 0 (as transform.model_features)."""
-    out = np.empty_like(raw, dtype=np.float64)
-    for j in range(raw.shape[1]):
-        values = np.ascontiguousarray(raw[:, j], dtype=np.float64)
-        std = values.std(ddof=0) if len(values) else 0.0
-        out[:, j] = (values - values.mean()) / std if std > 0 else np.zeros(len(values))
-    return out
 
 
 def _float_matrix(tbl: pa.Table, columns: tuple[str, ...], rows: np.ndarray) -> np.ndarray:

@@ -17,17 +17,15 @@ import pandas as pd
 from spotify_pipeline import layout
 from spotify_pipeline.errors import DataError
 from spotify_pipeline.extract import CHART_RE, PAGE_RE, track_of
+from spotify_pipeline.features import INPUT_RANGES, INT_FEATURES, MODEL_FEATURES, OTHER_FEATURES, zscore
 from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
 from spotify_pipeline.safe_text import strip_bidi
 from spotify_pipeline.schema import table
-from spotify_pipeline.sources.charts_csv import FEATURE_RANGES, INT64_MAX, MAX_RANK
+from spotify_pipeline.sources.charts_csv import INT64_MAX, MAX_RANK
 from spotify_pipeline.sources.reccobeats import match_by_href
 from spotify_pipeline.store import StageStore
 from spotify_pipeline.tabular import parquet_bytes, to_arrow
 
-MODEL_FEATURES = ("danceability", "energy", "loudness", "valence")
-OTHER_FEATURES = ("acousticness", "instrumentalness", "liveness", "speechiness", "tempo")
-INT_FEATURES = ("key", "mode", "time_signature")
 TABLES = ("chart_entries", "tracks", "artists", "track_artists", "artist_genres", "model_features")
 
 ARTIST_NAME_KEY = "name:"  # artist_id of an artist known only by name (a chart file, no Spotify metadata)
@@ -159,7 +157,7 @@ class _Raw:
     def features(self, value: object, path: str) -> dict[str, Any]:
         feat = self.obj(value, path)
         out: dict[str, Any] = {}
-        for col, (low, high) in FEATURE_RANGES.items():
+        for col, (low, high) in INPUT_RANGES.items():
             v = feat.get(col)
             if v is None:
                 continue
@@ -543,10 +541,9 @@ def model_features(tracks: pd.DataFrame) -> pd.DataFrame:
     """
     usable = tracks[tracks["has_features"]].sort_values("track_id")
     out = usable[["snapshot_date", "track_id", *MODEL_FEATURES]].copy()
-    for col in MODEL_FEATURES:
-        values = out[col].to_numpy(dtype=np.float64)
-        std = values.std(ddof=0) if len(values) else 0.0
-        out[f"{col}_z"] = (values - values.mean()) / std if std > 0 else np.zeros(len(values))
+    z = zscore(out[list(MODEL_FEATURES)].to_numpy(dtype=np.float64))
+    for j, col in enumerate(MODEL_FEATURES):
+        out[f"{col}_z"] = z[:, j]
     out["feature_source"] = usable["feature_source"].to_numpy()
     return out.reset_index(drop=True)[table("model_features").column_names]
 

@@ -18,8 +18,8 @@ from spotify_pipeline import gates, layout
 from spotify_pipeline.config import ENVIRONMENT_VARIABLES, ConfigError, Settings
 from spotify_pipeline.errors import PermanentError
 from spotify_pipeline.events import InvalidEvent, parse_run_request
+from spotify_pipeline.features import FEATURE_RANGES, INPUT_RANGES
 from spotify_pipeline.gates import (
-    FEATURE_RANGES,
     GATES,
     GateFailed,
     GateThresholds,
@@ -104,16 +104,11 @@ def test_feature_ranges_cover_the_feature_columns_of_tracks() -> None:
 
 def test_documented_ranges_lie_within_the_input_contract() -> None:
     """Two layers: what cannot be a feature value at all is refused by extract/transform (input
-    contract, charts_csv.FEATURE_RANGES: a corrupt input, no force); what can be but lies outside
+    contract, features.INPUT_RANGES: a corrupt input, no force); what can be but lies outside
     the documented range is this gate's (forceable). Nested, so every gate range is reachable."""
-    from spotify_pipeline.sources import charts_csv
-
-    contract = getattr(charts_csv, "FEATURE_RANGES", None)
-    if contract is None:
-        pytest.skip("no input contract on feature values")
-    assert set(contract) == set(FEATURE_RANGES)
+    assert set(INPUT_RANGES) == set(FEATURE_RANGES)
     for feature, (low, high) in FEATURE_RANGES.items():
-        c_low, c_high = contract[feature]
+        c_low, c_high = INPUT_RANGES[feature]
         assert c_low <= low <= high <= c_high, (feature, (low, high), (c_low, c_high))
 
 

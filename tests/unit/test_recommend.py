@@ -13,10 +13,11 @@ import pytest
 
 from spotify_pipeline import recommend
 from spotify_pipeline.errors import DataError
-from spotify_pipeline.recommend import Z_COLUMNS, ModelParams, build_model_tables, nearest_neighbours
+from spotify_pipeline.features import MODEL_FEATURES, Z_COLUMNS
+from spotify_pipeline.recommend import ModelParams, build_model_tables, nearest_neighbours
 from spotify_pipeline.schema import table
 from spotify_pipeline.tabular import parquet_bytes, read_parquet, to_arrow
-from spotify_pipeline.transform import MODEL_FEATURES, build_tables
+from spotify_pipeline.transform import build_tables
 
 SNAPSHOT = date(2026, 11, 23)
 MARKETS = ("BR", "GLOBAL", "KR")

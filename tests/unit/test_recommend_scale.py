@@ -21,6 +21,7 @@ import pytest
 
 from spotify_pipeline import cli_recommend, recommend, transform
 from spotify_pipeline.errors import DataError
+from spotify_pipeline.features import MODEL_FEATURES, zscore
 from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
 from spotify_pipeline.recommend import (
     Catalogue,
@@ -31,12 +32,11 @@ from spotify_pipeline.recommend import (
     recommendations_schema,
     run_model,
     run_recommend,
-    zscore,
 )
 from spotify_pipeline.schema import table
 
 SNAPSHOT = date(2026, 11, 23)
-FEATURES = recommend.MODEL_FEATURES
+FEATURES = MODEL_FEATURES
 
 
 # --- reference ---------------------------------------------------------------------------------
@@ -162,7 +162,6 @@ def features_table(n: int, seed: int, markets: bool = True) -> pa.Table:
 
 
 def test_z_scores_are_transforms() -> None:
-    assert recommend.MODEL_FEATURES == transform.MODEL_FEATURES
     tbl = features_table(50, 1)
     df = tbl.to_pandas().assign(snapshot_date=SNAPSHOT, has_features=True, feature_source="spotify")
     mf = transform.model_features(df).set_index("track_id")

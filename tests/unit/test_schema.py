@@ -10,7 +10,8 @@ import pyarrow as pa
 import pytest
 
 import spotify_pipeline
-from spotify_pipeline import recommend, transform
+from spotify_pipeline import transform
+from spotify_pipeline.features import MODEL_FEATURES, Z_COLUMNS
 from spotify_pipeline.schema import TableSpec, table, tables
 
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
@@ -123,11 +124,11 @@ def test_key_columns_of_recommendations() -> None:
 
 def test_model_features_has_raw_and_z_columns() -> None:
     names = table("model_features").column_names
-    for feature in transform.MODEL_FEATURES:
+    for feature in MODEL_FEATURES:
         assert feature in names and f"{feature}_z" in names
-    assert set(recommend.Z_COLUMNS) <= set(names)
+    assert set(Z_COLUMNS) <= set(names)
     clusters = table("clusters").column_names
-    assert set(transform.MODEL_FEATURES) <= set(clusters)  # centroids in original units
+    assert set(MODEL_FEATURES) <= set(clusters)  # centroids in original units
 
 
 def test_every_data_table_is_a_snapshot_table() -> None:

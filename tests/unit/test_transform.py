@@ -22,10 +22,11 @@ import pandas as pd
 import pytest
 
 from spotify_pipeline.errors import DataError
+from spotify_pipeline.features import MODEL_FEATURES
 from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
 from spotify_pipeline.schema import table
 from spotify_pipeline.tabular import parquet_bytes, to_arrow
-from spotify_pipeline.transform import MODEL_FEATURES, TABLES, build_tables, run_transform
+from spotify_pipeline.transform import TABLES, build_tables, run_transform
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
 SNAPSHOT = date(2026, 11, 23)

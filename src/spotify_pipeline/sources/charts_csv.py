@@ -30,42 +30,12 @@ from datetime import date
 from typing import Any, Literal
 
 from spotify_pipeline.errors import DataError
+from spotify_pipeline.features import AUDIO_FEATURES, INPUT_RANGES, INT_FEATURES
 
 Format = Literal["spotify-charts", "kaggle-top-songs"]
 
 SPOTIFY_CHARTS_COLUMNS = ("rank", "uri", "artist_names", "track_name")
 KAGGLE_COLUMNS = ("spotify_id", "name", "artists", "daily_rank", "country", "snapshot_date")
-FEATURE_COLUMNS: tuple[str, ...] = (
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-    "time_signature",
-)
-INT_FEATURE_COLUMNS = frozenset({"key", "mode", "time_signature"})
-# Accepted range of each audio feature, inclusive (Spotify's documented scales, with room to spare
-# for loudness and tempo); NaN, infinities and values outside are refused with the line and column.
-FEATURE_RANGES: dict[str, tuple[float, float]] = {
-    "danceability": (0.0, 1.0),
-    "energy": (0.0, 1.0),
-    "key": (-1, 11),
-    "loudness": (-100.0, 10.0),
-    "mode": (0, 1),
-    "speechiness": (0.0, 1.0),
-    "acousticness": (0.0, 1.0),
-    "instrumentalness": (0.0, 1.0),
-    "liveness": (0.0, 1.0),
-    "valence": (0.0, 1.0),
-    "tempo": (0.0, 400.0),
-    "time_signature": (0, 12),
-}
 MAX_RANK = 100_000
 INT64_MAX = 2**63 - 1
 # The largest chart file a run takes: a full Kaggle export (~1.7 M rows, 700 MB) is refused with
@@ -259,15 +229,15 @@ def _decode(data: bytes, name: str) -> str:
 
 def _features(row: _Row) -> dict[str, float | int | None] | None:
     out: dict[str, float | int | None] = {}
-    for column in FEATURE_COLUMNS:
+    for column in AUDIO_FEATURES:
         value = row.number(column)
         if value is not None:
-            low, high = FEATURE_RANGES[column]
+            low, high = INPUT_RANGES[column]
             if not low <= value <= high:
                 raise row.fail(column, row.text(column), f"out of range: expected {low:g} to {high:g}")
-            if column in INT_FEATURE_COLUMNS and value != int(value):
+            if column in INT_FEATURES and value != int(value):
                 raise row.fail(column, row.text(column), "expected a whole number")
-        out[column] = int(value) if value is not None and column in INT_FEATURE_COLUMNS else value
+        out[column] = int(value) if value is not None and column in INT_FEATURES else value
     return out if any(v is not None for v in out.values()) else None
 
 
