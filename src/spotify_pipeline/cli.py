@@ -29,8 +29,9 @@ from spotify_pipeline.cli_target import (
     resolve,
     stack_root,
 )
-from spotify_pipeline.config import ChartSource, CliSettings, Settings
+from spotify_pipeline.config import CliSettings, Settings
 from spotify_pipeline.safe_text import write_csv
+from spotify_pipeline.sources import ChartSource
 
 
 def _use_env(env: Mapping[str, str]) -> None:

@@ -119,13 +119,13 @@ def _api_error(exc: BaseException) -> Explanation:
     if reason == "invalidQuery" or (isinstance(exc, api.BadRequest) and "query" in message.lower()):
         return Explanation(
             f"BigQuery rejected the SQL: {message}",
-            "fix the statement; the tables and their columns are listed in README.md, Tables",
+            "fix the statement; the tables and their columns are listed in docs/tables.md",
             BAD_INPUT,
         )
     if isinstance(exc, api.NotFound):
         return Explanation(
             message if message.lower().startswith("not found") else f"not found: {message}",
-            "check the name (tables: README.md, Tables); in Google Cloud, `terraform apply` in infra/ creates them",
+            "check the name (tables: docs/tables.md); in Google Cloud, `terraform apply` in infra/ creates them",
             FAILED,
         )
     if isinstance(exc, api.Forbidden | api.Unauthorized):

@@ -21,8 +21,9 @@ from typing import Any, Literal
 
 from spotify_pipeline import layout
 from spotify_pipeline.cli_errors import BAD_INPUT, CliError
-from spotify_pipeline.config import CHART_SOURCES, FEATURE_PROVIDERS, Settings, parse_playlists
+from spotify_pipeline.config import Settings, parse_playlists
 from spotify_pipeline.events import RunRequest, check_run_request_size, parse_run_request
+from spotify_pipeline.sources import CHART_SOURCES, FEATURE_PROVIDERS
 
 
 @dataclass(frozen=True)

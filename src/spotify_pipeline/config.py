@@ -9,14 +9,15 @@ the default below. Nothing under ``spotify_pipeline`` reads ``os.environ`` excep
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, fields
+from typing import Any
 
-if TYPE_CHECKING:
-    from spotify_pipeline.gates import GateThresholds
+from spotify_pipeline.features import FEATURE_RANGES
+from spotify_pipeline.gates.thresholds import GateThresholds, threshold_variables
+from spotify_pipeline.sources import CHART_SOURCES, FEATURE_PROVIDERS, ChartSource, FeatureProvider
 
 DEFAULT_MARKETS: tuple[str, ...] = ("GLOBAL", "BR", "KR")
 
@@ -29,25 +30,6 @@ DEFAULT_PLAYLISTS: dict[str, str] = {
 }
 
 MARKET_RE = re.compile(r"^(GLOBAL|[A-Z]{2})$")
-
-
-class ChartSource(StrEnum):
-    """Where a run's chart entries come from: each market's chart playlist, or a chart file."""
-
-    SPOTIFY_PLAYLIST = "spotify-playlist"
-    CHARTS_CSV = "charts-csv"
-
-
-class FeatureProvider(StrEnum):
-    """Who supplies a track's audio features; a run asks them in its order."""
-
-    DATASET = "dataset"  # the chart file's own feature columns
-    SPOTIFY = "spotify"
-    RECCOBEATS = "reccobeats"
-
-
-CHART_SOURCES: tuple[ChartSource, ...] = tuple(ChartSource)
-FEATURE_PROVIDERS: tuple[FeatureProvider, ...] = tuple(FeatureProvider)
 
 
 class ConfigError(ValueError):
@@ -189,7 +171,7 @@ class Settings:
     random_state: int = 42
     top_k: int = 100
     all_pairs_max_tracks: int = 2000
-    gates: GateThresholds = field(default_factory=lambda: _default_gates())  # data-quality gates (gates.py)
+    gates: GateThresholds = field(default_factory=GateThresholds)  # data-quality gates (gates/thresholds.py)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -229,7 +211,7 @@ class Settings:
             random_state=_int(env, "PIPELINE_RANDOM_STATE", cls.random_state),
             top_k=_int(env, "PIPELINE_TOP_K", cls.top_k, 1),
             all_pairs_max_tracks=_int(env, "PIPELINE_ALL_PAIRS_MAX_TRACKS", cls.all_pairs_max_tracks, 2),
-            gates=_gate_thresholds(
+            gates=parse_gate_thresholds(
                 env,
                 (  # declared, with defaults and meaning, in spotify_pipeline.gates.GateThresholds
                     "PIPELINE_GATE_EXPECTED_MARKETS",
@@ -242,6 +224,12 @@ class Settings:
                 ),
             ),
         )
+
+
+def process_environment() -> dict[str, str]:
+    """A copy of the process environment, for ``Settings.from_env`` and the clients' emulator
+    hosts: the functions' one read of it (``entrypoints.runtime``, once per instance)."""
+    return dict(os.environ)
 
 
 @dataclass(frozen=True)
@@ -260,16 +248,61 @@ class CliSettings:
         )
 
 
-def _default_gates() -> GateThresholds:
-    from spotify_pipeline.gates import GateThresholds
+def parse_gate_thresholds(env: Mapping[str, str], names: tuple[str, ...]) -> GateThresholds:
+    """The gates' thresholds from ``env``; blank or missing variables keep their defaults.
 
-    return GateThresholds()
+    ``names`` are the variables the caller (``Settings.from_env``) reads, in declaration order;
+    they must be exactly the declared ones, so a threshold cannot be added without being read.
+    """
+    declared = tuple(f.metadata["env"] for f in fields(GateThresholds))
+    if names != declared:
+        raise ConfigError(f"gate thresholds read {names}, declared {declared}; keep config and gates in step")
+    values: dict[str, Any] = {}
+    for f in fields(GateThresholds):
+        name = f.metadata["env"]
+        raw = env.get(name, "").strip()
+        if not raw:
+            continue
+        if f.name == "expected_markets":
+            values[f.name] = parse_markets(raw, name)
+        elif f.name == "feature_ranges":
+            values[f.name] = _feature_ranges(raw, name)
+        elif f.name in ("min_entries_per_market", "max_entries_per_market", "previous_max_age_days"):
+            values[f.name] = _int(env, name, 0)
+        else:
+            try:
+                share = float(raw)
+            except ValueError:
+                raise ConfigError(f"environment variable {name}={raw!r} is not a number") from None
+            if not 0.0 <= share <= 1.0:  # also rejects nan
+                raise ConfigError(f"environment variable {name}={raw!r} must be between 0 and 1")
+            values[f.name] = share
+    thresholds = GateThresholds(**values)
+    if thresholds.min_entries_per_market > thresholds.max_entries_per_market:
+        raise ConfigError(
+            f"PIPELINE_GATE_MIN_ENTRIES_PER_MARKET={thresholds.min_entries_per_market} is above "
+            f"PIPELINE_GATE_MAX_ENTRIES_PER_MARKET={thresholds.max_entries_per_market}"
+        )
+    return thresholds
 
 
-def _gate_thresholds(env: Mapping[str, str], names: tuple[str, ...]) -> GateThresholds:
-    from spotify_pipeline.gates import parse_thresholds
-
-    return parse_thresholds(env, names)
+def _feature_ranges(raw: str, name: str) -> dict[str, tuple[float, float]]:
+    """``{"loudness": [-70, 5]}``: documented feature ranges overridden; features not named keep theirs."""
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"environment variable {name}: not valid JSON ({exc.msg})") from None
+    if not isinstance(body, dict):
+        raise ConfigError(f'environment variable {name}: expected a JSON object such as {{"loudness": [-70, 5]}}')
+    ranges = dict(FEATURE_RANGES)
+    for feature, bounds in body.items():
+        if feature not in FEATURE_RANGES:
+            raise ConfigError(f"environment variable {name}: unknown feature {feature!r}; known: {sorted(ranges)}")
+        ok = isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, int | float) for b in bounds)
+        if not ok or not bounds[0] <= bounds[1]:
+            raise ConfigError(f"environment variable {name}: {feature} = {bounds!r}: expected [low, high], low <= high")
+        ranges[feature] = (float(bounds[0]), float(bounds[1]))
+    return ranges
 
 
 # Documented in README's configuration table; infra/ and a test cross-check these names.
@@ -311,6 +344,4 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
 }
 
 # The data-quality gates' thresholds, documented where they are declared (gates.GateThresholds).
-from spotify_pipeline.gates import threshold_variables as _gate_variables  # noqa: E402  (gates imports no config)
-
-ENVIRONMENT_VARIABLES.update(_gate_variables())
+ENVIRONMENT_VARIABLES.update(threshold_variables())

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -25,7 +24,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from spotify_pipeline import layout, logs
-from spotify_pipeline.config import ChartSource, Settings
+from spotify_pipeline.config import Settings, process_environment
 from spotify_pipeline.errors import DataError, PermanentError
 from spotify_pipeline.events import (
     RUN_ID_RE,
@@ -45,6 +44,7 @@ from spotify_pipeline.manifest import (
 )
 from spotify_pipeline.outcomes import REQUEST, Outbox, OutcomeBook, manifest_runs, superseded_reason
 from spotify_pipeline.runlog import RunLog, StageRun
+from spotify_pipeline.sources import ChartSource
 from spotify_pipeline.store import BucketStore, ConcurrentPublish, ObjectMismatch, RunScopedStore, StaleObject
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def runtime() -> Runtime:
     global _RUNTIME
     if _RUNTIME is None:
         logs.configure()
-        _RUNTIME = Runtime(env=dict(os.environ))
+        _RUNTIME = Runtime(env=process_environment())
     return _RUNTIME
 
 

@@ -31,16 +31,13 @@ import msgspec
 
 from spotify_pipeline import layout
 from spotify_pipeline.config import (
-    CHART_SOURCES,
-    FEATURE_PROVIDERS,
-    ChartSource,
     ConfigError,
-    FeatureProvider,
     Settings,
     parse_feature_providers,
     parse_markets,
     parse_playlists,
 )
+from spotify_pipeline.sources import CHART_SOURCES, FEATURE_PROVIDERS, ChartSource, FeatureProvider
 from spotify_pipeline.validation import field_error
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -45,10 +45,10 @@ import msgspec
 from msgspec import UNSET
 
 from spotify_pipeline import layout
-from spotify_pipeline.config import ChartSource, FeatureProvider
 from spotify_pipeline.errors import DataError, SourceUnavailable
 from spotify_pipeline.events import FUTURE_SLACK_DAYS, ObjectRef, RunRequest
 from spotify_pipeline.manifest import ExtractSummary, FileEntry, Manifest, Part, sha256_hex
+from spotify_pipeline.sources import ChartSource, FeatureProvider
 from spotify_pipeline.sources.cache import Cache
 from spotify_pipeline.sources.charts_csv import ChartEntry, ChartFile, parse_chart_csv
 from spotify_pipeline.sources.reccobeats import match_by_href

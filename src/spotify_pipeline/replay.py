@@ -42,12 +42,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from spotify_pipeline import layout
-from spotify_pipeline.config import ChartSource
 from spotify_pipeline.errors import PermanentError
 from spotify_pipeline.events import InvalidEvent
 from spotify_pipeline.gates import stored_snapshots
 from spotify_pipeline.manifest import ManifestError, UpstreamRef
 from spotify_pipeline.runlog import StageRun
+from spotify_pipeline.sources import ChartSource
 from spotify_pipeline.store import StaleObject
 
 if TYPE_CHECKING:

@@ -1,9 +1,11 @@
-"""Spotify Web API access through spotipy, with the bounded retries of :mod:`.sources.http`.
+"""Spotify Web API access through spotipy's public methods, with the bounded retries of :mod:`.sources.http`.
 
-spotipy's built-in urllib3 retries honour ``Retry-After`` for up to hours, which can outlast any
-function timeout, so they are switched off (``retries=0, status_retries=0`` and a plain
-``requests.Session``) and every call goes through :class:`~spotify_pipeline.sources.http.RetryPolicy`.
-Tokens live in memory only (``MemoryCacheHandler``: no ``.cache`` file).
+spotipy retries through a urllib3 ``Retry`` that it mounts only on a session it builds itself, and
+that ``Retry`` sleeps whatever ``Retry-After`` asks (up to 6 h, past any function timeout). So
+spotipy gets a plain ``requests.Session`` (every status reaches us with its headers) and each call
+goes through :class:`~spotify_pipeline.sources.http.RetryPolicy`. The API base is spotipy's public
+``prefix`` setting, the token endpoint its ``OAUTH_TOKEN_URL``; tokens live in memory only
+(``MemoryCacheHandler``: no ``.cache`` file).
 
 What a 2026 app may use differs by tier (see docs/data-sources.md); this client detects each
 restriction once per run and never asks a restricted endpoint twice:
@@ -21,8 +23,10 @@ restriction once per run and never asks a restricted endpoint twice:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import spotipy
@@ -56,12 +60,21 @@ def restricted_playlist_message(playlist_id: str, market: str, status: int) -> s
     )
 
 
+def http_error(exc: spotipy.SpotifyException, prefix: str) -> HttpError:
+    """What the retry policy needs from spotipy's error, whose message is ``"<url>:\\n <Spotify's message>"``;
+    the error names the path under the API base (``playlists/<id>/items``), not the query."""
+    url, _, message = str(exc.msg).rpartition(":\n")
+    path = urlsplit(url.removeprefix(prefix)).path
+    headers = exc.headers or {}
+    return HttpError(int(exc.http_status), path, message.strip() or None, parse_retry_after(headers.get("Retry-After")))
+
+
 class SpotifyApi:
     def __init__(self, settings: Settings, *, policy: RetryPolicy | None = None) -> None:
         if not settings.spotify_client_id or not settings.spotify_client_secret:
             raise SourceUnavailable(
                 "Spotify credentials missing: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET "
-                "(in the cloud: add versions to the two Secret Manager secrets, see README)"
+                "(in the cloud: add versions to the two Secret Manager secrets, see docs/deploy.md)"
             )
         token_url = settings.spotify_token_url
 
@@ -74,15 +87,12 @@ class SpotifyApi:
             cache_handler=MemoryCacheHandler(),
             requests_timeout=settings.spotify_timeout_seconds,
         )
-        # A plain Session has no urllib3 Retry adapter: every status reaches _get with its headers.
         self._sp = spotipy.Spotify(
             auth_manager=auth,
-            requests_session=requests.Session(),
-            retries=0,
-            status_retries=0,
+            requests_session=requests.Session(),  # no Retry adapter: RetryPolicy decides
             requests_timeout=settings.spotify_timeout_seconds,
         )
-        self._sp.prefix = settings.spotify_api_base
+        self._sp.prefix = settings.spotify_api_base  # the stand-in locally, the real API in the cloud
         self.policy = policy or RetryPolicy(
             retry_after_cap=settings.retry_after_cap_seconds, budget=settings.retry_budget_seconds
         )
@@ -91,28 +101,22 @@ class SpotifyApi:
 
     # -- transport ----------------------------------------------------------------------------
 
-    def _once(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _once(self, call: Callable[[], Any]) -> dict[str, Any]:
         self.requests_sent += 1
         try:
-            body = self._sp._get(path, **params)
+            body = call()
         except SpotifyOauthError as exc:
             raise PermanentError(
                 f"Spotify refused the client credentials ({exc}); check SPOTIFY_CLIENT_ID / SPOTIFY_CLIENT_SECRET"
             ) from None
         except spotipy.SpotifyException as exc:
-            headers = exc.headers or {}
-            raise HttpError(
-                int(exc.http_status),
-                path,
-                str(exc.msg).rsplit("\n", 1)[-1].strip() or None,
-                parse_retry_after(headers.get("Retry-After")),
-            ) from None
-        if not isinstance(body, dict):
-            raise MalformedResponse(f"GET {path} gave {type(body).__name__}, not a JSON object")
+            raise http_error(exc, self._sp.prefix) from None
+        if not isinstance(body, dict):  # spotipy answers None for a body that is not JSON
+            raise MalformedResponse(f"Spotify gave {type(body).__name__}, not a JSON object")
         return body
 
-    def _get(self, what: str, path: str, **params: Any) -> dict[str, Any]:
-        return self.policy.call(what, lambda: self._once(path, params), service="Spotify")
+    def _get(self, what: str, call: Callable[[], Any]) -> dict[str, Any]:
+        return self.policy.call(what, partial(self._once, call), service="Spotify")
 
     # -- playlists ----------------------------------------------------------------------------
 
@@ -121,10 +125,7 @@ class SpotifyApi:
         try:
             page = self._get(
                 f"playlist {playlist_id} ({market})",
-                f"playlists/{playlist_id}/items",
-                limit=PAGE_SIZE,
-                offset=0,
-                additional_types="track",
+                partial(self._sp.playlist_items, playlist_id, limit=PAGE_SIZE, additional_types=("track",)),
             )
         except HttpError as exc:
             if exc.status in RESTRICTED:
@@ -132,18 +133,20 @@ class SpotifyApi:
             raise
         yield page
         while page.get("next"):
-            page = self._get(f"playlist {playlist_id} ({market}) next page", str(page["next"]))
+            page = self._get(f"playlist {playlist_id} ({market}) next page", partial(self._sp.next, page))
             yield page
 
     # -- metadata: bulk where the app has it, one by one where it does not ---------------------
 
-    def _bulk_or_single(self, kind: str, ids: list[str], per_call: int) -> Iterator[Batch]:
+    def _bulk_or_single(
+        self, kind: str, ids: list[str], per_call: int, bulk: Callable[[list[str]], Any], single: Callable[[str], Any]
+    ) -> Iterator[Batch]:
         endpoint = f"GET /{kind}?ids="
         start = 0
         while start < len(ids) and endpoint not in self.unavailable:
             batch = ids[start : start + per_call]
             try:
-                body = self._get(f"{kind} batch {start // per_call}", f"{kind}/", ids=",".join(batch))
+                body = self._get(f"{kind} batch {start // per_call}", partial(bulk, batch))
             except HttpError as exc:
                 if exc.status not in RESTRICTED:
                     raise
@@ -161,7 +164,7 @@ class SpotifyApi:
             items: list[dict[str, Any] | None] = []
             for oid in chunk:
                 try:
-                    items.append(self._get(f"{kind[:-1]} {oid}", f"{kind}/{oid}"))
+                    items.append(self._get(f"{kind[:-1]} {oid}", partial(single, oid)))
                 except HttpError as exc:
                     if exc.status not in (400, 404):
                         raise
@@ -169,19 +172,27 @@ class SpotifyApi:
             yield chunk, {kind: items}
 
     def tracks(self, ids: list[str]) -> Iterator[Batch]:
-        return self._bulk_or_single("tracks", ids, TRACKS_PER_CALL)
+        return self._bulk_or_single("tracks", ids, TRACKS_PER_CALL, self._sp.tracks, self._sp.track)
 
     def artists(self, ids: list[str]) -> Iterator[Batch]:
-        return self._bulk_or_single("artists", ids, ARTISTS_PER_CALL)
+        return self._bulk_or_single("artists", ids, ARTISTS_PER_CALL, self._sp.artists, self._sp.artist)
 
     # -- audio features -----------------------------------------------------------------------
+
+    def _audio_features_body(self, ids: list[str]) -> Any:
+        """The body as received: spotipy unwraps ``{"audio_features": [...]}`` to its list."""
+        try:
+            items = self._sp.audio_features(ids)
+        except TypeError:  # spotipy looks inside the body, which is None when it was not JSON
+            return None
+        return {"audio_features": items} if isinstance(items, list) else items
 
     def audio_features(self, ids: list[str]) -> Iterator[Batch]:
         for start in range(0, len(ids), FEATURES_PER_CALL):
             batch = ids[start : start + FEATURES_PER_CALL]
             try:
                 body = self._get(
-                    f"audio-features batch {start // FEATURES_PER_CALL}", "audio-features/", ids=",".join(batch)
+                    f"audio-features batch {start // FEATURES_PER_CALL}", partial(self._audio_features_body, batch)
                 )
             except HttpError as exc:
                 if exc.status in RESTRICTED:

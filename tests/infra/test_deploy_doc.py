@@ -14,24 +14,23 @@ DOC = REPO / "docs" / "deploy.md"
 
 
 def test_deploy_doc_covers_the_operator_steps() -> None:
+    """Each step's command or setting, from the zips to the teardown (facts, not headings)."""
     text = DOC.read_text()
     for needle in (
-        "# Deploy to Google Cloud",
-        "## Prerequisites",
-        "make package",
-        "terraform init",
-        "terraform apply",
+        "gcloud auth application-default login",  # prerequisites
+        "make package",  # build
+        "terraform init",  # configure
+        "terraform apply",  # deploy
+        "gcloud secrets versions add",  # the Spotify secrets, from stdin
         "--data-file=-",
-        "## 3. Deploy",
-        "## 4. Add the Spotify secrets (if you use the Spotify source)",
-        "## 5. First run",
-        "## First apply on a fresh project",
-        "gcloud pubsub topics publish",
+        "gcloud pubsub topics publish",  # the first run
         "spotify-pipeline trigger --project",
-        "## Where the logs are",
-        'resource.type="cloud_run_revision"',
-        "## Monthly cost",
-        "## Teardown",
+        "service_agent_wait_seconds",  # a fresh project's waits
+        "iam_propagation_seconds",
+        'resource.type="cloud_run_revision"',  # the logs
+        "gcloud logging read",
+        "| Cloud Monitoring alerting |",  # the monthly cost (figures: test_figures_and_costs_match_the_terraform)
+        "terraform destroy",  # teardown
         "deletion_protection=false",
     ):
         assert needle in text, f"docs/deploy.md lost {needle!r}"

@@ -53,7 +53,7 @@ def test_the_stack_folder_variable_is_taken_from_the_checkout_not_the_current_fo
     ("sql", "words"),
     [
         ("SELEC * FROM tracks", ["BigQuery rejected the SQL", "Syntax error", "Line 1, Col: 12", "fix the statement"]),
-        ("SELECT * FROM no_such_table", ["no_such_table", "not found", "README.md, Tables"]),
+        ("SELECT * FROM no_such_table", ["no_such_table", "not found", "docs/tables.md"]),
         ("SELECT no_such_column FROM tracks", ["BigQuery rejected the SQL", "no_such_column", "LINE 1"]),
     ],
     ids=["syntax", "table", "column"],

@@ -12,9 +12,10 @@ import pytest
 from spotify_pipeline.cli import build_parser
 from spotify_pipeline.cli_follow import Verdict, run_verdict
 from spotify_pipeline.cli_request import request_payload
-from spotify_pipeline.config import CHART_SOURCES, Settings
+from spotify_pipeline.config import Settings
 from spotify_pipeline.events import RUN_REQUEST_FIELDS, InvalidEvent, parse_run_request
 from spotify_pipeline.outcomes import REQUEST, RunOutcome
+from spotify_pipeline.sources import CHART_SOURCES
 
 
 def parsers(parser: argparse.ArgumentParser, path: str = "spotify-pipeline") -> list[tuple[str, Any]]:

@@ -6,16 +6,19 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import subprocess
+import sys
 from dataclasses import fields, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from spotify_pipeline import gates, layout
-from spotify_pipeline.config import ENVIRONMENT_VARIABLES, ConfigError, Settings
+from spotify_pipeline.config import ENVIRONMENT_VARIABLES, ConfigError, Settings, parse_gate_thresholds
 from spotify_pipeline.errors import PermanentError
 from spotify_pipeline.events import InvalidEvent, parse_run_request
 from spotify_pipeline.features import FEATURE_RANGES, INPUT_RANGES
@@ -54,10 +57,14 @@ def tables() -> dict[str, pd.DataFrame]:
     return golden_tables()
 
 
+def arrow(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
 def measured(frames: dict[str, pd.DataFrame], **overrides: Any) -> Measurements:
     m = measure(
-        frames["chart_entries"],
-        frames["tracks"],
+        arrow(frames["chart_entries"]),
+        arrow(frames["tracks"]),
         snapshot_date=DAY,
         chart_source="spotify-playlist",
         model_features=len(frames["model_features"]),
@@ -166,7 +173,7 @@ def test_min_above_max_is_refused() -> None:
 
 def test_the_reader_must_read_every_declared_threshold() -> None:
     with pytest.raises(ConfigError, match="keep config and gates in step"):
-        gates.parse_thresholds({}, ("PIPELINE_GATE_EXPECTED_MARKETS",))
+        parse_gate_thresholds({}, ("PIPELINE_GATE_EXPECTED_MARKETS",))
 
 
 # ------------------------------------------------------------------------ the checks
@@ -234,7 +241,12 @@ def test_features_out_of_range_name_feature_track_value_and_range(tables: dict[s
     assert run(m, feature_ranges=widened)["features_in_range"].passed is False  # inf is never a value
     assert set(
         measure(
-            tables["chart_entries"], tracks, snapshot_date=DAY, chart_source="x", model_features=1, ranges=widened
+            arrow(tables["chart_entries"]),
+            arrow(tracks),
+            snapshot_date=DAY,
+            chart_source="x",
+            model_features=1,
+            ranges=widened,
         ).out_of_range
     ) == {"loudness"}
 
@@ -479,3 +491,30 @@ def test_previous_week_ignores_other_sources_and_old_weeks(tables: dict[str, pd.
     prev = gates.previous_snapshot(bucket, DAY, "spotify-playlist", 14)  # type: ignore[arg-type]
     assert prev is not None and prev.entries_per_market == {"BR": 50, "GLOBAL": 50, "KR": 50}
     assert (prev.tracks, prev.model_features) == (143, 142)
+
+
+def test_the_feature_gates_import_no_pandas(tables: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+    """recommend runs them first on every event: measured with pyarrow, so they load no pandas
+    (scikit-learn loads it later, when the model runs), checked in a fresh interpreter."""
+    bucket = MemoryBucket()
+    store_snapshot(bucket, tables, DAY)
+    objects = tmp_path / "objects.json"
+    objects.write_text(json.dumps({name: data.hex() for name, (data, _) in bucket.objects.items()}))
+    name = layout.manifest_name("transform", DAY)
+    code = f"""
+import json, sys
+from spotify_pipeline.gates import GateThresholds, check_features
+from spotify_pipeline.manifest import Manifest
+from spotify_pipeline.store import StaleObject
+objects = {{n: bytes.fromhex(d) for n, d in json.loads(open({str(objects)!r}).read()).items()}}
+class Store:
+    def names(self, prefix): return sorted(n for n in objects if n.startswith(prefix))
+    def read_verified(self, entry): return objects[entry.name]
+    def read_manifest(self, name, generation=None):
+        if name not in objects: raise StaleObject(name)
+        return Manifest.from_bytes(objects[name], name), generation, ""
+report = check_features(Manifest.from_bytes(objects[{name!r}], {name!r}), Store(), GateThresholds())
+print(json.dumps([report.passed, [m for m in ("pandas", "sklearn", "scipy") if m in sys.modules]]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [True, []]  # passed, and none of them loaded

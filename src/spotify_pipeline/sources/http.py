@@ -79,7 +79,7 @@ class RetryPolicy:
             except HttpError as exc:
                 if exc.status == 429:
                     wait = exc.retry_after if exc.retry_after is not None else delay
-                    if wait > self.retry_after_cap:
+                    if wait > self.retry_after_cap:  # checked before any sleep, even on the last attempt
                         raise RateLimited(
                             f"{what}: {service} rate limit (HTTP 429) asks to wait {wait:.0f} s (Retry-After), more "
                             f"than the {self.retry_after_cap:.0f} s this run may wait "
@@ -90,25 +90,22 @@ class RetryPolicy:
                             f"{what}: {service} still answers 429 (rate limit) after {attempt} attempts. "
                             "Nothing was written; run again later"
                         ) from None
-                    self._wait(what, wait, f"HTTP 429 (attempt {attempt})")
-                    delay = min(delay * 2, self.backoff_max)
-                    continue
-                if exc.status >= 500 and not last:
-                    self._wait(what, delay, f"HTTP {exc.status} (attempt {attempt})")
-                    delay = min(delay * 2, self.backoff_max)
-                    continue
-                raise
+                elif exc.status < 500 or last:
+                    raise
+                else:
+                    wait = delay
+                reason = f"HTTP {exc.status}"
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if last:
                     raise
-                self._wait(what, delay, f"{type(exc).__name__} (attempt {attempt})")
-                delay = min(delay * 2, self.backoff_max)
+                wait, reason = delay, type(exc).__name__
             except MalformedResponse as exc:
                 if last:
                     raise DataError(
                         f"{what}: {service} answered {attempt} times with a body that is not the expected JSON "
                         f"({exc}); check the API base URL setting"
                     ) from None
-                self._wait(what, delay, f"malformed answer (attempt {attempt})")
-                delay = min(delay * 2, self.backoff_max)
+                wait, reason = delay, "malformed answer"
+            self._wait(what, wait, f"{reason} (attempt {attempt})")
+            delay = min(delay * 2, self.backoff_max)
         raise AssertionError("unreachable")

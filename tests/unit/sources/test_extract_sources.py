@@ -278,6 +278,16 @@ def test_server_errors_back_off_then_succeed(harness: Callable[..., Harness]) ->
     assert stats["audio_features"] == 4 and stats["playlist_items"] == 4
 
 
+def test_malformed_audio_features_answer_is_retried(harness: Callable[..., Harness]) -> None:
+    """spotipy unwraps the audio-features body itself; a body that is not JSON is still a retried malformed answer."""
+    h = harness()
+    h.standin.fault(route="audio_features", kind="malformed")
+    (manifest,), _ = extract(h, request(h, markets=["KR"]))
+    assert h.sleeps == [1.0]
+    assert h.standin.stats()["audio_features"] == 2
+    assert manifest.summary["features_by_provider"] == {"spotify": 50}
+
+
 def test_slow_answer_times_out_and_is_retried(harness: Callable[..., Harness]) -> None:
     h = harness(spotify_timeout_seconds=1)
     h.standin.fault(route="playlist_items", kind="slow", delay=1.5)
