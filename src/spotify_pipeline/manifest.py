@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import date
 from typing import Annotated, Any, Self
 
@@ -20,6 +21,26 @@ from spotify_pipeline.validation import field_error
 FORMAT_VERSION = 1
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+# What a missing or mistyped field should have been, by path (list indices as []): the wording of
+# every manifest error the pipeline has reported (pipeline_runs, docs/reliability.md).
+_EXPECTED = {
+    **dict.fromkeys(("run_id", "started_at", "finished_at", "upstream.name", "upstream.sha256"), "expected a string"),
+    **dict.fromkeys(("files[].name", "parts[].run_id"), "expected a string"),
+    **dict.fromkeys(("upstream.generation", "files[].bytes", "files[].rows"), "expected a non-negative integer"),
+    **dict.fromkeys(("parts[].markets", "parts[].files"), "expected a list of strings"),
+    **dict.fromkeys(("sources", "parts[].sources"), "expected an object of strings"),
+    "stage": f"expected one of {', '.join(layout.STAGES)}",
+    "snapshot_date": "expected an ISO date YYYY-MM-DD",
+    "files": "expected a list of file entries",
+    "files[]": "expected a file entry object",
+    "files[].sha256": "expected 64 lower-case hex digits",
+    "files[].table": "expected a string or null",
+    "upstream": "expected an object or null",
+    "request": "expected an object or null",
+    "summary": "expected an object",
+    "parts": "expected a list of parts",
+    "parts[]": "expected a part object",
+}
 
 
 class ManifestError(ValueError):
@@ -112,6 +133,11 @@ class Manifest(msgspec.Struct, frozen=True):
             manifest = msgspec.convert(body, cls)
         except msgspec.ValidationError as exc:
             name, value, reason = field_error(exc, body)
+            key = re.sub(r"\[\d+\]", "[]", name)  # parts[0].markets[1] -> parts[].markets[], then parts[].markets
+            if "unknown field" in reason:
+                reason = "unknown field of a file entry"  # the only object that refuses unknown fields
+            else:
+                reason = _EXPECTED.get(key, _EXPECTED.get(key.removesuffix("[]"), reason))
             raise ManifestError(f"{where}: field {name!r} = {repr(value)[:200]}: {reason}") from None
         SUMMARIES[manifest.stage].read(manifest.summary, where)  # raises naming the summary's field
         listed = {f.name for f in manifest.files}

@@ -37,5 +37,6 @@ def field_error(exc: msgspec.ValidationError, body: Any) -> tuple[str, object, s
     named = _NAMED_FIELD.search(reason)
     if named:
         path += "." + named["name"]
+    path = path.split("[...]")[0]  # msgspec's "some value of this object": the object is what is named
     reason = reason[:1].lower() + reason[1:]
     return path.lstrip("."), value_at(body, path), reason
