@@ -3,10 +3,10 @@
 Runs what the function runs after its event is parsed: read model_features and tracks (as
 bytes, as the bucket returns them), model, write recommendations, track_clusters and clusters,
 write the manifest. The store keeps its inputs in memory like the function does; outputs go to a
-temporary folder, streamed through ``open_writer`` (as a store with streaming upload) or, with
-``--no-streaming``, handed over as bytes (BucketStore without ``open_writer``: the whole file in
-memory). On Cloud Functions /tmp is memory too, so what this prints is what the instance needs,
-less the Functions Framework and clients (~100 MiB, see benchmarks/cold_start.py).
+temporary folder, the recommendations streamed through ``open_writer`` as BucketStore streams
+them (a resumable upload holding one 8 MiB chunk; this folder holds none). On Cloud Functions
+/tmp is memory too, so what this prints is what the instance needs, less the Functions Framework,
+the clients and the upload chunk (~110 MiB, see benchmarks/cold_start.py).
 
     .venv/bin/python benchmarks/recommend_stage.py --n 1000000 --top-k 100 --one-cpu
 """
@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef  # noqa: E402
+from spotify_pipeline.store import ObjectWriter  # noqa: E402
 
 SNAPSHOT = date(2026, 11, 23)
 
@@ -42,10 +42,8 @@ SNAPSHOT = date(2026, 11, 23)
 class LocalStore:
     """The bucket as a folder; reads come back as bytes, like BucketStore.read_verified."""
 
-    def __init__(self, root: Path, streaming: bool) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root
-        if streaming:
-            self.open_writer = self._open_writer
 
     def read_verified(self, entry: FileEntry) -> bytes:
         return (self.root / entry.name).read_bytes()
@@ -59,11 +57,11 @@ class LocalStore:
         return FileEntry(name, hashlib.sha256(data).hexdigest(), len(data), rows, table)
 
     @contextmanager
-    def _open_writer(self, name: str, content_type: str) -> Iterator[BinaryIO]:
+    def open_writer(self, name: str, content_type: str) -> Iterator[ObjectWriter]:
         path = self.root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as fh:
-            yield fh
+            yield ObjectWriter(name, fh)
 
     def write_manifest(self, manifest: Manifest, name: str) -> int:
         (self.root / name).write_bytes(manifest.to_bytes())
@@ -94,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--top-k", type=int, default=100)
     parser.add_argument("--one-cpu", action="store_true", help="pin to CPU 0, as a 1-vCPU function")
-    parser.add_argument("--no-streaming", action="store_true", help="store without open_writer")
     parser.add_argument("--data", type=Path, help="inputs folder (default: a temp folder per N, kept)")
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -119,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             files.append(FileEntry(f"{name}.parquet", hashlib.sha256(body).hexdigest(), len(body), None, name))
             del body
         clean = Manifest("transform", SNAPSHOT, "bench", "t0", "t1", tuple(files))
-        store = LocalStore(root, streaming=not args.no_streaming)
+        store = LocalStore(root)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         began = time.perf_counter()
         out, _ = run_recommend(
@@ -134,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         rec = out.file("recommendations")
         print(
             f"run_recommend: {args.n:,} tracks, top {args.top_k}{' on CPU 0' if args.one_cpu else ''}, "
-            f"{'bytes' if args.no_streaming else 'streamed'} output: {seconds:.1f} s; peak RSS {peak:.0f} MiB "
+            f"streamed output: {seconds:.1f} s; peak RSS {peak:.0f} MiB "
             f"(after imports {before:.0f} MiB); recommendations {rec.rows or 0:,} rows, {rec.bytes / 2**20:.0f} MiB"
         )
     return 0

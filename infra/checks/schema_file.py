@@ -21,7 +21,10 @@ BIGQUERY_TYPES = {
 
 
 def check_schema(infra: Infra) -> list[str]:
+    from typing import get_args
+
     from spotify_pipeline import layout, load
+    from spotify_pipeline.schema import TableGroup
 
     problems = []
     locals_ = infra.config["locals"]
@@ -78,6 +81,8 @@ def check_schema(infra: Infra) -> list[str]:
         if name not in specs:
             problems.append(f"tables.json: table {name!r} the loader writes is missing")
     for name, spec in specs.items():
+        if spec.get("group") not in get_args(TableGroup):
+            problems.append(f"tables.json: {name}: group must be one of {', '.join(get_args(TableGroup))}")
         cols = {c.get("name"): c for c in spec.get("columns", [])}
         if len(cols) != len(spec.get("columns", [])):
             problems.append(f"tables.json: {name}: duplicate column names")

@@ -45,8 +45,6 @@ from tfparse import block, blocks
 PUBSUB_EVENT = "google.cloud.pubsub.topic.v1.messagePublished"
 GCS_EVENT = "google.cloud.storage.object.v1.finalized"
 REQUIRED_ENV = ("GOOGLE_CLOUD_PROJECT", "PIPELINE_BUCKET", "PIPELINE_DATASET")
-# The tables the functions other than load may write, each granted per table (their run records).
-RECORD_TABLES = ("pipeline_runs", "run_outcomes")
 SECRET_ENV = ("SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET")
 REQUIRED_APIS = {
     "artifactregistry.googleapis.com",
@@ -333,11 +331,16 @@ def check_iam(infra: Infra) -> list[str]:
         for b in infra.resources("google_bigquery_dataset_iam_member").values()
     ):
         problems.append("load needs roles/bigquery.dataEditor on the dataset (google_bigquery_dataset_iam_member)")
-    record_tables = {norm(f'google_bigquery_table.tables["{t}"].table_id') for t in RECORD_TABLES}
+    from spotify_pipeline.schema import table_names
+
+    # The only tables the functions other than load may write, each granted per table: their run
+    # records (tables.json's "records" group).
+    records = table_names("records")
+    record_tables = {norm(f'google_bigquery_table.tables["{t}"].table_id') for t in records}
     for name, body, _ in grants("google_bigquery_table_iam_member"):
         if norm(body.get("table_id")) not in record_tables:
             problems.append(
-                f"google_bigquery_table_iam_member.{name}: only {' and '.join(RECORD_TABLES)} may be granted per table"
+                f"google_bigquery_table_iam_member.{name}: only {' and '.join(records)} may be granted per table"
             )
     # Secrets: extract only.
     secret_grants = infra.resources("google_secret_manager_secret_iam_member")

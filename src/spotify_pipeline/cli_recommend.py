@@ -28,7 +28,7 @@ Z_FEATURES = tuple(f"{c}_z" for c in FEATURES)
 MARKET_LIST_COLUMNS = ("markets",)  # list<string>, or a string of codes separated by ; , | or spaces
 MARKET_ROW_COLUMNS = ("market", "country")  # one market per row; an empty country is GLOBAL (Kaggle)
 _SPLIT = r"[;,|\s]+"
-TABLE_FILES = (".parquet", ".pq", ".csv", ".csv.gz")  # what recommend.TableWriter / write_table write
+TABLE_FILES = (".parquet", ".pq", ".csv", ".csv.gz")  # what cli_recommend_export.TableWriter / write_table write
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -231,15 +231,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     import pyarrow as pa
 
-    from spotify_pipeline.recommend import (
-        ModelParams,
-        TableWriter,
-        catalogue,
-        preload,
-        run_model,
-        wire_schema,
-        write_table,
-    )
+    from spotify_pipeline.cli_recommend_export import TableWriter, write_table
+    from spotify_pipeline.recommend import ModelParams, catalogue, preload, run_model, wire_schema
 
     preload()
     imported = time.perf_counter()

@@ -37,7 +37,7 @@ from msgspec import UNSET
 from spotify_pipeline import layout
 from spotify_pipeline.errors import DataError
 from spotify_pipeline.manifest import LoadSummary, Manifest, ManifestError, RecommendSummary, UpstreamRef
-from spotify_pipeline.schema import TableSpec, table
+from spotify_pipeline.schema import TableSpec, table, table_names
 from spotify_pipeline.store import BucketStore, StaleObject
 
 if TYPE_CHECKING:
@@ -47,8 +47,8 @@ log = logging.getLogger(__name__)
 
 BQ_RETRY_SECONDS = 20.0  # retries of one BigQuery call
 BQ_JOB_SECONDS = 300.0  # one load or query job
-TRANSFORM_TABLES = ("chart_entries", "tracks", "artists", "track_artists", "artist_genres", "model_features")
-RECOMMEND_TABLES = ("recommendations", "track_clusters", "clusters")
+TRANSFORM_TABLES = table_names("transform")  # tables.json's groups, in load's order
+RECOMMEND_TABLES = table_names("recommend")
 
 STAGING_PREFIX = "_staging_"
 STAGING_EXPIRES = timedelta(hours=6)  # BigQuery drops a staging table itself after this (bqemulator does not)

@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # heavy imports stay out of extract's cold start
     from google.cloud import bigquery
 
 LoadMode = Literal["replace_partition", "append"]
+# Who writes a table: the transform or recommend stage (one Parquet file per table and week, loaded
+# by load in the file's order), or every stage's run records (appended).
+TableGroup = Literal["transform", "recommend", "records"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Column:
 class TableSpec:
     name: str
     description: str
+    group: TableGroup
     partition_field: str
     clustering: tuple[str, ...]
     load: LoadMode
@@ -114,12 +118,18 @@ def tables() -> dict[str, TableSpec]:
         out[name] = TableSpec(
             name=name,
             description=t["description"],
+            group=t["group"],
             partition_field=t["partition_field"],
             clustering=tuple(t["clustering"]),
             load=t["load"],
             columns=tuple(Column(c["name"], c["type"], c["mode"], c.get("description", "")) for c in t["columns"]),
         )
     return out
+
+
+def table_names(group: TableGroup) -> tuple[str, ...]:
+    """The tables of ``group``, in the file's order (the order load loads them in)."""
+    return tuple(name for name, spec in tables().items() if spec.group == group)
 
 
 def table(name: str) -> TableSpec:

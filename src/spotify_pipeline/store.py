@@ -8,10 +8,14 @@ be published any more (the layout and the argument are in :mod:`spotify_pipeline
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import secrets
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from spotify_pipeline import layout
 from spotify_pipeline.manifest import FileEntry, Manifest, ManifestError, sha256_hex
@@ -20,6 +24,10 @@ if TYPE_CHECKING:
     import google.cloud.storage as storage
 
 log = logging.getLogger(__name__)
+
+# Bytes a streamed upload holds before sending them (a multiple of 256 KiB, as resumable uploads
+# require): the whole memory cost of writing a file of any size, a few requests per 100 MiB.
+UPLOAD_CHUNK_BYTES = 8 << 20
 
 
 class StageStore(Protocol):
@@ -34,6 +42,34 @@ class StageStore(Protocol):
     def write_manifest(self, manifest: Manifest, name: str) -> int: ...
 
     def delete_stale(self, prefix: str, keep: set[str]) -> list[str]: ...
+
+
+class ObjectWriter(io.RawIOBase):
+    """A write-only binary file for one object: forwards to ``raw`` (the upload) and keeps the
+    SHA-256 and size of what passed, so the file's manifest entry needs no second read."""
+
+    def __init__(self, name: str, raw: BinaryIO) -> None:
+        self.name = name  # the object actually written (a run-scoped store's folder included)
+        self._raw = raw
+        self._sha256 = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._raw.write(view)
+        self._sha256.update(view)
+        self.size += len(view)
+        return len(view)
+
+    def tell(self) -> int:
+        return self.size
+
+    def entry(self, *, rows: int | None = None, table: str | None = None) -> FileEntry:
+        """The manifest entry of what was written (once the upload is closed)."""
+        return FileEntry(name=self.name, sha256=self._sha256.hexdigest(), bytes=self.size, rows=rows, table=table)
 
 
 class StaleObject(Exception):
@@ -62,16 +98,33 @@ class ConcurrentPublish(Exception):
 
 
 class BucketStore:
-    def __init__(self, client: storage.Client, bucket: str) -> None:
+    def __init__(self, client: storage.Client, bucket: str, *, upload_chunk_bytes: int = UPLOAD_CHUNK_BYTES) -> None:
         self._client = client
         self.bucket_name = bucket
         self._bucket = client.bucket(bucket)
+        self.upload_chunk_bytes = upload_chunk_bytes
 
     def write(
         self, name: str, data: bytes, content_type: str, *, rows: int | None = None, table: str | None = None
     ) -> FileEntry:
         self._bucket.blob(name).upload_from_string(data, content_type=content_type)
         return FileEntry(name=name, sha256=sha256_hex(data), bytes=len(data), rows=rows, table=table)
+
+    @contextmanager
+    def open_writer(self, name: str, content_type: str) -> Iterator[ObjectWriter]:
+        """A new object written as it is produced: a resumable upload sending
+        ``upload_chunk_bytes`` at a time (memory holds one chunk, never the file), finalized when
+        the context exits, cancelled if it raises. Only if the object does not exist yet
+        (``ifGenerationMatch=0``): stage files go to fresh run folders, so this never overwrites."""
+        blob = self._bucket.blob(name)
+        with blob.open(
+            "wb",
+            chunk_size=self.upload_chunk_bytes,
+            ignore_flush=True,  # Parquet writers flush; only close() may finalize the upload
+            content_type=content_type,
+            if_generation_match=0,
+        ) as upload:
+            yield ObjectWriter(name, upload)
 
     def write_manifest(self, manifest: Manifest, name: str, *, if_generation_match: int | None = None) -> int:
         """Write a manifest; with ``if_generation_match`` only if the object is still at that
@@ -213,15 +266,22 @@ class RunScopedStore:
             self._folders[key] = layout.run_folder(self.stage, snapshot, self.run_id, base, self.nonce)
         return self._folders[key]
 
-    def write(
-        self, name: str, data: bytes, content_type: str, *, rows: int | None = None, table: str | None = None
-    ) -> FileEntry:
+    def _scoped(self, name: str) -> str:
+        """Where a data file ``name`` of this stage goes: into this execution's run folder."""
         scoped = self._snapshot_prefix(name)
         if scoped is None or name.endswith("/" + layout.MANIFEST):
             raise ValueError(f"{self.stage} may write only data files under its own prefix, not {name!r}")
         key, snapshot = scoped
-        target = self.folder(snapshot).path + name[len(key) :]
-        return self.store.write(target, data, content_type, rows=rows, table=table)
+        return self.folder(snapshot).path + name[len(key) :]
+
+    def write(
+        self, name: str, data: bytes, content_type: str, *, rows: int | None = None, table: str | None = None
+    ) -> FileEntry:
+        return self.store.write(self._scoped(name), data, content_type, rows=rows, table=table)
+
+    def open_writer(self, name: str, content_type: str) -> AbstractContextManager[ObjectWriter]:
+        """:meth:`BucketStore.open_writer` into this execution's run folder (as :meth:`write`)."""
+        return self.store.open_writer(self._scoped(name), content_type)
 
     def write_manifest(self, manifest: Manifest, name: str) -> int:
         try:
@@ -303,4 +363,12 @@ class RunScopedStore:
         return self.store.read_manifest(name, generation)
 
 
-__all__ = ["BucketStore", "ConcurrentPublish", "ManifestError", "ObjectMismatch", "RunScopedStore", "StaleObject"]
+__all__ = [
+    "BucketStore",
+    "ConcurrentPublish",
+    "ManifestError",
+    "ObjectMismatch",
+    "ObjectWriter",
+    "RunScopedStore",
+    "StaleObject",
+]

@@ -20,13 +20,13 @@ from spotify_pipeline.extract import CHART_RE, PAGE_RE, track_of
 from spotify_pipeline.features import INPUT_RANGES, INT_FEATURES, MODEL_FEATURES, OTHER_FEATURES, zscore
 from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
 from spotify_pipeline.safe_text import strip_bidi
-from spotify_pipeline.schema import table
+from spotify_pipeline.schema import table, table_names
 from spotify_pipeline.sources.charts_csv import INT64_MAX, MAX_RANK
 from spotify_pipeline.sources.reccobeats import match_by_href
 from spotify_pipeline.store import StageStore
 from spotify_pipeline.tabular import parquet_bytes, to_arrow
 
-TABLES = ("chart_entries", "tracks", "artists", "track_artists", "artist_genres", "model_features")
+TABLES = table_names("transform")  # what run_transform writes (tables.json's transform group)
 
 ARTIST_NAME_KEY = "name:"  # artist_id of an artist known only by name (a chart file, no Spotify metadata)
 

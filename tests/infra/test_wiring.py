@@ -406,6 +406,13 @@ def test_schema_file_must_keep_the_loaders_tables(scratch: Path) -> None:
     assert any("'recommendations' the loader writes is missing" in p for p in run_check(scratch, "schema"))
 
 
+def test_schema_file_tables_have_a_known_group(scratch: Path) -> None:
+    """The group gives load and the stages their tables (schema.table_names)."""
+    _edit_schema(scratch, lambda d: d["tables"]["clusters"].pop("group"))
+    problems = run_check(scratch, "schema")
+    assert any("clusters: group must be one of transform, recommend, records" in p for p in problems), problems
+
+
 def test_dashboard_views_in_the_schema_file(scratch: Path) -> None:
     """Views added under "views" are picked up as they are; unknown placeholders are reported."""
     sql = "SELECT * FROM `{project}.{dataset}.chart_entries`"

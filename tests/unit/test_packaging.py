@@ -117,9 +117,10 @@ def test_zip_contents(built: dict[str, tuple[Path, str]], fn: str) -> None:
         "spotify_pipeline/__init__.py",
         "spotify_pipeline/schemas/tables.json",
         "spotify_pipeline/entrypoints.py",
-        f"spotify_pipeline/{fn}.py",
     ):
         assert required in listed, required
+    stage = {f"spotify_pipeline/{fn}.py", f"spotify_pipeline/{fn}/__init__.py"}  # a module or a package
+    assert stage & set(listed), stage
     dev = [n for n in listed if n.startswith(("spotify_pipeline/stack/", "spotify_pipeline/standin/"))]
     assert dev == []
     assert not [n for n in listed if "__pycache__" in n or n.endswith(".pyc")]

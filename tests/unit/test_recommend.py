@@ -11,10 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spotify_pipeline import recommend
 from spotify_pipeline.errors import DataError
 from spotify_pipeline.features import MODEL_FEATURES, Z_COLUMNS
-from spotify_pipeline.recommend import ModelParams, build_model_tables, nearest_neighbours
+from spotify_pipeline.recommend import ModelParams, build_model_tables, knn, nearest_neighbours
 from spotify_pipeline.schema import table
 from spotify_pipeline.tabular import parquet_bytes, read_parquet, to_arrow
 from spotify_pipeline.transform import build_tables
@@ -71,7 +70,7 @@ def test_tie_heavy_data_matches_brute_force(k: int) -> None:
 
 
 def test_tie_heavy_data_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(recommend, "CHUNK_ROWS", 37)
+    monkeypatch.setattr(knn, "CHUNK_ROWS", 37)
     check_against_brute_force(binary_z(200, seed=12), 9)
     check_against_brute_force(random_z(150, seed=13), 149)
 

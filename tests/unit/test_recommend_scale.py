@@ -9,8 +9,9 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,19 +22,23 @@ import pytest
 
 from spotify_pipeline import cli_recommend, recommend, transform
 from spotify_pipeline.errors import DataError
-from spotify_pipeline.features import MODEL_FEATURES, zscore
+from spotify_pipeline.features import MODEL_FEATURES, Z_COLUMNS, zscore
 from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
 from spotify_pipeline.recommend import (
     Catalogue,
     ModelParams,
     catalogue,
+    knn,
+    model,
     nearest_neighbours,
     neighbour_chunks,
     recommendations_schema,
     run_model,
     run_recommend,
+    writers,
 )
 from spotify_pipeline.schema import table
+from spotify_pipeline.store import ObjectWriter
 
 SNAPSHOT = date(2026, 11, 23)
 FEATURES = MODEL_FEATURES
@@ -74,9 +79,9 @@ def datasets(seed: int) -> dict[str, np.ndarray]:
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks, candidate budgets and expansion batches tiny, so every code path runs on small data."""
-    monkeypatch.setattr(recommend, "CHUNK_ROWS", 7)
-    monkeypatch.setattr(recommend, "MAX_CANDIDATES", 64)
-    monkeypatch.setattr(recommend, "EXPAND_ITEMS", 50)
+    monkeypatch.setattr(knn, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(knn, "MAX_CANDIDATES", 64)
+    monkeypatch.setattr(knn, "EXPAND_ITEMS", 50)
 
 
 # --- exactness ---------------------------------------------------------------------------------
@@ -412,12 +417,11 @@ def test_cli_snapshot_date_selects_rows(tmp_path: Path) -> None:
 
 
 class MemoryStore:
-    """BucketStore's surface, in memory; with ``streaming`` it also offers ``open_writer``."""
+    """BucketStore's surface, in memory; ``open_writer`` streams into a buffer, stored on close."""
 
-    def __init__(self, objects: dict[str, bytes], streaming: bool) -> None:
+    def __init__(self, objects: dict[str, bytes]) -> None:
         self.objects = dict(objects)
-        if streaming:
-            self.open_writer = self._open_writer
+        self.streamed: list[str] = []
 
     def read_verified(self, entry: FileEntry) -> bytes:
         data = self.objects[entry.name]
@@ -431,10 +435,11 @@ class MemoryStore:
         return FileEntry(name, hashlib.sha256(data).hexdigest(), len(data), rows, table)
 
     @contextmanager
-    def _open_writer(self, name: str, content_type: str) -> Iterator[BinaryIO]:
+    def open_writer(self, name: str, content_type: str) -> Iterator[ObjectWriter]:
         buf = io.BytesIO()
-        yield buf
+        yield ObjectWriter(name, buf)
         self.objects[name] = buf.getvalue()
+        self.streamed.append(name)
 
     def write_manifest(self, manifest: Manifest, name: str) -> int:
         self.objects[name] = manifest.to_bytes()
@@ -467,18 +472,28 @@ def _bytes(tbl: pa.Table) -> bytes:
     return buf.getvalue()
 
 
-def test_stage_streams_the_same_bytes_either_way_and_matches_the_command(tmp_path: Path) -> None:
+def in_memory_recommendations(objects: dict[str, bytes], params: ModelParams) -> bytes:
+    """The recommendations Parquet the stage should stream, written to memory by the same model."""
+    features, tracks = (pq.read_table(io.BytesIO(objects[f"transform/{n}.parquet"])) for n in ("mf", "tracks"))
+    cat = catalogue(features.select(["track_id", *FEATURES, *Z_COLUMNS]), tracks)
+    buf = io.BytesIO()
+    writer = writers.parquet_writer(buf, recommend.wire_schema(cat.markets))
+    run_model(cat, SNAPSHOT, params, partial(writers.write_row_group, writer))
+    writer.close()
+    return buf.getvalue()
+
+
+def test_stage_streams_the_in_memory_bytes_and_matches_the_command(tmp_path: Path) -> None:
     manifest, objects, tbl = clean_manifest(tmp_path)
     params = ModelParams(top_k=9, all_pairs_max_tracks=50, n_clusters=3)
-    outs = []
-    for streaming in (False, True):
-        store = MemoryStore(objects, streaming)
-        out, _ = run_recommend(manifest, UpstreamRef("m", 1, "0" * 64), store, params, lambda: datetime.now(UTC))  # type: ignore[arg-type]
-        assert out.summary["neighbours_per_track"] == 9 and out.summary["modelled_tracks"] == 120
-        entry = out.file("recommendations")
-        data = store.read_verified(entry)  # checksum of the streamed bytes is right
-        assert entry.rows == pq.read_table(io.BytesIO(data)).num_rows == 120 * 9
-        outs.append(data)
+    store = MemoryStore(objects)
+    out, _ = run_recommend(manifest, UpstreamRef("m", 1, "0" * 64), store, params, lambda: datetime.now(UTC))
+    assert out.summary["neighbours_per_track"] == 9 and out.summary["modelled_tracks"] == 120
+    entry = out.file("recommendations")
+    assert store.streamed == [entry.name]  # through open_writer, never as one bytes object
+    data = store.read_verified(entry)  # checksum of the streamed bytes is right
+    assert entry.rows == pq.read_table(io.BytesIO(data)).num_rows == 120 * 9
+    outs = [data, in_memory_recommendations(objects, params)]
     assert outs[0] == outs[1]
     rec = pq.read_table(io.BytesIO(outs[0]))
     assert rec.schema.equals(recommendations_schema())
@@ -503,7 +518,7 @@ def test_producer_errors_reach_the_caller() -> None:
 
     got = []
     with pytest.raises(ValueError, match="boom"):
-        for x in recommend._prefetch(items()):
+        for x in model._prefetch(items()):
             got.append(x)
     assert got == [1]
 
@@ -527,14 +542,14 @@ def test_stage_skips_the_model_with_its_reason_and_writes_empty_model_tables(tmp
     manifest, objects, _ = clean_manifest(tmp_path)
     now = lambda: datetime.now(UTC)  # noqa: E731
     too_many = ModelParams(top_k=9, all_pairs_max_tracks=50, n_clusters=500)
-    out, _ = run_recommend(manifest, UpstreamRef("m", 1, "0" * 64), MemoryStore(objects, False), too_many, now)  # type: ignore[arg-type]
+    out, _ = run_recommend(manifest, UpstreamRef("m", 1, "0" * 64), MemoryStore(objects), too_many, now)
     reason = out.summary["model_skipped"]
     assert reason.startswith(f"model skipped for snapshot {SNAPSHOT} (chart data still loaded): 120 track(s)")
     assert "500 clusters (PIPELINE_CLUSTERS)" in reason
     assert out.row_counts == {"recommendations": 0, "track_clusters": 0, "clusters": 0}
-    store = MemoryStore(objects, False)
+    store = MemoryStore(objects)
     params = ModelParams(top_k=9, all_pairs_max_tracks=50, n_clusters=3)
-    gated, _ = run_recommend(manifest, UpstreamRef("m", 1, "0" * 64), store, params, now, skip_reason="gates said no")  # type: ignore[arg-type]
+    gated, _ = run_recommend(manifest, UpstreamRef("m", 1, "0" * 64), store, params, now, skip_reason="gates said no")
     assert gated.summary["model_skipped"] == "gates said no" and gated.row_counts["recommendations"] == 0
     for name in ("recommendations", "track_clusters", "clusters"):
         empty = pq.read_table(io.BytesIO(store.read_verified(gated.file(name))))

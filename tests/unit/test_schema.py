@@ -12,7 +12,7 @@ import pytest
 import spotify_pipeline
 from spotify_pipeline import transform
 from spotify_pipeline.features import MODEL_FEATURES, Z_COLUMNS
-from spotify_pipeline.schema import TableSpec, table, tables
+from spotify_pipeline.schema import TableSpec, table, table_names, tables
 
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 NAMES = sorted(tables())
@@ -34,6 +34,21 @@ def spec(request: pytest.FixtureRequest) -> TableSpec:
 def test_every_stage_output_has_a_schema() -> None:
     outputs = {*transform.TABLES, "recommendations", "track_clusters", "clusters", "pipeline_runs", "run_outcomes"}
     assert outputs == set(tables())
+
+
+def test_groups_give_each_stage_its_tables_in_load_order() -> None:
+    """load loads (and records row counts) in this order; recommend's manifest lists its files so."""
+    assert table_names("transform") == (
+        "chart_entries",
+        "tracks",
+        "artists",
+        "track_artists",
+        "artist_genres",
+        "model_features",
+    )
+    assert table_names("recommend") == ("recommendations", "track_clusters", "clusters")
+    assert table_names("records") == ("pipeline_runs", "run_outcomes")
+    assert {t.group for t in tables().values()} == {"transform", "recommend", "records"}
 
 
 def test_file_is_the_packaged_source() -> None:
