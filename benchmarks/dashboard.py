@@ -250,7 +250,7 @@ def load(client: Any, dataset: str, tables: dict[str, pa.Table]) -> None:
 
 
 def chromium(user_data_dir: Path) -> Any:
-    from spotify_pipeline.dashboard.browser import CHROMEDRIVER, CHROMIUM, new_driver
+    from spotify_pipeline_tools.dashboard.browser import CHROMEDRIVER, CHROMIUM, new_driver
 
     for path in (CHROMIUM, CHROMEDRIVER):
         if not path.exists():
@@ -314,8 +314,8 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.insert(0, str(REPO / "src"))
     from spotify_pipeline.clients import bigquery_client
-    from spotify_pipeline.dashboard import build_payload, read_warehouse, write_dashboard
-    from spotify_pipeline.stack import local
+    from spotify_pipeline_tools.dashboard import build_payload, read_warehouse, write_dashboard
+    from spotify_pipeline_tools.stack import local
 
     with tempfile.TemporaryDirectory(prefix="dashboard-bench-") as tmp:
         work = Path(tmp)

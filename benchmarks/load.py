@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from spotify_pipeline.clients import bigquery_client
     from spotify_pipeline.load import RECOMMEND_TABLES, TRANSFORM_TABLES, replace_partitions
     from spotify_pipeline.schema import table
-    from spotify_pipeline.stack import local
+    from spotify_pipeline_tools.stack import local
 
     generated = generate(args.tracks, args.markets, args.top_k)
     files = {}

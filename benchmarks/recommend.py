@@ -95,7 +95,7 @@ def command() -> list[str]:
     exe = Path(sys.executable).parent / "spotify-pipeline"
     if exe.exists() and subprocess.run([str(exe), "recommend", "--help"], capture_output=True).returncode == 0:
         return [str(exe), "recommend"]
-    return [sys.executable, "-m", "spotify_pipeline.cli_recommend"]  # before cli.py registers it
+    return [sys.executable, "-m", "spotify_pipeline_tools.cli.recommend"]  # before cli.py registers it
 
 
 def features_file(data: Path, n: int) -> Path:

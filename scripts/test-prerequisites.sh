@@ -14,7 +14,7 @@ if ! command -v java >/dev/null 2>&1; then
 fi
 # Found exactly as `stack up` finds it.
 if ! PYTHONPATH=src "${PYTHON:-python3}" -c \
-  'import sys; from spotify_pipeline.stack.local import pubsub_emulator_jar; sys.exit(pubsub_emulator_jar() is None)'; then
+  'import sys; from spotify_pipeline_tools.stack.state import pubsub_emulator_jar; sys.exit(pubsub_emulator_jar() is None)'; then
   echo "error: the tests need the Cloud SDK's Pub/Sub emulator: run \`gcloud components install pubsub-emulator\`" \
     "(or install google-cloud-cli-pubsub-emulator from Google's apt repository), then make again" >&2
   exit 1

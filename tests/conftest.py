@@ -24,7 +24,7 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from spotify_pipeline.stack import local
+    from spotify_pipeline_tools.stack import local
 
     root = tmp_path_factory.mktemp("stack")
     saved = dict(os.environ)

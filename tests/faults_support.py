@@ -27,12 +27,12 @@ from cloudevents.conversion import to_binary
 from helpers import bq, gcs, query, run_pipeline, settings
 
 from spotify_pipeline import layout
-from spotify_pipeline.cli_follow import wait_for_run
 from spotify_pipeline.manifest import Manifest
 from spotify_pipeline.schema import tables
-from spotify_pipeline.stack import processes
-from spotify_pipeline.stack.eventarc import storage_cloud_event
-from spotify_pipeline.stack.local import BUCKET, StackState
+from spotify_pipeline_tools.cli.follow import wait_for_run
+from spotify_pipeline_tools.stack import processes
+from spotify_pipeline_tools.stack.eventarc import storage_cloud_event
+from spotify_pipeline_tools.stack.local import BUCKET, StackState
 
 STAGES_WITH_FILES = ("extract", "transform", "recommend")
 CLEAN = date(2025, 3, 3)  # the week of the reference run every fault case compares with
@@ -249,7 +249,7 @@ def stack_up_command(state: StackState) -> subprocess.CompletedProcess[str]:
     stack was started)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "GOOGLE_")) and "EMULATOR" not in k}
     return subprocess.run(
-        [sys.executable, "-m", "spotify_pipeline.cli", "--stack-dir", str(state.root), "stack", "up"],
+        [sys.executable, "-m", "spotify_pipeline_tools.cli.main", "--stack-dir", str(state.root), "stack", "up"],
         env=env,
         capture_output=True,
         text=True,

@@ -11,12 +11,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from spotify_pipeline.cli import publish_tick
-from spotify_pipeline.cli_follow import wait_for_run
 from spotify_pipeline.clients import bigquery_client, storage_client
 from spotify_pipeline.config import Settings
 from spotify_pipeline.schema import tables
-from spotify_pipeline.stack.local import StackState
+from spotify_pipeline_tools.cli.follow import wait_for_run
+from spotify_pipeline_tools.cli.publish import publish_tick
+from spotify_pipeline_tools.stack.local import StackState
 
 
 def settings(state: StackState) -> Settings:
@@ -109,7 +109,7 @@ def ensure_loaded(state: StackState, day: date, run_id: str) -> None:
 
 def ops(state: StackState, *argv: str) -> int:
     """``spotify-pipeline <argv>`` (replay, backfill, status) against the session's stack, in-process."""
-    from spotify_pipeline.cli import main
+    from spotify_pipeline_tools.cli.main import main
 
     return main(["--stack-dir", str(state.root), *argv])
 

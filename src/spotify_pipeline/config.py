@@ -2,8 +2,8 @@
 
 Precedence, highest first: a field of the run's Pub/Sub message (markets, snapshot date,
 playlist ids, chart source, chart file, feature providers), then an environment variable, then
-the default below. Nothing under ``spotify_pipeline`` reads ``os.environ`` except
-:meth:`Settings.from_env`.
+the default below. Nothing under ``spotify_pipeline`` reads ``os.environ`` except the edge: the
+entry points (into :meth:`Settings.from_env`) and, for the CLI, :func:`process_environment`.
 """
 
 from __future__ import annotations
@@ -228,24 +228,9 @@ class Settings:
 
 def process_environment() -> dict[str, str]:
     """A copy of the process environment, for ``Settings.from_env`` and the clients' emulator
-    hosts: the functions' one read of it (``entrypoints.runtime``, once per instance)."""
+    hosts: the functions' one read of it (``entrypoints.runtime``, once per instance), and the
+    command line's (its targets; its own variables are click options' ``envvar``)."""
     return dict(os.environ)
-
-
-@dataclass(frozen=True)
-class CliSettings:
-    """The command line's own settings (the functions never read these)."""
-
-    project: str | None = None  # SPOTIFY_PIPELINE_PROJECT: act on this Google Cloud project, not the local stack
-    debug: bool = False  # SPOTIFY_PIPELINE_DEBUG: show the traceback of an expected error too
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> CliSettings:
-        return cls(
-            project=env.get("SPOTIFY_PIPELINE_PROJECT", "").strip() or None,
-            # Never refused: it is read while reporting another error.
-            debug=env.get("SPOTIFY_PIPELINE_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"),
-        )
 
 
 def parse_gate_thresholds(env: Mapping[str, str], names: tuple[str, ...]) -> GateThresholds:

@@ -69,7 +69,7 @@ def write_csv(
 
 def csv_safe_table(tbl: pa.Table) -> pa.Table:
     """``tbl`` with every string column neutralised, row for row as :func:`neutralise` (vectorised);
-    number columns untouched. Columns must be flat (see ``cli_recommend_export.csv_flatten``)."""
+    number columns untouched. Columns must be flat (see ``spotify_pipeline_tools.cli.recommend_export.csv_flatten``)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 

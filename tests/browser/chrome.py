@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from spotify_pipeline.dashboard.browser import CHROMEDRIVER, CHROMIUM, new_driver
+from spotify_pipeline_tools.dashboard.browser import CHROMEDRIVER, CHROMIUM, new_driver
 
 __all__ = ["CHROMEDRIVER", "CHROMIUM", "new_driver"]
 

@@ -42,7 +42,7 @@ def demo_page(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Page:
     """`spotify-pipeline dashboard --out DIR --snapshot-date 2026-11-23` on two weeks of pipeline output."""
     from browser.crafted import ensure_pipeline_weeks
 
-    from spotify_pipeline import cli_dashboard
+    from spotify_pipeline_tools.cli import dashboard as cli_dashboard
 
     weeks = ensure_pipeline_weeks(stack)
     out = tmp_path_factory.mktemp("dashboard")
@@ -66,7 +66,7 @@ def crafted_warehouse(stack: Any) -> Iterator[str]:
 def render_crafted(stack: Any, dataset: str, out: Path, snapshot_date: date | None = None) -> Path:
     from helpers import bq
 
-    from spotify_pipeline.dashboard import build_payload, read_warehouse, write_dashboard
+    from spotify_pipeline_tools.dashboard import build_payload, read_warehouse, write_dashboard
 
     rows = read_warehouse(
         bq(stack), "local-project", dataset, snapshot_date=snapshot_date, where="the local BigQuery emulator"

@@ -229,8 +229,8 @@ def crafted_dataset(client: Any, renamed: Mapping[str, str] | None = None) -> It
     """A fresh dataset with the tables and views of tables.json and the rows above; dropped after."""
     from google.cloud import bigquery
 
-    from spotify_pipeline.provision import ensure_dataset
     from spotify_pipeline.schema import table
+    from spotify_pipeline_tools.provision import ensure_dataset
 
     dataset = f"dash_crafted_{uuid.uuid4().hex[:8]}"
     ensure_dataset(client, dataset)

@@ -108,8 +108,8 @@ def test_two_runs_of_a_snapshot_leave_identical_tables(stack) -> None:
 def test_a_failing_stage_fails_the_run_with_its_error(stack, capsys) -> None:
     from helpers import bq, settings
 
-    from spotify_pipeline.cli import publish_tick
-    from spotify_pipeline.cli_follow import wait_for_run
+    from spotify_pipeline_tools.cli.follow import wait_for_run
+    from spotify_pipeline_tools.cli.publish import publish_tick
 
     day = date(2026, 9, 7)
     before = bucket_objects(stack)
@@ -126,7 +126,7 @@ def test_a_failing_stage_fails_the_run_with_its_error(stack, capsys) -> None:
 
 
 def test_trigger_publishes_a_run_that_completes(stack, capsys) -> None:
-    from spotify_pipeline.cli import main
+    from spotify_pipeline_tools.cli.main import main
 
     day = date(2026, 8, 3)
     assert main(["--stack-dir", str(stack.root), "trigger", "--snapshot-date", day.isoformat(), "--markets", "KR"]) == 0

@@ -11,9 +11,9 @@ from typing import Any
 from helpers import bucket_objects, outcomes_of, query, run_pipeline, runs, settings, snapshot_tables, wait_until
 
 from spotify_pipeline import layout
-from spotify_pipeline.cli import publish_tick
-from spotify_pipeline.cli_follow import wait_for_run
 from spotify_pipeline.store import BucketStore
+from spotify_pipeline_tools.cli.follow import wait_for_run
+from spotify_pipeline_tools.cli.publish import publish_tick
 
 from helpers import bq, gcs  # isort: skip
 

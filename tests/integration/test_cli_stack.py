@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from helpers import query
 
-from spotify_pipeline.stack import local
+from spotify_pipeline_tools.stack import local
 
 REPO = Path(__file__).resolve().parents[2]
 CHARTS = REPO / "tests" / "fixtures" / "charts"
@@ -30,7 +30,7 @@ def cli(root: Path, *argv: str, timeout: float = 180, **settings: str) -> subpro
     """`spotify-pipeline --stack-dir ROOT ARGV` with exactly ``settings`` as the pipeline variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "GOOGLE_")) and "EMULATOR" not in k}
     return subprocess.run(
-        [sys.executable, "-m", "spotify_pipeline.cli", "--stack-dir", str(root), *argv],
+        [sys.executable, "-m", "spotify_pipeline_tools.cli.main", "--stack-dir", str(root), *argv],
         env={**env, **settings},
         cwd=REPO,
         capture_output=True,

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from helpers import CLI, bq, cli, ensure_loaded, error_lines
 
-from spotify_pipeline.cli_errors import BROKEN_PIPE
-from spotify_pipeline.cli_target import Target
 from spotify_pipeline.config import Settings
+from spotify_pipeline_tools.cli.errors import BROKEN_PIPE
+from spotify_pipeline_tools.cli.target import Target
 
 DAY = date(2026, 7, 6)  # a week no other test of the session loads
 REPO = Path(__file__).resolve().parents[2]

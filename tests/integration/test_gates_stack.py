@@ -15,9 +15,9 @@ from helpers import bucket_objects, ensure_loaded, gcs, ops, query, runs, snapsh
 from msgspec.structs import replace
 
 from spotify_pipeline import layout
-from spotify_pipeline.cli import publish_tick
 from spotify_pipeline.manifest import FileEntry
 from spotify_pipeline.store import BucketStore
+from spotify_pipeline_tools.cli.publish import publish_tick
 
 pytestmark = [pytest.mark.emulators]
 

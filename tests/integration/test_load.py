@@ -15,10 +15,10 @@ from helpers import bq, cli
 
 from spotify_pipeline.errors import DataError
 from spotify_pipeline.load import RECOMMEND_TABLES, TRANSFORM_TABLES, replace_partitions, staging_tables
-from spotify_pipeline.provision import ensure_dataset
 from spotify_pipeline.schema import Column, TableSpec, table
-from spotify_pipeline.stack.local import DATASET
 from spotify_pipeline.tabular import parquet_bytes
+from spotify_pipeline_tools.provision import ensure_dataset
+from spotify_pipeline_tools.stack.local import DATASET
 
 pytestmark = pytest.mark.emulators
 

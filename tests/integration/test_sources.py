@@ -15,11 +15,11 @@ import pytest
 import requests
 from helpers import bucket_objects, gcs, query, run_pipeline, runs, settings, wait_until
 
-from spotify_pipeline.cli import main as cli_main
-from spotify_pipeline.cli import publish_tick
-from spotify_pipeline.cli_follow import wait_for_run
-from spotify_pipeline.standin import build_demo_catalogue
-from spotify_pipeline.standin.catalogue import USER_PLAYLISTS
+from spotify_pipeline_tools.cli.follow import wait_for_run
+from spotify_pipeline_tools.cli.main import main as cli_main
+from spotify_pipeline_tools.cli.publish import publish_tick
+from spotify_pipeline_tools.standin import build_demo_catalogue
+from spotify_pipeline_tools.standin.catalogue import USER_PLAYLISTS
 
 pytestmark = [pytest.mark.emulators]
 CHARTS = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "charts"

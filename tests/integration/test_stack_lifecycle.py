@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from helpers import run_pipeline
 
-from spotify_pipeline.stack import local, processes
+from spotify_pipeline_tools.stack import local, processes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,7 +33,7 @@ def test_stack_runs_the_pipeline_then_stops_every_process(tmp_path: Path, use_pu
         [
             sys.executable,
             "-m",
-            "spotify_pipeline.cli",
+            "spotify_pipeline_tools.cli.main",
             "--stack-dir",
             str(root),
             "query",

@@ -12,10 +12,10 @@ from helpers import bq, gcs
 from spotify_pipeline.errors import DataError
 from spotify_pipeline.load import replace_partitions
 from spotify_pipeline.manifest import FileEntry, Manifest
-from spotify_pipeline.provision import ensure_dataset
 from spotify_pipeline.schema import table
 from spotify_pipeline.store import BucketStore, StaleObject
 from spotify_pipeline.tabular import parquet_bytes, to_arrow
+from spotify_pipeline_tools.provision import ensure_dataset
 
 
 def _manifest(run_id: str, files: tuple[FileEntry, ...] = ()) -> Manifest:

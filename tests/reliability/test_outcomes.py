@@ -29,10 +29,10 @@ from helpers import gcs, outcomes_of, query
 from reliability_log import record
 
 from spotify_pipeline import entrypoints, layout
-from spotify_pipeline.cli import publish_tick
 from spotify_pipeline.outcomes import PENDING_PREFIX, REQUEST
-from spotify_pipeline.stack import local
-from spotify_pipeline.stack.local import BUCKET
+from spotify_pipeline_tools.cli.publish import publish_tick
+from spotify_pipeline_tools.stack import local
+from spotify_pipeline_tools.stack.local import BUCKET
 
 pytestmark = [pytest.mark.emulators, pytest.mark.e2e]
 
@@ -190,7 +190,7 @@ def test_runs_whose_events_aged_out_are_abandoned(stack: Any, clean: dict[str, s
 def _cli(state: Any, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "GOOGLE_")) and "EMULATOR" not in k}
     return subprocess.Popen(
-        [sys.executable, "-m", "spotify_pipeline.cli", "--stack-dir", str(state.root), *args],
+        [sys.executable, "-m", "spotify_pipeline_tools.cli.main", "--stack-dir", str(state.root), *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -24,11 +24,11 @@ from helpers import bq, cli, run_pipeline
 from reliability_log import record
 
 from spotify_pipeline import layout
-from spotify_pipeline.cli import publish_tick
 from spotify_pipeline.entrypoints import Runtime
 from spotify_pipeline.load import STAGING_SWEEP_AGE, run_load, staging_tables
 from spotify_pipeline.manifest import UpstreamRef
-from spotify_pipeline.stack import local
+from spotify_pipeline_tools.cli.publish import publish_tick
+from spotify_pipeline_tools.stack import local
 
 pytestmark = [pytest.mark.emulators, pytest.mark.e2e]
 

@@ -29,9 +29,9 @@ from helpers import query
 from reliability_log import record
 
 from spotify_pipeline import layout
-from spotify_pipeline.cli import publish_tick
 from spotify_pipeline.schema import tables
-from spotify_pipeline.stack import local
+from spotify_pipeline_tools.cli.publish import publish_tick
+from spotify_pipeline_tools.stack import local
 
 pytestmark = [pytest.mark.emulators, pytest.mark.e2e]
 

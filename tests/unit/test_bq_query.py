@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from spotify_pipeline.bq_query import QueryTimeout, run_query
-from spotify_pipeline.cli_errors import FAILED, explain
 from spotify_pipeline.clients import bigquery_client
+from spotify_pipeline_tools.bq_query import QueryTimeout, run_query
+from spotify_pipeline_tools.cli.errors import FAILED, explain
 
 
 def test_a_query_to_a_warehouse_that_never_answers_times_out_naming_the_query() -> None:

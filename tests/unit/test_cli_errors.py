@@ -12,8 +12,8 @@ from google.api_core import exceptions as api
 from google.auth.exceptions import DefaultCredentialsError
 from helpers import cli, error_lines
 
-from spotify_pipeline.cli_errors import Explanation, explain
 from spotify_pipeline.errors import DataError
+from spotify_pipeline_tools.cli.errors import Explanation, explain
 
 NO_CREDENTIALS = {"GOOGLE_APPLICATION_CREDENTIALS": "", "CLOUDSDK_CONFIG": "/nonexistent"}
 

@@ -3,69 +3,67 @@
 
 from __future__ import annotations
 
-import argparse
 from datetime import date
 from typing import Any
 
+import click
 import pytest
 
-from spotify_pipeline.cli import build_parser
-from spotify_pipeline.cli_follow import Verdict, run_verdict
-from spotify_pipeline.cli_request import request_payload
 from spotify_pipeline.config import Settings
 from spotify_pipeline.events import RUN_REQUEST_FIELDS, InvalidEvent, parse_run_request
 from spotify_pipeline.outcomes import REQUEST, RunOutcome
 from spotify_pipeline.sources import CHART_SOURCES
+from spotify_pipeline_tools.cli.follow import Verdict, run_verdict
+from spotify_pipeline_tools.cli.main import GROUP
+from spotify_pipeline_tools.cli.request import REQUEST_FLAGS, request_payload
 
 
-def parsers(parser: argparse.ArgumentParser, path: str = "spotify-pipeline") -> list[tuple[str, Any]]:
-    """Every (sub)command's parser, depth first."""
-    found = [(path, parser)]
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                found += parsers(sub, f"{path} {name}")
+def commands(group: click.Group = GROUP, path: str = "spotify-pipeline") -> list[tuple[str, click.Command]]:
+    """Every (sub)command, depth first."""
+    found: list[tuple[str, click.Command]] = [(path, group)]
+    for name, sub in group.commands.items():
+        found += commands(sub, f"{path} {name}") if isinstance(sub, click.Group) else [(f"{path} {name}", sub)]
     return found
 
 
-def request_actions(command: str) -> dict[str, argparse.Action]:
-    sub = dict(parsers(build_parser()))[f"spotify-pipeline {command}"]
-    return {a.dest: a for a in sub._actions}
+def request_options(command: str) -> dict[str, click.Parameter]:
+    sub = dict(commands())[f"spotify-pipeline {command}"]
+    return {p.name: p for p in sub.params if p.name}
 
 
 def test_every_argument_of_every_command_has_help() -> None:
-    arguments = [
-        (f"{path} {a.option_strings or a.dest}", a.help)
-        for path, p in parsers(build_parser())
-        for a in p._actions
-        if not isinstance(a, argparse._HelpAction | argparse._SubParsersAction)
-    ]
-    commands = [
-        (f"{path} {c.dest}", c.help)
-        for path, p in parsers(build_parser())
-        for a in p._actions
-        if isinstance(a, argparse._SubParsersAction)
-        for c in a._choices_actions
-    ]
-    assert len(arguments) > 60 and len(commands) > 10
-    assert [name for name, text in arguments + commands if not (text or "").strip()] == []
+    arguments = [(f"{path} {p.opts}", p.help) for path, c in commands() for p in c.params]
+    helps = [(path, c.short_help) for path, c in commands()[1:]]
+    assert len(arguments) > 60 and len(helps) > 10
+    assert [name for name, text in arguments + helps if not (text or "").strip()] == []
 
 
 @pytest.mark.parametrize("command", ["run", "trigger"])
 def test_every_run_request_field_is_a_flag(command: str) -> None:
-    actions = request_actions(command)
-    assert [f for f in RUN_REQUEST_FIELDS if f not in actions] == []
+    options = request_options(command)
+    assert [f for f in RUN_REQUEST_FIELDS if f not in options] == []
     # the flag is the field's name, e.g. --remove-markets
-    assert [f for f in RUN_REQUEST_FIELDS if "--" + f.replace("_", "-") not in actions[f].option_strings] == []
+    assert [f for f in RUN_REQUEST_FIELDS if "--" + f.replace("_", "-") not in options[f].opts] == []
 
 
 def test_run_and_trigger_accept_the_same_chart_sources() -> None:
-    assert tuple(request_actions("run")["chart_source"].choices) == CHART_SOURCES
-    assert tuple(request_actions("trigger")["chart_source"].choices) == CHART_SOURCES
+    for command in ("run", "trigger"):
+        choice = request_options(command)["chart_source"].type
+        assert isinstance(choice, click.Choice) and tuple(choice.choices) == CHART_SOURCES
+
+
+def parsed(*argv: str) -> dict[str, Any]:
+    """The request flags `spotify-pipeline run ARGV` hands its command (parsed as the CLI parses them)."""
+    seen: dict[str, Any] = {}
+    run = GROUP.commands["run"]
+    with run.make_context("run", list(argv)) as ctx:
+        for f in REQUEST_FLAGS:
+            seen[f.field] = ctx.params[f.field]
+    return seen
 
 
 def payload_of(*argv: str) -> dict[str, Any]:
-    return request_payload(build_parser().parse_args(["run", *argv]), "run-x")
+    return request_payload(parsed(*argv), "run-x")
 
 
 def test_flags_become_the_request_extract_reads() -> None:
@@ -130,9 +128,9 @@ def test_following_a_run_honours_its_timeout_when_the_warehouse_is_gone(capsys: 
     import socket
     import time
 
-    from spotify_pipeline.cli_follow import wait_for_run
     from spotify_pipeline.clients import bigquery_client
     from spotify_pipeline.config import Settings
+    from spotify_pipeline_tools.cli.follow import wait_for_run
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -149,11 +147,11 @@ def test_following_a_run_honours_its_timeout_when_the_warehouse_is_gone(capsys: 
 def test_run_refuses_to_publish_a_request_over_the_size_limit() -> None:
     """12,000 markets on the command line (72 KB): refused before parsing, before anything is uploaded
     or published (no stack, no client: prepare_request raises first), naming the size and the limit."""
-    from spotify_pipeline.cli_request import prepare_request
+    from spotify_pipeline_tools.cli.request import prepare_request
 
-    args = build_parser().parse_args(["run", "--markets", ",".join(["BR"] * 12_000)])
+    flags = parsed("--markets", ",".join(["BR"] * 12_000))
     with pytest.raises(InvalidEvent) as info:
-        prepare_request(args, Settings(), {}, "run-x")
+        prepare_request(flags, Settings(), {}, "run-x")
     assert info.value.field == "message.data"
     assert str(info.value).startswith("run request: field 'message.data' = '72,") and "65,536 bytes" in str(info.value)
 
@@ -161,7 +159,7 @@ def test_run_refuses_to_publish_a_request_over_the_size_limit() -> None:
 @pytest.mark.parametrize("name", ["x\u202evsc.csv", "a\nb.csv", "../recommend/x.csv", "./x.csv"])
 def test_inbox_put_refuses_a_name_ingest_would_refuse_before_uploading(tmp_path: Any, name: str) -> None:
     """No client is built: the name is refused first, with the rule ingest applies to the event."""
-    from spotify_pipeline.cli_request import put_in_inbox
+    from spotify_pipeline_tools.cli.request import put_in_inbox
 
     chart = tmp_path / "chart.csv"
     chart.write_text("not read\n")

@@ -137,7 +137,7 @@ def _sources() -> str:
         [
             inspect.getsource(Settings.from_env),
             (PACKAGE / "clients.py").read_text(encoding="utf-8"),
-            (PACKAGE / "cli.py").read_text(encoding="utf-8"),
+            (PACKAGE.parent / "spotify_pipeline_tools" / "cli" / "main.py").read_text(encoding="utf-8"),
         ]
     )
 

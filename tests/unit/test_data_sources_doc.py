@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from spotify_pipeline.standin import build_demo_catalogue
+from spotify_pipeline_tools.standin import build_demo_catalogue
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = (REPO / "docs" / "data-sources.md").read_text(encoding="utf-8")

@@ -9,9 +9,9 @@ import json
 import re
 from pathlib import Path
 
-from spotify_pipeline.cli import build_parser
 from spotify_pipeline.config import ENVIRONMENT_VARIABLES
 from spotify_pipeline.events import RUN_REQUEST_FIELDS
+from spotify_pipeline_tools.cli.main import GROUP
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
@@ -37,9 +37,7 @@ def tool_variables() -> set[str]:
 
 
 def cli_commands() -> list[str]:
-    choices = next(a for a in build_parser()._actions if a.dest == "command").choices
-    assert choices is not None
-    return [str(c) for c in choices]
+    return list(GROUP.commands)
 
 
 def schema_source() -> dict[str, dict[str, object]]:

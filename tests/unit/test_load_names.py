@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from spotify_pipeline.cli_ops import render_staging
 from spotify_pipeline.load import RECOMMEND_TABLES, STAGING_RE, TRANSFORM_TABLES, StagingTable, transaction_script
 from spotify_pipeline.schema import table
+from spotify_pipeline_tools.cli.ops import render_staging
 
 
 def test_a_staging_name_gives_back_its_table_and_snapshot_whatever_the_run_id() -> None:

@@ -1,7 +1,9 @@
-"""packaging.build: four self-contained, reproducible function zips that import on their own."""
+"""packaging.build: four self-contained, reproducible function zips that import on their own, each
+holding exactly the core package (``spotify_pipeline``), which never imports the dev tools."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -13,20 +15,23 @@ from pathlib import Path
 
 import pytest
 
-from spotify_pipeline import packaging
 from spotify_pipeline.schema import tables
+from spotify_pipeline_tools import packaging
 
 REPO = Path(__file__).resolve().parents[2]
+CORE = REPO / "src" / "spotify_pipeline"
+TOOLS_PACKAGE = "spotify_pipeline_tools"
 FUNCTIONS = ("extract", "transform", "recommend", "load")
 HEAVY = {"pandas": "pandas", "numpy": "numpy", "pyarrow": "pyarrow", "sklearn": "scikit-learn", "scipy": "scipy"}
 REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([0-9][A-Za-z0-9.+!-]*)$")
 
-# Runs inside the extracted zip; argv: function name, stage module, heavy modules to report.
+# Runs inside the extracted zip; argv: function name, stage module, heavy modules to report, the
+# checkout's src/ folder.
 # The editable install puts the repository's src/ on sys.path (a .pth file) and may add an
 # import finder; both are removed before anything is imported.
 SNIPPET = """
 import json, sys
-sys.path = [p for p in sys.path if 'work/main/src' not in p]
+sys.path = [p for p in sys.path if 'work/main/src' not in p and p.rstrip('/') != sys.argv[4]]
 sys.meta_path = [f for f in sys.meta_path
                  if 'editable' not in type(f).__module__.lower() and '__editable__' not in repr(f)]
 import main
@@ -35,7 +40,7 @@ import importlib
 importlib.import_module('spotify_pipeline.' + sys.argv[2])
 from spotify_pipeline.schema import tables
 try:
-    import spotify_pipeline.stack
+    import spotify_pipeline_tools.stack
     dev_tools = True
 except ImportError:
     dev_tools = False
@@ -71,7 +76,7 @@ def imported(
         procs[fn] = (
             folder,
             subprocess.Popen(
-                [sys.executable, "-c", SNIPPET, fn, fn, ",".join(HEAVY)],
+                [sys.executable, "-c", SNIPPET, fn, fn, ",".join(HEAVY), str(REPO / "src")],
                 cwd=folder,
                 env=env,
                 stdout=subprocess.PIPE,
@@ -121,7 +126,7 @@ def test_zip_contents(built: dict[str, tuple[Path, str]], fn: str) -> None:
         assert required in listed, required
     stage = {f"spotify_pipeline/{fn}.py", f"spotify_pipeline/{fn}/__init__.py"}  # a module or a package
     assert stage & set(listed), stage
-    dev = [n for n in listed if n.startswith(("spotify_pipeline/stack/", "spotify_pipeline/standin/"))]
+    dev = [n for n in listed if n.startswith(TOOLS_PACKAGE)]
     assert dev == []
     assert not [n for n in listed if "__pycache__" in n or n.endswith(".pyc")]
     assert len(listed) == len(set(listed))
@@ -133,11 +138,50 @@ def test_zip_contents(built: dict[str, tuple[Path, str]], fn: str) -> None:
     assert packaged == src.read_bytes()
 
 
-def test_every_core_module_is_packaged(built: dict[str, tuple[Path, str]]) -> None:
-    src = REPO / "src" / "spotify_pipeline"
-    expected = {f"spotify_pipeline/{p.relative_to(src).as_posix()}" for p in src.glob("*.py")}
+def _core_files() -> set[str]:
+    return {
+        f"spotify_pipeline/{p.relative_to(CORE).as_posix()}"
+        for p in CORE.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    }
+
+
+def test_each_zip_is_the_core_package_as_is(built: dict[str, tuple[Path, str]]) -> None:
+    """Exactly main.py, requirements.txt and every file of src/spotify_pipeline, byte for byte."""
+    expected = {"main.py", "requirements.txt"} | _core_files()
     for path, _ in built.values():
-        assert expected <= set(names(path))
+        assert set(names(path)) == expected
+        with zipfile.ZipFile(path) as zf:
+            for name in expected - {"main.py", "requirements.txt"}:
+                assert zf.read(name) == (CORE.parent / name).read_bytes(), name
+
+
+def _imported_modules(path: Path) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+    return out
+
+
+def test_the_core_never_imports_the_tools() -> None:
+    """The boundary that makes the zip the core as is: no import (lazy ones included) of the tools."""
+    offenders = {
+        path.relative_to(CORE).as_posix(): sorted(
+            m for m in _imported_modules(path) if m.split(".")[0] == TOOLS_PACKAGE
+        )
+        for path in sorted(CORE.rglob("*.py"))
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_functions_never_import_the_tools() -> None:
+    for fn in FUNCTIONS:
+        main = REPO / "functions" / fn / "main.py"
+        assert not [m for m in _imported_modules(main) if m.split(".")[0] == TOOLS_PACKAGE], fn
+        assert TOOLS_PACKAGE not in (REPO / "functions" / fn / "requirements.txt").read_text("utf-8")
 
 
 def test_builds_are_reproducible(built: dict[str, tuple[Path, str]], tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from spotify_pipeline import cli_recommend, recommend, transform
+from spotify_pipeline import recommend, transform
 from spotify_pipeline.errors import DataError
 from spotify_pipeline.features import MODEL_FEATURES, Z_COLUMNS, zscore
 from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
@@ -39,6 +39,7 @@ from spotify_pipeline.recommend import (
 )
 from spotify_pipeline.schema import table
 from spotify_pipeline.store import ObjectWriter
+from spotify_pipeline_tools.cli import recommend as cli_recommend
 
 SNAPSHOT = date(2026, 11, 23)
 FEATURES = MODEL_FEATURES

@@ -3,16 +3,20 @@ slices a backfill uploads, the run requests it publishes, and the status report.
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import click
 import pytest
 
-from spotify_pipeline import cli_ops
 from spotify_pipeline.config import Settings
 from spotify_pipeline.events import parse_run_request
-from spotify_pipeline.replay import (
+from spotify_pipeline.runlog import new_run_id
+from spotify_pipeline.sources.charts_csv import parse_chart_csv
+from spotify_pipeline_tools.cli import ops as cli_ops
+from spotify_pipeline_tools.cli.main import GROUP
+from spotify_pipeline_tools.replay import (
     WeekPick,
     backfill_request,
     missing_weeks,
@@ -20,8 +24,6 @@ from spotify_pipeline.replay import (
     slice_chart_file,
     weekly_picks,
 )
-from spotify_pipeline.runlog import new_run_id
-from spotify_pipeline.sources.charts_csv import parse_chart_csv
 
 CHARTS = Path(__file__).resolve().parents[1] / "fixtures" / "charts"
 
@@ -109,28 +111,32 @@ def test_backfill_requests_are_valid_run_requests() -> None:
     assert "force_gates" not in backfill_request(week, "x.csv", run_id)
 
 
+def parse(argv: list[str]) -> tuple[click.Command, dict[str, Any]]:
+    """The command `spotify-pipeline ARGV` runs and the parameters it receives."""
+    command = GROUP.commands[argv[0]]
+    with command.make_context(argv[0], argv[1:]) as ctx:
+        return command, dict(ctx.params)
+
+
 def test_commands_register_and_parse() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--stack-dir")
-    cli_ops.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["replay", "--from", "2026-01-05", "--stage", "recommend", "--force"])
-    assert (args.first, args.last, args.stage, args.force, args.func) == (
+    command, params = parse(["replay", "--from", "2026-01-05", "--stage", "recommend", "--force"])
+    assert (params["first"], params["last"], params["stage"], params["force"], command) == (
         "2026-01-05",
         None,
         "recommend",
         True,
-        cli_ops.cmd_replay,
+        cli_ops.replay_command,
     )
-    args = parser.parse_args(["backfill", "--charts-csv", "f.csv", "--from", "2026-01-01", "--markets", "GLOBAL"])
-    assert (args.charts_csv, args.first, args.markets, args.func) == (
+    command, params = parse(["backfill", "--charts-csv", "f.csv", "--from", "2026-01-01", "--markets", "GLOBAL"])
+    assert (params["charts_csv"], params["first"], params["markets"], command) == (
         "f.csv",
         "2026-01-01",
         "GLOBAL",
-        cli_ops.cmd_backfill,
+        cli_ops.backfill_command,
     )
-    assert parser.parse_args(["status", "--limit", "2"]).func is cli_ops.cmd_status
-    with pytest.raises(SystemExit):
-        parser.parse_args(["replay", "--from", "2026-01-05", "--stage", "extract"])  # extract is never replayed
+    assert parse(["status", "--limit", "2"])[0] is cli_ops.status_command
+    with pytest.raises(click.UsageError):
+        parse(["replay", "--from", "2026-01-05", "--stage", "extract"])  # extract is never replayed
 
 
 def test_status_report_groups_by_stage_newest_first() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from spotify_pipeline.dashboard.payload import MOVEMENTS, build_payload, market_order
-from spotify_pipeline.dashboard.warehouse import (
+from spotify_pipeline_tools.dashboard.payload import MOVEMENTS, build_payload, market_order
+from spotify_pipeline_tools.dashboard.warehouse import (
     AUTO_PAIR_BUDGET,
     DashboardError,
     Selection,

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from spotify_pipeline.dashboard.render import CSP, data_json, inline_script, render_html, write_dashboard
+from spotify_pipeline_tools.dashboard.render import CSP, data_json, inline_script, render_html, write_dashboard
 
 HOSTILE = "</script><script>alert(1)</script><!-- & \u2028"
 

@@ -11,8 +11,8 @@ import pytest
 from unit.sources.harness import CLIENT_ID, CLIENT_SECRET, Harness, Standin
 from werkzeug.serving import make_server
 
-from spotify_pipeline.standin import build_demo_catalogue, create_app
-from spotify_pipeline.standin.catalogue import Catalogue
+from spotify_pipeline_tools.standin import build_demo_catalogue, create_app
+from spotify_pipeline_tools.standin.catalogue import Catalogue
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from spotify_pipeline.errors import DataError, RateLimited, SourceUnavailable
 from spotify_pipeline.events import RunRequest, parse_run_request
 from spotify_pipeline.extract import run_extract
 from spotify_pipeline.manifest import Manifest
-from spotify_pipeline.standin.catalogue import USER_PLAYLISTS, Catalogue
+from spotify_pipeline_tools.standin.catalogue import USER_PLAYLISTS, Catalogue
 
 SNAPSHOT = date(2026, 11, 23)
 USER = {m: pid for m, (pid, _) in USER_PLAYLISTS.items()}

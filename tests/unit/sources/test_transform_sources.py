@@ -19,9 +19,9 @@ from spotify_pipeline.extract import run_extract
 from spotify_pipeline.features import MODEL_FEATURES
 from spotify_pipeline.manifest import UpstreamRef
 from spotify_pipeline.schema import table
-from spotify_pipeline.standin.catalogue import USER_PLAYLISTS, Catalogue
 from spotify_pipeline.tabular import to_arrow
 from spotify_pipeline.transform import ARTIST_NAME_KEY, TABLES, run_transform
+from spotify_pipeline_tools.standin.catalogue import USER_PLAYLISTS, Catalogue
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 CHART_TIME = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from spotify_pipeline.stack import processes
-from spotify_pipeline.stack.eventarc import PENDING_FOLDER, Deliverer, RetryPolicy, storage_cloud_event
-from spotify_pipeline.stack.local import BUCKET, BUCKET_TRIGGERED, StackState
+from spotify_pipeline_tools.stack import processes
+from spotify_pipeline_tools.stack.eventarc import PENDING_FOLDER, Deliverer, RetryPolicy, storage_cloud_event
+from spotify_pipeline_tools.stack.local import BUCKET, BUCKET_TRIGGERED, StackState
 
 FAST = {"EVENTARC_STANDIN_MIN_BACKOFF_SECONDS": "0.1", "EVENTARC_STANDIN_MAX_BACKOFF_SECONDS": "0.4"}
 

@@ -16,8 +16,8 @@ from spotipy.cache_handler import MemoryCacheHandler
 from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOauthError
 from werkzeug.serving import make_server
 
-from spotify_pipeline.standin import build_demo_catalogue, create_app
-from spotify_pipeline.standin.catalogue import BR_PLAYLIST_ID, GLOBAL_PLAYLIST_ID, KR_PLAYLIST_ID, Catalogue
+from spotify_pipeline_tools.standin import build_demo_catalogue, create_app
+from spotify_pipeline_tools.standin.catalogue import BR_PLAYLIST_ID, GLOBAL_PLAYLIST_ID, KR_PLAYLIST_ID, Catalogue
 
 CLIENT_ID = "standin-client-id"
 # Generated per test session, like the stack's: no credential-shaped literal in the tests.

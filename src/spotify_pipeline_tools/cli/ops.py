@@ -2,7 +2,7 @@
 
 * ``replay --from D1 [--to D2] [--stage transform|recommend|load] [--force] [--dry-run]``: re-run the
   later stages of stored snapshots from the bucket, in this process, with no external API call
-  (see :mod:`spotify_pipeline.replay`);
+  (see :mod:`spotify_pipeline_tools.replay`);
 * ``backfill --charts-csv FILE [--from D1] [--to D2] [--markets ...] [--force] [--dry-run]``: one
   snapshot per ISO week of a chart file holding many dates, each run through the pipeline and
   followed to its load;
@@ -10,13 +10,12 @@
   ``pipeline_runs``, with durations, row counts, sources and errors; and the staging tables in the
   dataset, if any (a load in progress, or one whose delete failed).
 
-Target: :func:`spotify_pipeline.cli_target.resolve`, as for every command (the local stack must be
+Target: :func:`spotify_pipeline_tools.cli.target.resolve`, as for every command (the local stack must be
 up for replay and backfill; ``status`` starts its BigQuery emulator alone if it is down).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -24,64 +23,17 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import click
+
 from spotify_pipeline import layout
-from spotify_pipeline.cli_errors import BAD_INPUT, CliError
-from spotify_pipeline.cli_target import add_project_argument, open_warehouse, resolve
 from spotify_pipeline.config import Settings
 from spotify_pipeline.load import STAGING_EXPIRES, STAGING_SWEEP_AGE, StagingTable
+from spotify_pipeline_tools.cli.app import Command
+from spotify_pipeline_tools.cli.errors import BAD_INPUT, CliError
+from spotify_pipeline_tools.cli.target import TargetChoice, open_warehouse, resolve, target_options
 
 STAGE_ORDER = ("extract", "transform", "recommend", "load")
 NO_LOAD_ALERT_DAYS = 8  # infra/monitoring.tf alerts after this many days without a successful load
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``replay``, ``backfill`` and ``status`` to ``spotify-pipeline``'s sub-commands."""
-    p = subparsers.add_parser(
-        "replay",
-        help="re-run transform/recommend/load of stored snapshots from the bucket (no Spotify request)",
-        description="Re-runs --stage and every later stage for each stored snapshot from --from to --to, "
-        "oldest first, in this process, with this environment's model settings (PIPELINE_CLUSTERS, ...).",
-    )
-    p.add_argument("--from", dest="first", required=True, metavar="YYYY-MM-DD", help="first snapshot date")
-    p.add_argument("--to", dest="last", metavar="YYYY-MM-DD", help="last snapshot date (default: --from)")
-    p.add_argument(
-        "--stage",
-        choices=["transform", "recommend", "load"],
-        default="transform",
-        help="first stage to re-run (default transform: from the raw objects; recommend: from the clean "
-        "tables, e.g. after a model change; load: reload BigQuery only)",
-    )
-    p.add_argument("--force", action="store_true", help="go past failed data-quality gates (recorded)")
-    p.add_argument("--dry-run", action="store_true", help="list the snapshots that would be replayed")
-    add_project_argument(p, bucket=True)
-    p.set_defaults(func=cmd_replay)
-
-    p = subparsers.add_parser(
-        "backfill",
-        help="load past weeks from a chart file holding many dates (one snapshot per ISO week)",
-        description="Rule: per ISO week (Monday-Sunday), the latest date of that week the file holds within "
-        "[--from, --to]; snapshot_date = that date. Each week runs through the pipeline, oldest first.",
-    )
-    p.add_argument("--charts-csv", required=True, metavar="PATH", help="chart file: local path or gs://BUCKET/NAME")
-    p.add_argument("--from", dest="first", metavar="YYYY-MM-DD", help="first date considered (default: the file's)")
-    p.add_argument("--to", dest="last", metavar="YYYY-MM-DD", help="last date considered (default: the file's)")
-    p.add_argument("--markets", help="comma separated, e.g. GLOBAL,BR (default: every market of the file)")
-    p.add_argument("--force", action="store_true", help="load weeks even if a data-quality gate fails (recorded)")
-    p.add_argument("--dry-run", action="store_true", help="print the weeks and dates the rule picks, run nothing")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each week's load (default 300)")
-    p.add_argument("--topic", help="ticks topic (default: $PIPELINE_TICKS_TOPIC or spotify-pipeline-ticks)")
-    add_project_argument(p, bucket=True)
-    p.set_defaults(func=cmd_backfill)
-
-    p = subparsers.add_parser(
-        "status", help="last runs per stage from pipeline_runs: durations, row counts, sources, errors"
-    )
-    p.add_argument("--limit", type=int, default=5, help="runs shown per stage (default 5)")
-    p.add_argument("--days", type=int, default=60, help="look this many days back (default 60)")
-    p.add_argument("--stage", help="only this stage")
-    p.add_argument("--wide", action="store_true", help="do not shorten errors")
-    add_project_argument(p)
-    p.set_defaults(func=cmd_status)
 
 
 def _date(value: str | None, flag: str) -> date | None:
@@ -96,28 +48,49 @@ def _date(value: str | None, flag: str) -> date | None:
 # ------------------------------------------------------------------------ replay
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
+@click.command(
+    "replay",
+    cls=Command,
+    short_help="re-run transform/recommend/load of stored snapshots from the bucket (no Spotify request)",
+    help="Re-runs --stage and every later stage for each stored snapshot from --from to --to, "
+    "oldest first, in this process, with this environment's model settings (PIPELINE_CLUSTERS, ...).",
+)
+@click.option("--from", "first", required=True, metavar="YYYY-MM-DD", help="first snapshot date")
+@click.option("--to", "last", metavar="YYYY-MM-DD", help="last snapshot date (default: --from)")
+@click.option(
+    "--stage",
+    type=click.Choice(["transform", "recommend", "load"]),
+    default="transform",
+    help="first stage to re-run (default transform: from the raw objects; recommend: from the clean "
+    "tables, e.g. after a model change; load: reload BigQuery only)",
+)
+@click.option("--force", is_flag=True, help="go past failed data-quality gates (recorded)")
+@click.option("--dry-run", is_flag=True, help="list the snapshots that would be replayed")
+@target_options(bucket=True)
+def replay_command(
+    where: TargetChoice, first: str, last: str | None, stage: layout.Stage, force: bool, dry_run: bool
+) -> int:
     from spotify_pipeline.entrypoints import Runtime
-    from spotify_pipeline.replay import replay, replay_plan
     from spotify_pipeline.runlog import new_run_id
+    from spotify_pipeline_tools.replay import replay, replay_plan
 
-    first = _date(args.first, "--from")
-    last = _date(args.last, "--to") or first
-    assert first is not None and last is not None  # --from is required
-    if last < first:
-        raise CliError(f"--to {last} is before --from {first}", code=BAD_INPUT)
-    target = resolve(args, running=True)
+    first_day = _date(first, "--from")
+    last_day = _date(last, "--to") or first_day
+    assert first_day is not None and last_day is not None  # --from is required
+    if last_day < first_day:
+        raise CliError(f"--to {last_day} is before --from {first_day}", code=BAD_INPUT)
+    target = resolve(where, running=True)
     target.announce()
     rt = Runtime(env=target.env)
-    if args.dry_run:
-        days = replay_plan(rt, args.stage, first, last)
-        print(f"{len(days)} snapshot(s) to replay from {args.stage}: {', '.join(map(str, days)) or 'none'}")
+    if dry_run:
+        days = replay_plan(rt, stage, first_day, last_day)
+        print(f"{len(days)} snapshot(s) to replay from {stage}: {', '.join(map(str, days)) or 'none'}")
         return 0
     run_id = new_run_id("replay", rt.now())
-    outcomes = replay(rt, args.stage, first, last, run_id=run_id, force=args.force, say=_say)
+    outcomes = replay(rt, stage, first_day, last_day, run_id=run_id, force=force, say=_say)
     if not outcomes:
         print(
-            f"nothing to replay: no stored {args.stage} input between {first} and {last} "
+            f"nothing to replay: no stored {stage} input between {first_day} and {last_day} "
             "(raw objects are kept raw_retention_weeks; older weeks replay from --stage recommend)",
             file=sys.stderr,
         )
@@ -152,24 +125,48 @@ def _read_chart(path: str, settings: Settings, env: Mapping[str, str]) -> tuple[
     return Path(path).read_bytes(), Path(path).name
 
 
-def cmd_backfill(args: argparse.Namespace) -> int:
-    from spotify_pipeline.cli import publish_tick
-    from spotify_pipeline.cli_follow import wait_for_run
+@click.command(
+    "backfill",
+    cls=Command,
+    short_help="load past weeks from a chart file holding many dates (one snapshot per ISO week)",
+    help="Rule: per ISO week (Monday-Sunday), the latest date of that week the file holds within "
+    "[--from, --to]; snapshot_date = that date. Each week runs through the pipeline, oldest first.",
+)
+@click.option("--charts-csv", required=True, metavar="PATH", help="chart file: local path or gs://BUCKET/NAME")
+@click.option("--from", "first", metavar="YYYY-MM-DD", help="first date considered (default: the file's)")
+@click.option("--to", "last", metavar="YYYY-MM-DD", help="last date considered (default: the file's)")
+@click.option("--markets", help="comma separated, e.g. GLOBAL,BR (default: every market of the file)")
+@click.option("--force", is_flag=True, help="load weeks even if a data-quality gate fails (recorded)")
+@click.option("--dry-run", is_flag=True, help="print the weeks and dates the rule picks, run nothing")
+@click.option("--timeout", type=float, default=300.0, help="seconds to wait for each week's load (default 300)")
+@target_options(bucket=True, topic=True)
+def backfill_command(
+    where: TargetChoice,
+    charts_csv: str,
+    first: str | None,
+    last: str | None,
+    markets: str | None,
+    force: bool,
+    dry_run: bool,
+    timeout: float,
+) -> int:
     from spotify_pipeline.clients import storage_client
     from spotify_pipeline.config import parse_markets
     from spotify_pipeline.events import parse_run_request
-    from spotify_pipeline.replay import backfill_request, plan_backfill
     from spotify_pipeline.runlog import new_run_id
+    from spotify_pipeline_tools.cli.follow import wait_for_run
+    from spotify_pipeline_tools.cli.publish import publish_tick
+    from spotify_pipeline_tools.replay import backfill_request, plan_backfill
 
-    target = resolve(args, running=True)
+    target = resolve(where, running=True)
     target.announce()
     env, state, settings = target.env, target.state, target.settings
-    markets = parse_markets(args.markets, "--markets") if args.markets else ()
-    data, name = _read_chart(args.charts_csv, settings, env)
-    weeks, gaps = plan_backfill(data, name, _date(args.first, "--from"), _date(args.last, "--to"), markets)
+    chosen = parse_markets(markets, "--markets") if markets else ()
+    data, name = _read_chart(charts_csv, settings, env)
+    weeks, gaps = plan_backfill(data, name, _date(first, "--from"), _date(last, "--to"), chosen)
     if not weeks:
         raise CliError(
-            f"{name} holds no date between {args.first or 'its first'} and {args.last or 'its last'}",
+            f"{name} holds no date between {first or 'its first'} and {last or 'its last'}",
             "widen --from/--to (or leave them out)",
             BAD_INPUT,
         )
@@ -181,7 +178,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         )
     if gaps:
         print(f"  weeks without any date in the file: {', '.join(gaps)}")
-    if args.dry_run:
+    if dry_run:
         return 0
 
     now = datetime.now(UTC)
@@ -195,11 +192,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         # uploads/ starts nothing (only inbox/ does): the run request below names the object.
         blob = bucket.blob(f"{layout.UPLOADS_PREFIX}{backfill_id}/{day.isoformat()}/{name}")
         blob.upload_from_string(week.data, content_type="text/csv")
-        message = backfill_request(week, f"{blob.name}#{blob.generation}", run_id, force=args.force)
+        message = backfill_request(week, f"{blob.name}#{blob.generation}", run_id, force=force)
         parse_run_request(message, settings, default_run_id=run_id)  # extract's own validation, first
         print(f"[{i}/{len(weeks)}] {week.pick.label}: snapshot {day}, run {run_id}", flush=True)
         publish_tick(env, state, message)
-        if wait_for_run(client, settings, run_id, args.timeout, env=env) != 0:
+        if wait_for_run(client, settings, run_id, timeout, env=env) != 0:
             failed.append(day.isoformat())
     print(f"backfill {backfill_id}: {len(weeks) - len(failed)} of {len(weeks)} week(s) loaded")
     if failed:
@@ -234,7 +231,7 @@ def fetch_status(
     """Recent ``pipeline_runs`` rows (newest first) and the last successful load, whenever it was."""
     from google.cloud import bigquery
 
-    from spotify_pipeline.bq_query import run_query
+    from spotify_pipeline_tools.bq_query import run_query
 
     table = f"`{project}.{dataset}.pipeline_runs`"
     cols = ", ".join(f"`{c}`" for c in STATUS_COLUMNS)
@@ -340,20 +337,29 @@ def render_staging(leftovers: Sequence[StagingTable], *, now: datetime) -> list[
     return lines
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+@click.command(
+    "status", cls=Command, help="last runs per stage from pipeline_runs: durations, row counts, sources, errors"
+)
+@click.option("--limit", type=int, default=5, help="runs shown per stage (default 5)")
+@click.option("--days", type=int, default=60, help="look this many days back (default 60)")
+@click.option("--stage", help="only this stage")
+@click.option("--wide", is_flag=True, help="do not shorten errors")
+@target_options()
+def status_command(where: TargetChoice, limit: int, days: int, stage: str | None, wide: bool) -> int:
     from google.cloud import bigquery
 
     from spotify_pipeline.load import BQ_RETRY_SECONDS, staging_tables
 
-    target = resolve(args, running=False)
+    target = resolve(where, running=False)
     project, dataset = target.settings.project, target.settings.dataset
     now = datetime.now(UTC)
     with open_warehouse(target) as client:
-        rows, last = fetch_status(client, project, dataset, days=args.days, now=now)
+        rows, last = fetch_status(client, project, dataset, days=days, now=now)
         retry = bigquery.DEFAULT_RETRY.with_timeout(BQ_RETRY_SECONDS)
         leftovers = staging_tables(client, f"{project}.{dataset}", retry, timeout=BQ_RETRY_SECONDS)
-    report = render_status(
-        rows, last, now=now, limit=args.limit, stage=args.stage, wide=args.wide, where=f"{project}.{dataset}"
-    )
+    report = render_status(rows, last, now=now, limit=limit, stage=stage, wide=wide, where=f"{project}.{dataset}")
     print("\n".join([report, *render_staging(leftovers, now=now)]))
     return 0
+
+
+COMMANDS: tuple[click.Command, ...] = (replay_command, backfill_command, status_command)

@@ -60,10 +60,10 @@ def explain(exc: BaseException) -> Explanation | None:
     from google.api_core import exceptions as api
     from google.auth import exceptions as auth
 
-    from spotify_pipeline.bq_query import QueryTimeout
     from spotify_pipeline.config import ConfigError
     from spotify_pipeline.errors import PermanentError
     from spotify_pipeline.events import InvalidEvent
+    from spotify_pipeline_tools.bq_query import QueryTimeout
 
     if isinstance(exc, CliError):
         return Explanation(exc.what, exc.todo, exc.code)

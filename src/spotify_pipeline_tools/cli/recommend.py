@@ -7,17 +7,20 @@ to OUT in chunks. Heavy imports happen when the command runs, not when the parse
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spotify_pipeline.cli_errors import BAD_INPUT, CliError
+import click
+
 from spotify_pipeline.errors import DataError
+from spotify_pipeline_tools.cli.app import Command
+from spotify_pipeline_tools.cli.errors import BAD_INPUT, CliError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -28,53 +31,67 @@ Z_FEATURES = tuple(f"{c}_z" for c in FEATURES)
 MARKET_LIST_COLUMNS = ("markets",)  # list<string>, or a string of codes separated by ; , | or spaces
 MARKET_ROW_COLUMNS = ("market", "country")  # one market per row; an empty country is GLOBAL (Kaggle)
 _SPLIT = r"[;,|\s]+"
-TABLE_FILES = (".parquet", ".pq", ".csv", ".csv.gz")  # what cli_recommend_export.TableWriter / write_table write
+TABLE_FILES = (".parquet", ".pq", ".csv", ".csv.gz")  # what recommend_export.TableWriter / write_table write
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "recommend",
-        help="the recommend stage alone: features file in, ranked neighbours (and clusters) out",
-        description=(
-            "Exact ranked neighbours and KMeans clusters for the tracks of a features file, with the "
-            "recommend function's code. IN: Parquet or CSV with track_id (or spotify_id) and "
-            "danceability, energy, loudness, valence; markets optional (a list, or codes joined by ';'). "
-            "One row per track is modelled: repeated rows of a track are merged, rows missing a "
-            "feature are skipped. OUT: the recommendations table, Parquet or CSV by extension "
-            "(.parquet, .csv, .csv.gz)."
-        ),
-    )
-    p.add_argument("--features", required=True, metavar="IN", help="input features, .parquet or .csv")
-    p.add_argument("--out", required=True, metavar="OUT", help="recommendations, .parquet / .csv / .csv.gz")
-    p.add_argument("--top-k", type=_positive, default=100, metavar="K", help="neighbours per track (default 100)")
-    p.add_argument("--clusters", type=_positive, default=5, metavar="C", help="KMeans clusters (default 5)")
-    p.add_argument(
-        "--all-pairs-max",
-        type=int,
-        default=2000,
-        metavar="N",
-        help="up to N tracks, write every pair instead of the top K (default 2000; 0 = never)",
-    )
-    p.add_argument("--random-state", type=int, default=42, metavar="S", help="KMeans seed (default 42)")
-    p.add_argument(
-        "--snapshot-date",
-        metavar="YYYY-MM-DD",
-        help="date written in snapshot_date; with a snapshot_date column in IN, only that date's rows are "
-        "modelled (default: IN's latest snapshot_date, else today UTC)",
-    )
-    p.add_argument("--csv-export", action="store_true", help="also write the recommendations as CSV beside OUT")
-    p.add_argument("--track-clusters-out", metavar="PATH", help="also write track_clusters (.parquet or .csv)")
-    p.add_argument("--clusters-out", metavar="PATH", help="also write clusters (.parquet or .csv)")
-    p.add_argument("--stats", metavar="PATH", help="write timings, counts and peak RSS as JSON")
-    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    p.set_defaults(func=cmd_recommend)
+@dataclass(frozen=True)
+class RecommendOptions:
+    """The options of ``spotify-pipeline recommend``, as given."""
+
+    features: str
+    out: str
+    top_k: int
+    clusters: int
+    all_pairs_max: int
+    random_state: int
+    snapshot_date: str | None
+    csv_export: bool
+    track_clusters_out: str | None
+    clusters_out: str | None
+    stats: str | None
+    quiet: bool
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+@click.command(
+    "recommend",
+    cls=Command,
+    short_help="the recommend stage alone: features file in, ranked neighbours (and clusters) out",
+    help=(
+        "Exact ranked neighbours and KMeans clusters for the tracks of a features file, with the "
+        "recommend function's code. IN: Parquet or CSV with track_id (or spotify_id) and "
+        "danceability, energy, loudness, valence; markets optional (a list, or codes joined by ';'). "
+        "One row per track is modelled: repeated rows of a track are merged, rows missing a "
+        "feature are skipped. OUT: the recommendations table, Parquet or CSV by extension "
+        "(.parquet, .csv, .csv.gz)."
+    ),
+)
+@click.option("--features", required=True, metavar="IN", help="input features, .parquet or .csv")
+@click.option("--out", required=True, metavar="OUT", help="recommendations, .parquet / .csv / .csv.gz")
+@click.option(
+    "--top-k", type=click.IntRange(min=1), default=100, metavar="K", help="neighbours per track (default 100)"
+)
+@click.option("--clusters", type=click.IntRange(min=1), default=5, metavar="C", help="KMeans clusters (default 5)")
+@click.option(
+    "--all-pairs-max",
+    type=int,
+    default=2000,
+    metavar="N",
+    help="up to N tracks, write every pair instead of the top K (default 2000; 0 = never)",
+)
+@click.option("--random-state", type=int, default=42, metavar="S", help="KMeans seed (default 42)")
+@click.option(
+    "--snapshot-date",
+    metavar="YYYY-MM-DD",
+    help="date written in snapshot_date; with a snapshot_date column in IN, only that date's rows are "
+    "modelled (default: IN's latest snapshot_date, else today UTC)",
+)
+@click.option("--csv-export", is_flag=True, help="also write the recommendations as CSV beside OUT")
+@click.option("--track-clusters-out", metavar="PATH", help="also write track_clusters (.parquet or .csv)")
+@click.option("--clusters-out", metavar="PATH", help="also write clusters (.parquet or .csv)")
+@click.option("--stats", metavar="PATH", help="write timings, counts and peak RSS as JSON")
+@click.option("--quiet", is_flag=True, help="print nothing but errors")
+def recommend_command(**options: Any) -> int:
+    return cmd_recommend(RecommendOptions(**options))
 
 
 class InputError(DataError):
@@ -227,45 +244,47 @@ def csv_sibling(out: Path) -> Path:
     return out.with_name(name + ".csv")
 
 
-def cmd_recommend(args: argparse.Namespace) -> int:
+def cmd_recommend(options: RecommendOptions) -> int:
     began = time.perf_counter()
     import pyarrow as pa
 
-    from spotify_pipeline.cli_recommend_export import TableWriter, write_table
     from spotify_pipeline.recommend import ModelParams, catalogue, preload, run_model, wire_schema
+    from spotify_pipeline_tools.cli.recommend_export import TableWriter, write_table
 
     preload()
     imported = time.perf_counter()
 
     def say(msg: str) -> None:
-        if not args.quiet:
+        if not options.quiet:
             print(msg, file=sys.stderr, flush=True)
 
     try:
-        snapshot = date.fromisoformat(args.snapshot_date) if args.snapshot_date else None
+        snapshot = date.fromisoformat(options.snapshot_date) if options.snapshot_date else None
     except ValueError:
-        raise CliError(f"--snapshot-date {args.snapshot_date!r} is not YYYY-MM-DD", code=BAD_INPUT) from None
+        raise CliError(f"--snapshot-date {options.snapshot_date!r} is not YYYY-MM-DD", code=BAD_INPUT) from None
     for path, flag in (
-        (args.out, "--out"),
-        (args.track_clusters_out, "--track-clusters-out"),
-        (args.clusters_out, "--clusters-out"),
-        (args.stats, "--stats"),
+        (options.out, "--out"),
+        (options.track_clusters_out, "--track-clusters-out"),
+        (options.clusters_out, "--clusters-out"),
+        (options.stats, "--stats"),
     ):
         if path:
             check_output(path, flag, table=flag != "--stats")
-    out = Path(args.out)
+    out = Path(options.out)
     params = ModelParams(
-        n_clusters=args.clusters,
-        random_state=args.random_state,
-        top_k=args.top_k,
-        all_pairs_max_tracks=args.all_pairs_max,
+        n_clusters=options.clusters,
+        random_state=options.random_state,
+        top_k=options.top_k,
+        all_pairs_max_tracks=options.all_pairs_max,
     )
     try:
-        tbl, snapshot, notes = read_features(Path(args.features), snapshot)
+        tbl, snapshot, notes = read_features(Path(options.features), snapshot)
         cat = catalogue(tbl, merge_duplicates=True)
         del tbl
     except pa.ArrowInvalid as exc:  # Arrow's message does not name the file
-        raise CliError(f"{args.features}: {exc}", "check that it is a Parquet or CSV features file", BAD_INPUT) from exc
+        raise CliError(
+            f"{options.features}: {exc}", "check that it is a Parquet or CSV features file", BAD_INPUT
+        ) from exc
     read = time.perf_counter()
 
     if cat.merged_rows:
@@ -277,7 +296,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     schema = wire_schema(cat.markets)
     timings: dict[str, float] = {}
     writers = [TableWriter(out, schema)]
-    csv_export = args.csv_export and not out.name.endswith((".csv", ".csv.gz"))  # OUT CSV already: no copy
+    csv_export = options.csv_export and not out.name.endswith((".csv", ".csv.gz"))  # OUT CSV already: no copy
     if csv_export:
         writers.append(TableWriter(csv_sibling(out), schema))
     try:
@@ -290,10 +309,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     finally:
         for w in writers:
             w.close()
-    if args.track_clusters_out:
-        write_table(result.track_clusters, args.track_clusters_out)
-    if args.clusters_out:
-        write_table(result.clusters, args.clusters_out)
+    if options.track_clusters_out:
+        write_table(result.track_clusters, options.track_clusters_out)
+    if options.clusters_out:
+        write_table(result.clusters, options.clusters_out)
     done = time.perf_counter()
 
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -310,7 +329,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         f"clusters {timings.get('clusters', 0):.2f}, neighbours+write {timings.get('neighbours', 0):.2f}, "
         f"total {done - began:.2f}; peak RSS {peak_mib:.0f} MiB"
     )
-    if args.stats:
+    if options.stats:
         stats = {
             "tracks": result.tracks,
             "neighbours_per_track": result.neighbours_per_track,
@@ -326,15 +345,16 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             },
             "peak_rss_mib": peak_mib,
         }
-        Path(args.stats).write_text(json.dumps(stats, indent=2) + "\n")
+        Path(options.stats).write_text(json.dumps(stats, indent=2) + "\n")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the subcommand on its own (``python -m spotify_pipeline.cli_recommend ...``)."""
-    from spotify_pipeline.cli import main as cli_main
+    """Run the subcommand on its own (``python -m spotify_pipeline_tools.cli.recommend ...``)."""
+    from spotify_pipeline_tools.cli.app import make_group, run
 
-    return cli_main(["recommend", *(sys.argv[1:] if argv is None else argv)])
+    group = make_group("the recommend command of spotify-pipeline", [recommend_command])
+    return run(group, ["recommend", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spotify_pipeline.stack import processes
+from spotify_pipeline_tools.stack import processes
 
 if TYPE_CHECKING:
-    from spotify_pipeline.stack.local import StackState
+    from spotify_pipeline_tools.stack.state import StackState
 
 STANDIN_MODE_ENV = "SPOTIFY_PIPELINE_STANDIN_MODE"  # extended (default), dev-2024 or dev-2026
 # Ports besides the one named like the process (the BigQuery emulator's gRPC port).
@@ -55,7 +55,7 @@ def check_ports_free(state: StackState, name: str) -> None:
 def spawn(state: StackState, name: str, extra_env: Mapping[str, str] | None = None) -> int:
     """Start process ``name`` of the stack (not waiting for it); ``extra_env`` overrides its environment
     (a test pointing a function at a fault-injecting proxy)."""
-    from spotify_pipeline.stack.local import FUNCTIONS
+    from spotify_pipeline_tools.stack.state import FUNCTIONS
 
     extra = dict(extra_env or {})
     if name in FUNCTIONS:
@@ -63,7 +63,7 @@ def spawn(state: StackState, name: str, extra_env: Mapping[str, str] | None = No
     if name == "eventarc":
         (state.root / "eventarc.ready").unlink(missing_ok=True)
         env = {**base_env(), **state.env(), "PYTHONUNBUFFERED": "1", **state.eventarc_settings, **extra}
-        argv = [sys.executable, "-m", "spotify_pipeline.stack.eventarc", str(state.root)]
+        argv = [sys.executable, "-m", "spotify_pipeline_tools.stack.eventarc", str(state.root)]
         return processes.spawn("eventarc", argv, state.logs, env)
     if name == "pubsub":
         jar = _pubsub_jar()
@@ -74,7 +74,7 @@ def spawn(state: StackState, name: str, extra_env: Mapping[str, str] | None = No
     if name == "bigquery":
         return spawn_bigquery(state)
     if name == "spotify":
-        argv = [sys.executable, "-m", "spotify_pipeline.standin", "--host", "127.0.0.1"]
+        argv = [sys.executable, "-m", "spotify_pipeline_tools.standin", "--host", "127.0.0.1"]
         argv += [
             "--port",
             str(state.ports["spotify"]),
@@ -87,7 +87,7 @@ def spawn(state: StackState, name: str, extra_env: Mapping[str, str] | None = No
 
 
 def wait_ready(state: StackState, name: str, pid: int) -> None:
-    from spotify_pipeline.stack.local import FUNCTIONS
+    from spotify_pipeline_tools.stack.state import FUNCTIONS
 
     if name == "eventarc":
         _wait_for_file(state.root / "eventarc.ready", pid, state)
@@ -96,7 +96,7 @@ def wait_ready(state: StackState, name: str, pid: int) -> None:
 
 
 def _pubsub_jar() -> Path:
-    from spotify_pipeline.stack.local import pubsub_emulator_jar
+    from spotify_pipeline_tools.stack.state import pubsub_emulator_jar
 
     jar = pubsub_emulator_jar()
     if jar is None:
@@ -105,7 +105,7 @@ def _pubsub_jar() -> Path:
 
 
 def _spawn_function(state: StackState, fn: str, extra_env: Mapping[str, str]) -> int:
-    from spotify_pipeline.stack.local import FUNCTION_SOURCE
+    from spotify_pipeline_tools.stack.state import FUNCTION_SOURCE
 
     folder = state.repo / "functions" / FUNCTION_SOURCE.get(fn, fn)
     ff = str(Path(sys.executable).parent / "functions-framework")
@@ -116,7 +116,7 @@ def _spawn_function(state: StackState, fn: str, extra_env: Mapping[str, str]) ->
 
 
 def _spawn_gcs(state: StackState, extra_env: Mapping[str, str]) -> int:
-    from spotify_pipeline.stack.local import BUCKET, GCS_TOPIC, PROJECT
+    from spotify_pipeline_tools.stack.state import BUCKET, GCS_TOPIC, PROJECT
 
     args = [str(_fake_gcs_binary(emulators_python(state.repo))), "-scheme", "http", "-host", "127.0.0.1"]
     args += ["-port", str(state.ports["gcs"]), "-backend", "filesystem", "-filesystem-root", str(state.root / "gcs")]
@@ -134,7 +134,7 @@ def spawn_bigquery(state: StackState) -> int:
     home = state.root / "bigquery-home"
     _install_duckdb_extensions(emu_python, home)
     (state.root / "bigquery").mkdir(parents=True, exist_ok=True)
-    from spotify_pipeline.stack.local import PROJECT
+    from spotify_pipeline_tools.stack.state import PROJECT
 
     argv = [str(emu_python.parent / "bqemulator"), "start", "--rest-host", "127.0.0.1"]
     argv += ["--rest-port", str(state.ports["bigquery"]), "--grpc-host", "127.0.0.1"]
@@ -198,7 +198,7 @@ def create_subscriptions(state: StackState) -> None:
     from google.api_core.exceptions import AlreadyExists
 
     from spotify_pipeline.clients import publisher_client, subscriber_client
-    from spotify_pipeline.stack.local import BUCKET_TRIGGERED, GCS_TOPIC, PROJECT, TICKS_TOPIC
+    from spotify_pipeline_tools.stack.state import BUCKET_TRIGGERED, GCS_TOPIC, PROJECT, TICKS_TOPIC
 
     publisher, subscriber = publisher_client(state.env()), subscriber_client(state.env())
     for topic in (TICKS_TOPIC, GCS_TOPIC):

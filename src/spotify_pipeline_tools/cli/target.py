@@ -5,7 +5,7 @@ The first that applies:
 1. ``--project P``: Google Cloud project P, through Application Default Credentials;
 2. ``SPOTIFY_PIPELINE_PROJECT=P``: the same, for a shell that always works on one project;
 3. the local stack whose state folder is ``--stack-dir``, else ``SPOTIFY_PIPELINE_STACK_DIR``,
-   else the checkout's ``.stack/`` (:func:`spotify_pipeline.stack.local.default_root`).
+   else the checkout's ``.stack/`` (:func:`spotify_pipeline_tools.stack.state.default_root`).
 
 Never the current folder, and never ``GOOGLE_CLOUD_PROJECT`` (a setting of the functions, which
 the local stack sets too). In Google Cloud the dataset is ``PIPELINE_DATASET`` (default
@@ -14,27 +14,30 @@ the local stack sets too). In Google Cloud the dataset is ``PIPELINE_DATASET`` (
 ``spotify-pipeline-ticks``; BigQuery jobs run in the dataset's own location, read from the dataset.
 
 Every command names its target in its first line on stderr (:meth:`Target.announce`), so its
-stdout stays clean for CSV and pipes.
+stdout stays clean for CSV and pipes. A command declares its target options with
+:func:`target_options` and calls :func:`resolve` once.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
+import functools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spotify_pipeline.cli_errors import CliError
-from spotify_pipeline.config import CliSettings, Settings
+import click
+
+from spotify_pipeline.config import Settings, process_environment
+from spotify_pipeline_tools.cli.app import current_options
+from spotify_pipeline_tools.cli.errors import CliError
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
-    from spotify_pipeline.stack.local import StackState
+    from spotify_pipeline_tools.stack.state import StackState
 
 EMULATOR_VARIABLES = ("STORAGE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
 DEFAULT_TOPIC = "spotify-pipeline-ticks"
@@ -42,28 +45,75 @@ STACK_UP = "run `spotify-pipeline stack up` (or `make demo`); for Google Cloud p
 CONNECT_SECONDS = 15.0  # reading the dataset (its location) before a command runs
 
 
-def add_project_argument(p: argparse.ArgumentParser, *, bucket: bool = False) -> None:
-    """``--project`` (and ``--bucket``) of a command that can act on Google Cloud."""
-    p.add_argument(
-        "--project", help="act on this Google Cloud project instead of the local stack (or SPOTIFY_PIPELINE_PROJECT)"
+@dataclass(frozen=True)
+class TargetChoice:
+    """What the command line says about the target, before anything is read."""
+
+    project: str | None = None  # --project, else $SPOTIFY_PIPELINE_PROJECT (click's envvar)
+    bucket: str | None = None
+    topic: str | None = None
+    stack_dir: str | None = None
+    stack_dir_from_env: bool = False
+    stack_only: bool = False  # the demo's run: the local stack, whatever SPOTIFY_PIPELINE_PROJECT says
+
+
+def stack_choice(*, stack_only: bool = False) -> TargetChoice:
+    """The local stack the group's ``--stack-dir`` names (``stack``, ``demo``)."""
+    options = current_options()
+    return TargetChoice(
+        stack_dir=options.stack_dir, stack_dir_from_env=options.stack_dir_from_env, stack_only=stack_only
     )
-    if bucket:
-        p.add_argument(
-            "--bucket", help="data bucket with --project (default: $PIPELINE_BUCKET or PROJECT-spotify-pipeline-data)"
-        )
 
 
-def stack_root(args: argparse.Namespace) -> Path:
-    """The local stack's state folder: ``--stack-dir`` (from this folder, as any path typed), else the default."""
-    from spotify_pipeline.stack.local import default_root
+def target_options(*, bucket: bool = False, topic: bool = False) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """``--project`` (and ``--bucket``, ``--topic``) of a command that can act on Google Cloud; the
+    command receives them, with the group's ``--stack-dir``, as one ``where: TargetChoice``."""
 
-    given = getattr(args, "stack_dir", None)
-    return Path(given).resolve() if given else default_root()
+    def decorate(command: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(command)
+        def with_target(*args: Any, project: str | None, **kwargs: Any) -> int:
+            options = current_options()
+            where = TargetChoice(
+                project=project,
+                bucket=kwargs.pop("bucket", None),
+                topic=kwargs.pop("topic", None),
+                stack_dir=options.stack_dir,
+                stack_dir_from_env=options.stack_dir_from_env,
+            )
+            return command(*args, where=where, **kwargs)
+
+        decorated: Callable[..., int] = with_target
+        if topic:
+            decorated = click.option(
+                "--topic", help="ticks topic (default: $PIPELINE_TICKS_TOPIC or spotify-pipeline-ticks)"
+            )(decorated)
+        if bucket:
+            decorated = click.option(
+                "--bucket",
+                help="data bucket with --project (default: $PIPELINE_BUCKET or PROJECT-spotify-pipeline-data)",
+            )(decorated)
+        return click.option(
+            "--project",
+            envvar="SPOTIFY_PIPELINE_PROJECT",
+            help="act on this Google Cloud project instead of the local stack (or SPOTIFY_PIPELINE_PROJECT)",
+        )(decorated)
+
+    return decorate
+
+
+def stack_root(where: TargetChoice) -> Path:
+    """The local stack's state folder: ``--stack-dir`` (from this folder, as any path typed), else
+    ``$SPOTIFY_PIPELINE_STACK_DIR`` (from the checkout), else the checkout's ``.stack/``."""
+    from spotify_pipeline_tools.stack.state import default_root
+
+    if where.stack_dir and not where.stack_dir_from_env:
+        return Path(where.stack_dir).resolve()
+    return default_root(where.stack_dir)
 
 
 def announce_stack(root: Path) -> None:
     """The first line of a command that acts on the local stack only (``stack``, ``demo``)."""
-    from spotify_pipeline.stack.local import DATASET
+    from spotify_pipeline_tools.stack.state import DATASET
 
     print(f"target: local stack ({root}, warehouse {DATASET})", file=sys.stderr, flush=True)
 
@@ -74,6 +124,7 @@ class Target:
     settings: Settings
     state: StackState | None = None  # the local stack; None in Google Cloud
     location: str | None = None  # the dataset's BigQuery location, once read
+    environ: dict[str, str] | None = None  # locally: this shell's environment (its settings for the functions)
 
     def describe(self) -> str:
         s = self.settings
@@ -128,23 +179,19 @@ class Target:
             self.announce()
 
 
-def resolve(args: argparse.Namespace, *, running: bool) -> Target:
-    """The target of ``args``; ``running``: the command needs the whole local stack up (it runs stages).
-    ``args.stack_only`` (the demo's run): the local stack, whatever SPOTIFY_PIPELINE_PROJECT says."""
-    project = None
-    if not getattr(args, "stack_only", False):
-        project = getattr(args, "project", None) or CliSettings.from_env(os.environ).project
+def resolve(where: TargetChoice, *, running: bool) -> Target:
+    """The target ``where`` names; ``running``: the command needs the whole local stack up (it runs stages)."""
+    project = None if where.stack_only else (where.project or "").strip() or None
+    environ = process_environment()
+    env = {k: v for k, v in environ.items() if k not in EMULATOR_VARIABLES}
     if project:
-        env = {k: v for k, v in os.environ.items() if k not in EMULATOR_VARIABLES}
         env["GOOGLE_CLOUD_PROJECT"] = project
-        env["PIPELINE_BUCKET"] = (
-            getattr(args, "bucket", None) or env.get("PIPELINE_BUCKET") or f"{project}-spotify-pipeline-data"
-        )
-        env["PIPELINE_TICKS_TOPIC"] = getattr(args, "topic", None) or env.get("PIPELINE_TICKS_TOPIC") or DEFAULT_TOPIC
+        env["PIPELINE_BUCKET"] = where.bucket or env.get("PIPELINE_BUCKET") or f"{project}-spotify-pipeline-data"
+        env["PIPELINE_TICKS_TOPIC"] = where.topic or env.get("PIPELINE_TICKS_TOPIC") or DEFAULT_TOPIC
         return Target(env, Settings.from_env(env))
-    from spotify_pipeline.stack.local import StackState
+    from spotify_pipeline_tools.stack.state import StackState
 
-    root = stack_root(args)
+    root = stack_root(where)
     state = StackState.load(root)
     if state is None:
         raise CliError(f"no local stack in {root}", STACK_UP)
@@ -157,18 +204,17 @@ def resolve(args: argparse.Namespace, *, running: bool) -> Target:
             )
         raise CliError(f"the local stack in {root} is down", STACK_UP)
     state.root = root
-    env = {k: v for k, v in os.environ.items() if k not in EMULATOR_VARIABLES}
     env.update(state.env())
-    if getattr(args, "topic", None):
-        env["PIPELINE_TICKS_TOPIC"] = args.topic
-    return Target(env, Settings.from_env(env), state)
+    if where.topic:
+        env["PIPELINE_TICKS_TOPIC"] = where.topic
+    return Target(env, Settings.from_env(env), state, environ=environ)
 
 
 @contextmanager
 def open_warehouse(target: Target, timeout: float = CONNECT_SECONDS) -> Iterator[Any]:
     """:meth:`Target.connect` on the target's warehouse; a stopped local stack's BigQuery emulator
     is started alone on the persisted tables for the command, then stopped again."""
-    from spotify_pipeline.stack import local, processes
+    from spotify_pipeline_tools.stack import local, processes
 
     temp_pid = None
     state = target.state

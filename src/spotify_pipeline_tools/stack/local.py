@@ -21,160 +21,30 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from spotify_pipeline.stack import launch, processes
-from spotify_pipeline.stack.settings import checked, describe_settings, eventarc_settings, function_settings
-
-PROJECT = "local-project"
-BUCKET = "spotify-pipeline-local"
-DATASET = "spotify_charts"
-TICKS_TOPIC = "spotify-pipeline-ticks"
-GCS_TOPIC = "gcs-notifications"
-BUCKET_STAGES = ("transform", "recommend", "load")
-# `ingest` is the extract source deployed a second time with a bucket trigger (inbox/ chart files).
-BUCKET_TRIGGERED = ("ingest", *BUCKET_STAGES)
-FUNCTIONS = ("extract", "ingest", *BUCKET_STAGES)
-FUNCTION_SOURCE = {"ingest": "extract"}  # function -> its folder under functions/, where it differs
-_EMULATORS = ("gcs", "bigquery", "spotify")
-# Start order: each group once the one before serves (the GCS emulator publishes to Pub/Sub, the
-# functions need the emulators, the Eventarc stand-in calls the functions).
-_GROUPS = (("pubsub",), _EMULATORS, FUNCTIONS, ("eventarc",))
-PROCESSES = tuple(name for group in _GROUPS for name in group)
-
-
-@dataclass
-class StackState:
-    root: Path
-    repo: Path
-    ports: dict[str, int] = field(default_factory=dict)
-    pids: dict[str, int] = field(default_factory=dict)
-    pubsub: bool = True
-    # The caller's pipeline settings the functions were started with (see stack.settings.function_settings).
-    settings: dict[str, str] = field(default_factory=dict)
-    # The Eventarc stand-in's EVENTARC_STANDIN_* settings (see stack.settings.eventarc_settings).
-    eventarc_settings: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def file(self) -> Path:
-        return self.root / "state.json"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    def save(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        body = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
-        self.file.write_text(json.dumps(body, indent=1))
-
-    @classmethod
-    def load(cls, root: Path) -> StackState | None:
-        path = root / "state.json"
-        if not path.exists():
-            return None
-        body = json.loads(path.read_text())
-        return cls(
-            root=Path(body["root"]),
-            repo=Path(body["repo"]),
-            ports=body["ports"],
-            pids=body["pids"],
-            pubsub=body.get("pubsub", True),
-            settings=body.get("settings", {}),
-            eventarc_settings=body.get("eventarc_settings", {}),
-        )
-
-    def processes(self) -> tuple[str, ...]:
-        """The processes this stack runs, in start order."""
-        return tuple(name for name in PROCESSES if self.pubsub or name != "pubsub")
-
-    def running(self) -> bool:
-        return bool(self.pids) and not self.missing()
-
-    def missing(self) -> list[str]:
-        """The processes of this stack not running (never started, stopped, or dead), in start order."""
-        return [name for name in self.processes() if name not in self.pids or not processes.alive(self.pids[name])]
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.ports[name]}"
-
-    def client_secret(self) -> str:
-        # Generated per stack, kept in the state folder (0600), never in code or logs.
-        path = self.root / "spotify-client-secret"
-        if not path.exists():
-            self.root.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(24))
-            path.chmod(0o600)
-        return path.read_text().strip()
-
-    def env(self) -> dict[str, str]:
-        """The environment every function (and the CLI) uses to talk to the stack."""
-        env = {
-            "GOOGLE_CLOUD_PROJECT": PROJECT,
-            "PIPELINE_BUCKET": BUCKET,
-            "PIPELINE_DATASET": DATASET,
-            "PIPELINE_TICKS_TOPIC": TICKS_TOPIC,
-            "STORAGE_EMULATOR_HOST": self.url("gcs"),
-            "BIGQUERY_EMULATOR_HOST": self.url("bigquery"),
-            "SPOTIFY_API_BASE": self.url("spotify") + "/v1/",
-            "RECCOBEATS_API_BASE": self.url("spotify") + "/reccobeats/v1/",
-            "SPOTIFY_TOKEN_URL": self.url("spotify") + "/api/token",
-            "SPOTIFY_CLIENT_ID": "local-demo-client",
-            "SPOTIFY_CLIENT_SECRET": self.client_secret(),
-        }
-        if self.pubsub:
-            env["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{self.ports['pubsub']}"
-        return env
-
-    def function_env(self) -> dict[str, str]:
-        """What a local function reads: the caller's settings, then the stack's own (which win)."""
-        return {**self.settings, **self.env()}
-
-
-# The checkout this package is installed from (editable install): src/spotify_pipeline/stack/local.py.
-CHECKOUT = Path(__file__).resolve().parents[3]
-
-
-def checkout() -> Path:
-    """The repository whose functions/ and .venv-emulators/ the stack runs, whatever the current folder."""
-    if not (CHECKOUT / "functions").is_dir():
-        raise RuntimeError(
-            f"spotify_pipeline is not installed from a checkout of the repository ({CHECKOUT} has no functions/): "
-            "run `make setup` in the checkout"
-        )
-    return CHECKOUT
-
-
-def default_root() -> Path:
-    """The state folder: $SPOTIFY_PIPELINE_STACK_DIR (relative to the checkout), else the checkout's .stack/.
-    Never the current folder, so every command acts on the same stack wherever it is run from."""
-    given = os.environ.get("SPOTIFY_PIPELINE_STACK_DIR", "").strip()
-    return (CHECKOUT / (given or ".stack")).resolve()  # an absolute value replaces CHECKOUT
+from spotify_pipeline_tools.stack import launch, processes
+from spotify_pipeline_tools.stack.settings import checked, describe_settings, eventarc_settings, function_settings
+from spotify_pipeline_tools.stack.state import (
+    BUCKET,
+    BUCKET_TRIGGERED,
+    DATASET,
+    EMULATORS,
+    FUNCTIONS,
+    GCS_TOPIC,
+    PROCESSES,
+    PROJECT,
+    START_GROUPS,
+    StackState,
+    pubsub_emulator_jar,
+)
 
 
 def _say(msg: str) -> None:
     print(msg, flush=True)
-
-
-def pubsub_emulator_jar() -> Path | None:
-    """The Cloud SDK's Pub/Sub emulator jar, if the SDK and Java are on this machine."""
-    if shutil.which("java") is None:
-        return None
-    roots = []
-    gcloud = shutil.which("gcloud")
-    if gcloud:
-        roots.append(Path(os.path.realpath(gcloud)).parent.parent)
-    roots += [Path("/usr/lib/google-cloud-sdk"), Path("/usr/share/google-cloud-sdk"), Path("/opt/google-cloud-sdk")]
-    for root in roots:
-        jars = sorted((root / "platform" / "pubsub-emulator" / "lib").glob("cloud-pubsub-emulator-*.jar"))
-        if jars:
-            return jars[-1]
-    return None
 
 
 def up(
@@ -234,7 +104,7 @@ def _start(state: StackState, names: Sequence[str]) -> list[tuple[str, int]]:
     until each serves; the Pub/Sub topics and subscriptions after the emulator, the bucket and the
     dataset after the emulators. Returns (name, pid) in start order."""
     started: list[tuple[str, int]] = []
-    for group in _GROUPS:
+    for group in START_GROUPS:
         batch = [name for name in group if name in names]
         for name in batch:
             launch.check_ports_free(state, name)
@@ -247,7 +117,7 @@ def _start(state: StackState, names: Sequence[str]) -> list[tuple[str, int]]:
             started.append((name, pids[name]))
         if group == ("pubsub",) and batch:
             launch.create_subscriptions(state)
-        if group == _EMULATORS:
+        if group == EMULATORS:
             _provision(state)
     return started
 
@@ -291,10 +161,9 @@ def republish_missed_notifications(state: StackState, slack: float = 10.0) -> in
     oldest of the Eventarc stand-in's latest events per function (less ``slack`` seconds, for
     notifications received out of order): at least once, as GCS notifies; the functions skip
     duplicates. The count published."""
-    import json
 
     from spotify_pipeline.clients import publisher_client, storage_client
-    from spotify_pipeline.stack.eventarc import WATERMARK_FILE, object_resource
+    from spotify_pipeline_tools.stack.eventarc import WATERMARK_FILE, object_resource
 
     path = state.root / WATERMARK_FILE
     marks = json.loads(path.read_text()) if path.exists() else {}
@@ -377,7 +246,7 @@ def _provision(state: StackState) -> None:
     from google.api_core.exceptions import Conflict
 
     from spotify_pipeline.clients import bigquery_client, storage_client
-    from spotify_pipeline.provision import ensure_dataset
+    from spotify_pipeline_tools.provision import ensure_dataset
 
     env = state.env()
     with contextlib.suppress(Conflict):

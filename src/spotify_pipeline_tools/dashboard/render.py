@@ -24,7 +24,7 @@ _PLACEHOLDER = re.compile(r"\{\{([A-Z]+)\}\}")
 
 
 def _static(name: str) -> str:
-    return resources.files("spotify_pipeline.dashboard").joinpath("static", name).read_text("utf-8")
+    return resources.files("spotify_pipeline_tools.dashboard").joinpath("static", name).read_text("utf-8")
 
 
 def inline_script(js: str) -> str:

@@ -12,18 +12,22 @@ run ids derived from Pub/Sub message ids would repeat after an emulator restart.
 
 from __future__ import annotations
 
-import argparse
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import click
+
 from spotify_pipeline import layout
-from spotify_pipeline.cli_errors import BAD_INPUT, CliError
 from spotify_pipeline.config import Settings, parse_playlists
 from spotify_pipeline.events import RunRequest, check_run_request_size, parse_run_request
 from spotify_pipeline.sources import CHART_SOURCES, FEATURE_PROVIDERS
+from spotify_pipeline_tools.cli.app import Command
+from spotify_pipeline_tools.cli.errors import BAD_INPUT, CliError
+from spotify_pipeline_tools.cli.target import TargetChoice, target_options
 
 
 @dataclass(frozen=True)
@@ -90,19 +94,31 @@ REQUEST_FLAGS: tuple[RequestFlag, ...] = (
 )
 
 
-def add_request_arguments(p: argparse.ArgumentParser) -> None:
-    for f in REQUEST_FLAGS:
+def request_options(command: Callable[..., int]) -> Callable[..., int]:
+    """One flag per :data:`REQUEST_FLAGS` entry; the command receives them as one ``request_flags``
+    mapping (field -> value given, None when not given)."""
+
+    @functools.wraps(command)
+    def with_request(*args: Any, **kwargs: Any) -> int:
+        request_flags = {f.field: kwargs.pop(f.field) for f in REQUEST_FLAGS}
+        return command(*args, request_flags=request_flags, **kwargs)
+
+    decorated: Callable[..., int] = with_request
+    for f in reversed(REQUEST_FLAGS):
         if f.kind == "bool":
-            p.add_argument(f.flag, dest=f.field, action=argparse.BooleanOptionalAction, default=None, help=f.help)
+            option = click.option(f"{f.flag}/--no-{f.flag[2:]}", f.field, default=None, help=f.help)
         else:
-            p.add_argument(f.flag, dest=f.field, metavar=f.metavar, choices=f.choices, help=f.help)
+            choice = click.Choice(f.choices) if f.choices else None
+            option = click.option(f.flag, f.field, metavar=f.metavar, type=choice, help=f.help)
+        decorated = option(decorated)
+    return decorated
 
 
-def request_payload(args: argparse.Namespace, run_id: str) -> dict[str, Any]:
+def request_payload(request_flags: Mapping[str, Any], run_id: str) -> dict[str, Any]:
     """The run request the flags describe (fields not given are left to extract's defaults)."""
     payload: dict[str, Any] = {"run_id": run_id}
     for f in REQUEST_FLAGS:
-        raw = getattr(args, f.field, None)
+        raw = request_flags.get(f.field)
         if raw is None:
             continue
         if f.kind == "list":
@@ -115,12 +131,12 @@ def request_payload(args: argparse.Namespace, run_id: str) -> dict[str, Any]:
 
 
 def prepare_request(
-    args: argparse.Namespace, settings: Settings, env: Mapping[str, str], run_id: str
+    request_flags: Mapping[str, Any], settings: Settings, env: Mapping[str, str], run_id: str
 ) -> tuple[dict[str, Any], RunRequest, int]:
     """The validated request to publish, and how many snapshots its run loads (a chart file: one per
     date). A local chart file is checked as extract will check it, then uploaded; raises InvalidEvent,
     ConfigError, DataError or OSError with a message naming the field and value."""
-    payload = request_payload(args, run_id)
+    payload = request_payload(request_flags, run_id)
     chart_path: str | None = payload.get("charts_csv")
     if chart_path:
         payload["charts_csv"] = "uploads/pending.csv"  # validated first, replaced once uploaded
@@ -189,35 +205,30 @@ def put_in_inbox(path: str, settings: Settings, env: Mapping[str, str], name: st
     return object_name, int(blob.generation or 0), snapshots
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``inbox`` to ``spotify-pipeline``'s sub-commands."""
-    from spotify_pipeline.cli_target import add_project_argument
-
-    p = subparsers.add_parser("inbox", help="put a chart file into the bucket's inbox/, which starts a run for it")
-    p.add_argument(
-        "action", choices=["put"], help="put: upload FILE to inbox/ (as `gcloud storage cp FILE gs://BUCKET/inbox/`)"
-    )
-    p.add_argument("file", metavar="FILE", help="local chart file (charts.spotify.com or Kaggle CSV)")
-    p.add_argument("--name", help="object name under inbox/ (default: the file's name; must end in .csv)")
-    p.add_argument("--wait", action="store_true", help="follow the run it starts to its load")
-    p.add_argument("--timeout", type=float, default=300.0, help="with --wait: seconds to wait for load (default 300)")
-    add_project_argument(p, bucket=True)
-    p.set_defaults(func=cmd_inbox)
-
-
-def cmd_inbox(args: argparse.Namespace) -> int:
+@click.command("inbox", cls=Command, help="put a chart file into the bucket's inbox/, which starts a run for it")
+@click.argument(
+    "action",
+    type=click.Choice(["put"]),
+    help="put: upload FILE to inbox/ (as `gcloud storage cp FILE gs://BUCKET/inbox/`)",
+)
+@click.argument("file", metavar="FILE", help="local chart file (charts.spotify.com or Kaggle CSV)")
+@click.option("--name", help="object name under inbox/ (default: the file's name; must end in .csv)")
+@click.option("--wait", is_flag=True, help="follow the run it starts to its load")
+@click.option("--timeout", type=float, default=300.0, help="with --wait: seconds to wait for load (default 300)")
+@target_options(bucket=True)
+def inbox_command(where: TargetChoice, action: str, file: str, name: str | None, wait: bool, timeout: float) -> int:
     """Put a chart file into the data bucket's inbox/, where ingest starts a run for it."""
-    from spotify_pipeline.cli_follow import wait_for_run
-    from spotify_pipeline.cli_target import resolve
     from spotify_pipeline.entrypoints import inbox_run_id
+    from spotify_pipeline_tools.cli.follow import wait_for_run
+    from spotify_pipeline_tools.cli.target import resolve
 
-    target = resolve(args, running=True)
+    target = resolve(where, running=True)
     target.announce()
     env, settings = target.env, target.settings
-    name, generation, snapshots = put_in_inbox(args.file, settings, env, args.name)
-    run_id = inbox_run_id(name, generation)
-    print(f"put gs://{settings.bucket}/{name}#{generation}: run {run_id}, {snapshots} snapshot(s)", flush=True)
-    if not args.wait:
+    object_name, generation, snapshots = put_in_inbox(file, settings, env, name)
+    run_id = inbox_run_id(object_name, generation)
+    print(f"put gs://{settings.bucket}/{object_name}#{generation}: run {run_id}, {snapshots} snapshot(s)", flush=True)
+    if not wait:
         return 0
     client = target.connect()
-    return wait_for_run(client, settings, run_id, args.timeout, expected_loads=snapshots, env=env)
+    return wait_for_run(client, settings, run_id, timeout, expected_loads=snapshots, env=env)

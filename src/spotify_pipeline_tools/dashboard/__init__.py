@@ -8,8 +8,8 @@ None of this is imported by the four functions; plotly is needed only to render.
 
 from __future__ import annotations
 
-from spotify_pipeline.dashboard.payload import build_payload
-from spotify_pipeline.dashboard.render import render_html, write_dashboard
-from spotify_pipeline.dashboard.warehouse import Selection, WarehouseRows, read_warehouse
+from spotify_pipeline_tools.dashboard.payload import build_payload
+from spotify_pipeline_tools.dashboard.render import render_html, write_dashboard
+from spotify_pipeline_tools.dashboard.warehouse import Selection, WarehouseRows, read_warehouse
 
 __all__ = ["Selection", "WarehouseRows", "build_payload", "read_warehouse", "render_html", "write_dashboard"]

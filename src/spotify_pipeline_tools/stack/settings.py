@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from spotify_pipeline.stack.local import StackState
+    from spotify_pipeline_tools.stack.state import StackState
 
 
 def function_settings(state: StackState, environ: Mapping[str, str]) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Serve the stand-in: ``python -m spotify_pipeline.standin --host 127.0.0.1 --port 8090``."""
+"""Serve the stand-in: ``python -m spotify_pipeline_tools.standin --host 127.0.0.1 --port 8090``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .server import MODES, RESTRICTIONS, create_app
 
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, build the demo catalogue and serve until interrupted."""
-    parser = argparse.ArgumentParser(prog="python -m spotify_pipeline.standin", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m spotify_pipeline_tools.standin", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--seed", type=int, default=2023, help="demo catalogue seed")

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from spotify_pipeline.dashboard.warehouse import Row, WarehouseRows
 from spotify_pipeline.safe_text import strip_bidi
+from spotify_pipeline_tools.dashboard.warehouse import Row, WarehouseRows
 
 SCHEMA_VERSION = 1
 ALL = "ALL"  # the views' market for "every market, each track once"

@@ -1,7 +1,8 @@
 """``spotify-pipeline package``: one self-contained, reproducible zip per function.
 
-Each zip holds the function's ``main.py`` and ``requirements.txt`` and the core package
-(without the local-stack and Spotify stand-in tools, which never run in the cloud). Entries
+Each zip holds the function's ``main.py`` and ``requirements.txt`` and the core package as it is
+(the local stack, the stand-ins and the CLI live in ``spotify_pipeline_tools``, which never runs in
+the cloud, so nothing needs excluding). Entries
 are sorted and time-stamped 1980-01-01, so the same source gives the same bytes and the
 zip's SHA-256 can name the object Terraform uploads (a code change redeploys, nothing else).
 """
@@ -15,7 +16,6 @@ from pathlib import Path
 import spotify_pipeline
 
 FUNCTIONS = ("extract", "transform", "recommend", "load")
-DEV_ONLY = ("stack", "standin", "dashboard")
 
 
 def _package_files() -> list[tuple[str, Path]]:
@@ -23,7 +23,7 @@ def _package_files() -> list[tuple[str, Path]]:
     out = []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
-        if path.is_dir() or "__pycache__" in rel.parts or rel.parts[0] in DEV_ONLY or path.suffix == ".pyc":
+        if path.is_dir() or "__pycache__" in rel.parts or path.suffix == ".pyc":
             continue
         out.append((f"spotify_pipeline/{rel.as_posix()}", path))
     return out

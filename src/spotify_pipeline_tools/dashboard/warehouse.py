@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from spotify_pipeline.bq_query import run_query
 from spotify_pipeline.schema import view
+from spotify_pipeline_tools.bq_query import run_query
 
 if TYPE_CHECKING:
     from google.cloud import bigquery

@@ -42,8 +42,8 @@ import requests
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
-from spotify_pipeline.stack.local import BUCKET, BUCKET_STAGES, BUCKET_TRIGGERED, PROJECT, StackState
-from spotify_pipeline.stack.settings import EVENTARC_DEFAULTS
+from spotify_pipeline_tools.stack.settings import EVENTARC_DEFAULTS
+from spotify_pipeline_tools.stack.state import BUCKET, BUCKET_STAGES, BUCKET_TRIGGERED, PROJECT, StackState
 
 log = logging.getLogger("eventarc-standin")
 FINALIZED = "google.cloud.storage.object.v1.finalized"

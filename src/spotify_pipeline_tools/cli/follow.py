@@ -11,7 +11,6 @@ restarted warehouse forgot) is retried at the next round, never raised.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -114,13 +113,13 @@ def wait_for_run(
     timeout: float,
     *,
     expected_loads: int = 1,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str],
 ) -> int:
     """Follow ``run_id`` until its outcome is decided for every week (or the request) or ``timeout``
     passes; 0 when every week succeeded or was superseded by a later run."""
     from spotify_pipeline.clients import storage_client
 
-    bucket = storage_client(settings.project, env if env is not None else os.environ).bucket(settings.bucket)
+    bucket = storage_client(settings.project, env).bucket(settings.bucket)
     deadline = time.monotonic() + timeout
     rows = _Rows(client, settings, run_id, expected_loads > 1)
     outcomes: list[RunOutcome] = []
