@@ -17,6 +17,7 @@ from typing import Any
 
 from spotify_pipeline.features import FEATURE_RANGES
 from spotify_pipeline.gates.thresholds import GateThresholds, threshold_variables
+from spotify_pipeline.sources import CHART_SOURCES, FEATURE_PROVIDERS, ChartSource, FeatureProvider
 
 DEFAULT_MARKETS: tuple[str, ...] = ("GLOBAL", "BR", "KR")
 
@@ -29,9 +30,6 @@ DEFAULT_PLAYLISTS: dict[str, str] = {
 }
 
 MARKET_RE = re.compile(r"^(GLOBAL|[A-Z]{2})$")
-
-CHART_SOURCES: tuple[str, ...] = ("spotify-playlist", "charts-csv")
-FEATURE_PROVIDERS: tuple[str, ...] = ("dataset", "spotify", "reccobeats")
 
 
 class ConfigError(ValueError):
@@ -75,22 +73,22 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"environment variable {name}={raw!r} is not a boolean (true/false)")
 
 
-def parse_chart_source(raw: str, origin: str) -> str:
+def parse_chart_source(raw: str, origin: str) -> ChartSource:
     value = raw.strip()
     if value not in CHART_SOURCES:
         raise ConfigError(f"{origin}: chart source {value!r} is not one of {', '.join(CHART_SOURCES)}")
-    return value
+    return ChartSource(value)
 
 
-def parse_feature_providers(raw: str | list[str] | tuple[str, ...], origin: str) -> tuple[str, ...]:
+def parse_feature_providers(raw: str | list[str] | tuple[str, ...], origin: str) -> tuple[FeatureProvider, ...]:
     """``reccobeats,spotify`` or a list; order matters (first provider with a track's features wins)."""
     items = [p.strip() for p in raw.split(",")] if isinstance(raw, str) else list(raw)
-    providers: list[str] = []
+    providers: list[FeatureProvider] = []
     for item in items:
         if not isinstance(item, str) or item.strip().lower() not in FEATURE_PROVIDERS:
             raise ConfigError(f"{origin}: feature provider {item!r} is not one of {', '.join(FEATURE_PROVIDERS)}")
         if item.strip().lower() not in providers:
-            providers.append(item.strip().lower())
+            providers.append(FeatureProvider(item.strip().lower()))
     if not providers:
         raise ConfigError(f"{origin}: at least one feature provider is required")
     return tuple(providers)
@@ -161,8 +159,8 @@ class Settings:
     spotify_api_base: str = "https://api.spotify.com/v1/"
     spotify_token_url: str = "https://accounts.spotify.com/api/token"
     spotify_timeout_seconds: int = 10
-    chart_source: str = "spotify-playlist"
-    feature_providers: tuple[str, ...] = ("spotify",)
+    chart_source: ChartSource = ChartSource.SPOTIFY_PLAYLIST
+    feature_providers: tuple[FeatureProvider, ...] = (FeatureProvider.SPOTIFY,)
     dataset_features: bool = True
     reccobeats_api_base: str = "https://api.reccobeats.com/v1/"
     retry_after_cap_seconds: float = 60.0
@@ -202,7 +200,7 @@ class Settings:
             chart_source=parse_chart_source(source, "PIPELINE_CHART_SOURCE") if source else cls.chart_source,
             feature_providers=parse_feature_providers(providers, "PIPELINE_FEATURE_PROVIDERS")
             if providers
-            else ("spotify",),
+            else cls.feature_providers,
             dataset_features=_bool(env, "PIPELINE_DATASET_FEATURES", cls.dataset_features),
             reccobeats_api_base=recco_base if recco_base.endswith("/") else recco_base + "/",
             retry_after_cap_seconds=_float(env, "PIPELINE_RETRY_AFTER_CAP_SECONDS", cls.retry_after_cap_seconds),

@@ -25,20 +25,21 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from spotify_pipeline import layout
 from spotify_pipeline.config import (
-    CHART_SOURCES,
-    FEATURE_PROVIDERS,
     ConfigError,
     Settings,
     parse_feature_providers,
     parse_markets,
     parse_playlists,
 )
+from spotify_pipeline.sources import CHART_SOURCES, FEATURE_PROVIDERS, ChartSource, FeatureProvider
+from spotify_pipeline.validation import field_error
 
-ISO_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PLAYLIST_ID_RE = re.compile(r"^[A-Za-z0-9]{22}$")
 OBJECT_REF_RE = re.compile(r"^(?:gs://(?P<bucket>[^/]+)/)?(?P<name>.+?)(?:#(?P<generation>\d{1,19}))?$", re.DOTALL)
@@ -50,18 +51,6 @@ CHART_NAME_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a
 # itself takes up to 10 MB, which extract would otherwise decode and echo into errors).
 MAX_RUN_REQUEST_BYTES = 64 * 1024
 FUTURE_SLACK_DAYS = 7  # a weekly chart is dated by the last day of its week: up to 7 days ahead
-RUN_REQUEST_FIELDS = (
-    "snapshot_date",
-    "markets",
-    "run_id",
-    "playlists",
-    "chart_source",
-    "charts_csv",
-    "feature_providers",
-    "dataset_features",
-    "force_gates",
-    "remove_markets",
-)
 
 
 class InvalidEvent(ValueError):
@@ -86,6 +75,53 @@ class ObjectRef:
         return self.name + (f"#{self.generation}" if self.generation is not None else "")
 
 
+class RunRequestMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The fields a run request message may carry and their JSON types (all optional; null is absent).
+    Values are checked by :func:`parse_run_request`, which also fills the defaults."""
+
+    snapshot_date: date | None = None
+    markets: str | list[Any] | None = None  # list items are checked by parse_markets, which names them
+    run_id: str | None = None
+    playlists: dict[str, Any] | None = None
+    chart_source: str | None = None  # an empty string means the default, so not a ChartSource here
+    charts_csv: Any = None  # parse_chart_ref names what an object reference looks like
+    feature_providers: Annotated[list[Any], msgspec.Meta(min_length=1)] | None = None
+    dataset_features: bool | None = None
+    force_gates: bool | None = None
+    remove_markets: Annotated[list[Any], msgspec.Meta(min_length=1)] | None = None
+
+
+RUN_REQUEST_FIELDS: tuple[str, ...] = RunRequestMessage.__struct_fields__
+# What a field of the wrong JSON type is told to look like (msgspec's own words otherwise).
+_EXPECTED = {
+    "snapshot_date": "expected an ISO date YYYY-MM-DD, e.g. 2026-11-23",
+    "markets": 'expected a list such as ["GLOBAL", "BR"]',
+    "run_id": "expected 1-64 characters of A-Z a-z 0-9 _ -",
+    "playlists": "expected an object of market to playlist id",
+    "chart_source": f"supported: {', '.join(CHART_SOURCES)}",
+    "feature_providers": f'expected a list such as ["reccobeats"] of {", ".join(FEATURE_PROVIDERS)}',
+    "dataset_features": "expected true or false",
+    "force_gates": "expected true or false",
+    "remove_markets": 'expected a non-empty list such as ["KR"]',
+}
+
+
+def _message(payload: Mapping[str, Any], where: str) -> RunRequestMessage:
+    try:
+        return msgspec.convert(dict(payload), RunRequestMessage)
+    except msgspec.ValidationError as exc:
+        path, _, reason = field_error(exc, payload)
+        # The message's own field: markets for markets[0]; an unknown field as spelled, dots and all.
+        name = path if path in payload else re.split(r"[.\[]", path, maxsplit=1)[0]
+        value = payload.get(name)
+        reason = _EXPECTED.get(name, reason)
+        if name not in RUN_REQUEST_FIELDS:
+            reason = f"unknown field; allowed: {', '.join(RUN_REQUEST_FIELDS)}"
+        elif name == "snapshot_date" and not isinstance(value, str):
+            reason = "expected an ISO date string YYYY-MM-DD"
+        raise InvalidEvent(where, name, value, reason) from None
+
+
 @dataclass(frozen=True)
 class RunRequest:
     """What one run should do. Every field of the message is optional.
@@ -98,22 +134,22 @@ class RunRequest:
     markets: tuple[str, ...]
     run_id: str
     playlists: Mapping[str, str] = field(default_factory=dict)
-    chart_source: str = "spotify-playlist"
-    feature_providers: tuple[str, ...] = ("spotify",)
+    chart_source: ChartSource = ChartSource.SPOTIFY_PLAYLIST
+    feature_providers: tuple[FeatureProvider, ...] = (FeatureProvider.SPOTIFY,)
     charts_csv: ObjectRef | None = None
     dataset_features: bool = True
     snapshot_date_given: bool = True
     force_gates: bool = False
     remove_markets: tuple[str, ...] = ()
 
-    def provider_chain(self, chart_has_features: bool) -> tuple[str, ...]:
+    def provider_chain(self, chart_has_features: bool) -> tuple[FeatureProvider, ...]:
         """Providers in the order they are asked; ``dataset`` leads when the chart file carries
         features, unless the request lists it elsewhere or ``dataset_features`` is false."""
         chain = self.feature_providers
-        if self.dataset_features and "dataset" not in chain:
-            chain = ("dataset", *chain)
+        if self.dataset_features and FeatureProvider.DATASET not in chain:
+            chain = (FeatureProvider.DATASET, *chain)
         if not chart_has_features:
-            chain = tuple(p for p in chain if p != "dataset")
+            chain = tuple(p for p in chain if p != FeatureProvider.DATASET)
         return chain
 
     def to_message(self) -> dict[str, Any]:
@@ -122,28 +158,14 @@ class RunRequest:
             "markets": list(self.markets) or None,
             "run_id": self.run_id,
             "playlists": dict(self.playlists),
-            "chart_source": self.chart_source,
+            "chart_source": str(self.chart_source),
             "charts_csv": str(self.charts_csv) if self.charts_csv is not None else None,
-            "feature_providers": list(self.feature_providers),
+            "feature_providers": [str(p) for p in self.feature_providers],
             "dataset_features": self.dataset_features,
             # Only when set, so ordinary runs' manifests are unchanged; recommend reads it (gates).
             **({"force_gates": True} if self.force_gates else {}),
             **({"remove_markets": list(self.remove_markets)} if self.remove_markets else {}),
         }
-
-
-def parse_iso_date(value: object, where: str, field_name: str) -> date:
-    if not isinstance(value, str):
-        raise InvalidEvent(where, field_name, value, "expected an ISO date string YYYY-MM-DD")
-    parsed = None
-    if ISO_DATE_RE.match(value):  # fromisoformat alone also takes week dates like 2026-W48-1
-        try:
-            parsed = date.fromisoformat(value)
-        except ValueError:
-            parsed = None
-    if parsed is None:
-        raise InvalidEvent(where, field_name, value, "expected an ISO date YYYY-MM-DD, e.g. 2026-11-23")
-    return parsed
 
 
 def parse_run_request(
@@ -155,45 +177,34 @@ def parse_run_request(
     where: str = "run request",
 ) -> RunRequest:
     """Validate a run request; defaults come from ``settings`` (message > env > default)."""
-    unknown = sorted(set(payload) - set(RUN_REQUEST_FIELDS))
-    if unknown:
-        raise InvalidEvent(
-            where, unknown[0], payload[unknown[0]], f"unknown field; allowed: {', '.join(RUN_REQUEST_FIELDS)}"
-        )
-
+    msg = _message(payload, where)
     today = today or datetime.now(UTC).date()
-    snapshot = (
-        parse_iso_date(payload["snapshot_date"], where, "snapshot_date")
-        if payload.get("snapshot_date") is not None
-        else today
-    )
+    snapshot = msg.snapshot_date or today
     if (snapshot - today).days > FUTURE_SLACK_DAYS:
         raise InvalidEvent(
             where, "snapshot_date", payload["snapshot_date"], f"in the future (today is {today.isoformat()} UTC)"
         )
 
     markets = settings.markets
-    if payload.get("markets") is not None:
-        raw_markets = payload["markets"]
-        if not isinstance(raw_markets, str | list):
-            raise InvalidEvent(where, "markets", raw_markets, 'expected a list such as ["GLOBAL", "BR"]')
+    if msg.markets is not None:
         try:
-            markets = parse_markets(raw_markets, f"{where}: markets")
+            markets = parse_markets(msg.markets, f"{where}: markets")
         except ConfigError as exc:
-            raise InvalidEvent(where, "markets", raw_markets, str(exc).split(": ", 2)[-1]) from None
+            raise InvalidEvent(where, "markets", msg.markets, str(exc).split(": ", 2)[-1]) from None
 
-    run_id = payload.get("run_id") or default_run_id
-    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
-        raise InvalidEvent(where, "run_id", run_id, "expected 1-64 characters of A-Z a-z 0-9 _ -")
+    run_id = msg.run_id or default_run_id
+    if not RUN_ID_RE.match(run_id):
+        raise InvalidEvent(where, "run_id", run_id, _EXPECTED["run_id"])
 
-    chart_source = payload.get("chart_source") or settings.chart_source
+    chart_source = msg.chart_source or settings.chart_source
     charts_ref: ObjectRef | None = None
-    if payload.get("charts_csv") is not None:
-        charts_ref = parse_chart_ref(payload["charts_csv"], settings.bucket, where)
-        chart_source = payload.get("chart_source") or "charts-csv"
+    if msg.charts_csv is not None:
+        charts_ref = parse_chart_ref(msg.charts_csv, settings.bucket, where)
+        chart_source = msg.chart_source or ChartSource.CHARTS_CSV
     if chart_source not in CHART_SOURCES:
         raise InvalidEvent(where, "chart_source", chart_source, f"supported: {', '.join(CHART_SOURCES)}")
-    if chart_source == "charts-csv" and charts_ref is None:
+    source = ChartSource(chart_source)
+    if source is ChartSource.CHARTS_CSV and charts_ref is None:
         raise InvalidEvent(
             where,
             "charts_csv",
@@ -201,19 +212,16 @@ def parse_run_request(
             "chart source charts-csv needs the chart file: name it in the message (object in the data bucket), "
             "run `spotify-pipeline run --charts-csv FILE`, or drop the file into the bucket's inbox/",
         )
-    if chart_source != "charts-csv" and charts_ref is not None:
+    if source is not ChartSource.CHARTS_CSV and charts_ref is not None:
         raise InvalidEvent(where, "charts_csv", str(charts_ref), "a chart file needs chart_source charts-csv")
 
     playlists: dict[str, str] = dict(settings.playlists)
-    if payload.get("playlists") is not None:
-        raw_pl = payload["playlists"]
-        if not isinstance(raw_pl, dict):
-            raise InvalidEvent(where, "playlists", raw_pl, "expected an object of market to playlist id")
+    if msg.playlists is not None:
         try:
-            playlists.update(parse_playlists(json.dumps(raw_pl), f"{where}: playlists"))
+            playlists.update(parse_playlists(json.dumps(msg.playlists), f"{where}: playlists"))
         except ConfigError as exc:
-            raise InvalidEvent(where, "playlists", raw_pl, str(exc)) from None
-    if chart_source == "spotify-playlist":
+            raise InvalidEvent(where, "playlists", msg.playlists, str(exc)) from None
+    if source is ChartSource.SPOTIFY_PLAYLIST:
         for market in markets:
             pid = playlists.get(market)
             if pid is None:
@@ -226,69 +234,48 @@ def parse_run_request(
                 )
             if not PLAYLIST_ID_RE.match(pid):
                 raise InvalidEvent(where, f"playlists.{market}", pid, "expected a 22-character Spotify playlist id")
-    elif payload.get("markets") is None:
+    elif msg.markets is None:
         markets = ()  # a chart file: every market it holds, unless the request filters
 
     providers = settings.feature_providers
-    providers_raw = payload.get("feature_providers")
-    if providers_raw is not None:
-        if not isinstance(providers_raw, list) or not providers_raw:
-            raise InvalidEvent(
-                where,
-                "feature_providers",
-                providers_raw,
-                f'expected a list such as ["reccobeats"] of {", ".join(FEATURE_PROVIDERS)}',
-            )
+    if msg.feature_providers is not None:
         try:
-            providers = parse_feature_providers(providers_raw, f"{where}: feature_providers")
+            providers = parse_feature_providers(msg.feature_providers, f"{where}: feature_providers")
         except ConfigError:
             raise InvalidEvent(
-                where, "feature_providers", providers_raw, f"supported: {', '.join(FEATURE_PROVIDERS)}"
+                where, "feature_providers", msg.feature_providers, f"supported: {', '.join(FEATURE_PROVIDERS)}"
             ) from None
-    dataset_features = payload.get("dataset_features")
-    if dataset_features is None:
-        dataset_features = settings.dataset_features
-    if not isinstance(dataset_features, bool):
-        raise InvalidEvent(where, "dataset_features", dataset_features, "expected true or false")
-    force_gates = payload.get("force_gates")
-    if force_gates is None:
-        force_gates = False
-    if not isinstance(force_gates, bool):
-        raise InvalidEvent(where, "force_gates", force_gates, "expected true or false")
 
     remove_markets: tuple[str, ...] = ()
-    if payload.get("remove_markets") is not None:
-        raw_remove = payload["remove_markets"]
-        if not isinstance(raw_remove, list) or not raw_remove:
-            raise InvalidEvent(where, "remove_markets", raw_remove, 'expected a non-empty list such as ["KR"]')
+    if msg.remove_markets is not None:
         try:
-            remove_markets = parse_markets(raw_remove, f"{where}: remove_markets")
+            remove_markets = parse_markets(msg.remove_markets, f"{where}: remove_markets")
         except ConfigError as exc:
-            raise InvalidEvent(where, "remove_markets", raw_remove, str(exc).split(": ", 2)[-1]) from None
-        if payload.get("snapshot_date") is None:
+            raise InvalidEvent(where, "remove_markets", msg.remove_markets, str(exc).split(": ", 2)[-1]) from None
+        if msg.snapshot_date is None:
             raise InvalidEvent(where, "snapshot_date", None, "remove_markets needs the week it removes from")
         if charts_ref is not None:
             raise InvalidEvent(
-                where, "remove_markets", raw_remove, "not with a chart file: remove markets in a run of its own"
+                where, "remove_markets", msg.remove_markets, "not with a chart file: remove markets in a run of its own"
             )
-        if payload.get("markets") is None:
+        if msg.markets is None:
             markets = ()  # only removing: nothing is fetched
         both = sorted(set(markets) & set(remove_markets))
         if both:
-            raise InvalidEvent(where, "remove_markets", raw_remove, f"{', '.join(both)} also in `markets`")
+            raise InvalidEvent(where, "remove_markets", msg.remove_markets, f"{', '.join(both)} also in `markets`")
 
     return RunRequest(
         snapshot_date=snapshot,
         markets=markets,
         run_id=run_id,
-        playlists={m: playlists[m] for m in markets} if chart_source == "spotify-playlist" else {},
-        chart_source=chart_source,
+        playlists={m: playlists[m] for m in markets} if source is ChartSource.SPOTIFY_PLAYLIST else {},
+        chart_source=source,
         feature_providers=providers,
         charts_csv=charts_ref,
-        dataset_features=dataset_features,
-        force_gates=force_gates,
+        dataset_features=settings.dataset_features if msg.dataset_features is None else msg.dataset_features,
+        force_gates=bool(msg.force_gates),
         remove_markets=remove_markets,
-        snapshot_date_given=payload.get("snapshot_date") is not None,
+        snapshot_date_given=msg.snapshot_date is not None,
     )
 
 

@@ -41,10 +41,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+import msgspec
+from msgspec import UNSET
+
 from spotify_pipeline import layout
 from spotify_pipeline.errors import DataError, SourceUnavailable
 from spotify_pipeline.events import FUTURE_SLACK_DAYS, ObjectRef, RunRequest
-from spotify_pipeline.manifest import FileEntry, Manifest, Part, sha256_hex
+from spotify_pipeline.manifest import ExtractSummary, FileEntry, Manifest, Part, sha256_hex
+from spotify_pipeline.sources import ChartSource, FeatureProvider
 from spotify_pipeline.sources.cache import Cache
 from spotify_pipeline.sources.charts_csv import ChartEntry, ChartFile, parse_chart_csv
 from spotify_pipeline.sources.reccobeats import match_by_href
@@ -327,13 +331,13 @@ def _features(
     sources: Sources,
     fetched: _Fetched,
     fetched_at: str,
-) -> tuple[str, ...]:
+) -> tuple[FeatureProvider, ...]:
     chain = request.provider_chain(chart is not None and chart.has_features)
     need = _ordered_unique(t for s in snapshots for t in s.track_ids)
     for provider in chain:
         if not need:
             break
-        if provider == "dataset":
+        if provider == FeatureProvider.DATASET:
             with_features = {e.track_id for e in (chart.entries if chart else ()) if e.features is not None}
             covered = [t for t in need if t in with_features]
         else:
@@ -362,19 +366,21 @@ def _features(
     return chain
 
 
-def _fetch_features(provider: str, ids: list[str], sources: Sources, fetched: _Fetched, fetched_at: str) -> list[str]:
+def _fetch_features(
+    provider: FeatureProvider, ids: list[str], sources: Sources, fetched: _Fetched, fetched_at: str
+) -> list[str]:
     kind = f"features-{provider}"
     batches = fetched.feature_batches.setdefault(provider, [])
     covered: list[str] = []
-    if provider == "spotify":
+    if provider == FeatureProvider.SPOTIFY:
         answers: Iterator[Batch] = sources.spotify_api().audio_features(ids)
-    elif provider == "reccobeats":
+    elif provider == FeatureProvider.RECCOBEATS:
         answers = sources.reccobeats_api().audio_features(ids)
     else:
         raise AssertionError(provider)
     for asked, body in answers:
         batches.append((asked, body))
-        if provider == "spotify":
+        if provider == FeatureProvider.SPOTIFY:
             found = {f["id"]: f for f in body.get("audio_features") or [] if isinstance(f, dict) and f.get("id")}
         else:
             found = match_by_href(body)
@@ -408,8 +414,10 @@ def _snapshot_objects(snap: _Snapshot, fetched: _Fetched) -> tuple[list[tuple[st
     objects = list(snap.chart_objects)
     objects += _batches_for(fetched.track_batches, tids, "tracks", "tracks")
     objects += _batches_for(fetched.artist_batches, artists, "artists", "artists")
-    objects += _batches_for(fetched.feature_batches.get("spotify", []), tids, "audio_features", "audio_features")
-    objects += _batches_for(fetched.feature_batches.get("reccobeats", []), tids, "reccobeats", "content")
+    objects += _batches_for(
+        fetched.feature_batches.get(FeatureProvider.SPOTIFY, []), tids, "audio_features", "audio_features"
+    )
+    objects += _batches_for(fetched.feature_batches.get(FeatureProvider.RECCOBEATS, []), tids, "reccobeats", "content")
     for kind, entries in sorted(fetched.cached.items()):
         wanted = artists if kind == "artists" else tids
         used = {oid: entry for oid, entry in sorted(entries.items()) if oid in wanted}
@@ -456,7 +464,7 @@ def merge_week(
 
 
 def _week_entries(parts: tuple[Part, ...], previous: Manifest | None, own: dict[str, int]) -> dict[str, int]:
-    known: dict[str, int] = dict((previous.summary.get("entries_per_market") or {}) if previous else {})
+    known = ExtractSummary.of(previous).entries_per_market if previous else {}
     return {m: own[m] if m in own else int(known.get(m, 0)) for p in parts for m in p.markets}
 
 
@@ -480,7 +488,7 @@ def run_extract(
     fetched = _Fetched()
     chart: ChartFile | None = None
     chart_file: dict[str, Any] | None = None
-    if request.chart_source == "charts-csv":
+    if request.chart_source == ChartSource.CHARTS_CSV:
         snapshots, chart, chart_file = _chart_file_snapshots(request, sources, bucket)
     elif request.markets:
         snapshots = [_playlist_snapshot(request, sources.spotify_api(), fetched)]
@@ -514,24 +522,22 @@ def run_extract(
         for tid in snap.track_ids:
             if tid in fetched.provider_of:
                 by_provider[fetched.provider_of[tid]] = by_provider.get(fetched.provider_of[tid], 0) + 1
-        summary: dict[str, Any] = {
-            "run_entries_per_market": dict(snap.entries_per_market),
-            "removed_markets": list(request.remove_markets),
-            "distinct_tracks": len(snap.track_ids),
-            "distinct_artists": len(artists),
-            "tracks_without_features": len(snap.track_ids) - sum(by_provider.values()),
-            "features_by_provider": by_provider,
-            "metadata": fetched.metadata,
-            "requests": sources.requests,
-            "spotify_requests": sources.requests["spotify"],
-            "cache_hits": {k: len(v) for k, v in sorted(fetched.cached.items())},
-            "unavailable": dict(fetched.unavailable),
-            "snapshots_in_run": [s.snapshot_date.isoformat() for s in snapshots],
-        }
-        if chart_file is not None:
-            summary["chart_file"] = chart_file
-        if snap.snapshot_date in forced:
-            summary["gates_forced"] = forced[snap.snapshot_date]
+        summary = ExtractSummary(
+            run_entries_per_market=dict(snap.entries_per_market),
+            removed_markets=list(request.remove_markets),
+            distinct_tracks=len(snap.track_ids),
+            distinct_artists=len(artists),
+            tracks_without_features=len(snap.track_ids) - sum(by_provider.values()),
+            features_by_provider=by_provider,
+            metadata=fetched.metadata,
+            requests=sources.requests,
+            spotify_requests=sources.requests["spotify"],
+            cache_hits={k: len(v) for k, v in sorted(fetched.cached.items())},
+            unavailable=dict(fetched.unavailable),
+            snapshots_in_run=[s.snapshot_date.isoformat() for s in snapshots],
+            chart_file=UNSET if chart_file is None else chart_file,
+            gates_forced=forced.get(snap.snapshot_date, UNSET),
+        )
         results.append(_publish_week(request, store, snap, objects, summary, sources_row, now))
     sources.cache.flush()
     return results
@@ -542,7 +548,7 @@ def _publish_week(
     store: MergingStore,
     snap: _Snapshot,
     objects: list[tuple[str, bytes, int]],
-    summary: dict[str, Any],
+    summary: ExtractSummary,
     sources_row: dict[str, str],
     now: Callable[[], datetime],
 ) -> tuple[Manifest, int]:
@@ -584,14 +590,14 @@ def _publish_week(
             finished_at=now().isoformat(),
             files=week_files,
             sources=dict(sources_row),
-            summary={
-                **summary,
-                "entries_per_market": _week_entries(parts, previous, snap.entries_per_market),
+            summary=msgspec.structs.replace(
+                summary,
+                entries_per_market=_week_entries(parts, previous, snap.entries_per_market),
                 # Runs of the week whose every market this run replaced or removed: superseded by it.
-                "superseded_runs": sorted(
+                superseded_runs=sorted(
                     {p.run_id for p in previous.week_parts()} - {p.run_id for p in parts} if previous else set()
                 ),
-            },
+            ).as_dict(),
             request=request.to_message(),
             parts=parts,
         )

@@ -31,7 +31,7 @@ from spotify_pipeline.events import (
     parse_run_request,
     parse_storage_event,
 )
-from spotify_pipeline.manifest import Manifest, ManifestError, UpstreamRef
+from spotify_pipeline.manifest import ExtractSummary, Manifest, ManifestError, UpstreamRef
 from spotify_pipeline.outcomes import REQUEST, manifest_runs, superseded_reason
 from spotify_pipeline.runlog import StageRun
 from spotify_pipeline.runtime import (
@@ -45,6 +45,7 @@ from spotify_pipeline.runtime import (
     run_stage,
     runtime,
 )
+from spotify_pipeline.sources import ChartSource
 from spotify_pipeline.store import RunScopedStore, StaleObject
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ def handle_inbox(cloud_event: CloudEvent, rt: Runtime | None = None) -> None:
             return
         try:
             request = parse_run_request(
-                {"chart_source": "charts-csv", "charts_csv": f"{obj.name}#{obj.generation}"},
+                {"chart_source": ChartSource.CHARTS_CSV, "charts_csv": f"{obj.name}#{obj.generation}"},
                 rt.settings,
                 default_run_id=default_run_id,
                 today=rt.now().date(),
@@ -194,7 +195,7 @@ def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
     """
     from spotify_pipeline.extract import run_extract
 
-    from_file = request.chart_source == "charts-csv"
+    from_file = request.chart_source == ChartSource.CHARTS_CSV
     run = StageRun(
         run_id=request.run_id,
         stage="extract",
@@ -236,16 +237,16 @@ def _run_extract(rt: Runtime, request: RunRequest, trigger: str) -> None:
 def _record_week(rt: Runtime, run: StageRun, manifest: Manifest) -> None:
     """One week extract published: its ``pipeline_runs`` row and log line, its outcome opened, and the
     runs of the week it replaced market for market superseded."""
-    summary = manifest.summary
+    summary = ExtractSummary.of(manifest)
     own = [p for p in manifest.parts if p.run_id == run.run_id]
     counts = {
         "raw_objects": len(own[-1].files) if own else 0,
-        "chart_entries": sum(summary["run_entries_per_market"].values()),
-        "tracks": summary["distinct_tracks"],
-        "artists": summary["distinct_artists"],
-        "tracks_without_features": summary["tracks_without_features"],
-        "spotify_requests": summary["requests"]["spotify"],
-        "reccobeats_requests": summary["requests"]["reccobeats"],
+        "chart_entries": sum(summary.run_entries_per_market.values()),
+        "tracks": summary.distinct_tracks,
+        "artists": summary.distinct_artists,
+        "tracks_without_features": summary.tracks_without_features,
+        "spotify_requests": summary.requests["spotify"],
+        "reccobeats_requests": summary.requests["reccobeats"],
     }
     one = StageRun(
         run_id=run.run_id,
@@ -256,7 +257,7 @@ def _record_week(rt: Runtime, run: StageRun, manifest: Manifest) -> None:
         sources={k: manifest.sources[k] for k in ("chart_source", "feature_source")},
     )
     # Finished when its manifest was written: transform may already be running (and recorded) by now.
-    one.note = summary.get("gates_forced")  # forced past failed chart gates: visible in the row
+    one.note = summary.gates_forced or None  # forced past failed chart gates: visible in the row
     row = one.row("succeeded", datetime.fromisoformat(manifest.finished_at), counts)
     row["rows"] = counts["raw_objects"]  # the other counts describe the snapshot, not objects written
     log.info(
@@ -273,7 +274,7 @@ def _record_week(rt: Runtime, run: StageRun, manifest: Manifest) -> None:
     rt.runlog.record(row)
     week = manifest.snapshot_date.isoformat()
     rt.outcomes.touch(run.run_id, week, "extract")
-    for other in summary.get("superseded_runs") or []:
+    for other in summary.superseded_runs:
         reason = superseded_reason(run.run_id)
         rt.outcomes.settle(other, week, "superseded", "extract", reason=reason, superseded_by=run.run_id)
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import Literal, get_args
 
 # Chart files a run may read: dropped into inbox/ (each one starts a run) or uploaded under uploads/
 # by the CLI (`run --charts-csv FILE`, `backfill`), which starts nothing by itself.
@@ -37,16 +37,19 @@ INBOX_PREFIX = "inbox/"
 UPLOADS_PREFIX = "uploads/"
 CHART_FILE_PREFIXES = (INBOX_PREFIX, UPLOADS_PREFIX)
 
+# A Literal rather than a StrEnum: mypy checks every stage name written as a string against it, and
+# the names appear in ~60 places (object names, log lines, table rows) that stay plain strings.
 Stage = Literal["extract", "transform", "recommend", "load"]
-STAGES: tuple[Stage, ...] = ("extract", "transform", "recommend", "load")
+STAGES: tuple[Stage, ...] = get_args(Stage)  # in pipeline order
 MANIFEST = "_manifest.json"
 
 # The stage whose manifest triggers each bucket-triggered stage.
 UPSTREAM: dict[Stage, Stage] = {"transform": "extract", "recommend": "transform", "load": "recommend"}
 
-_MANIFEST_RE = re.compile(r"^(extract|transform|recommend|load)/snapshot_date=(\d{4}-\d{2}-\d{2})/_manifest\.json$")
+_STAGE_NAME = "|".join(STAGES)
+_MANIFEST_RE = re.compile(rf"^({_STAGE_NAME})/snapshot_date=(\d{{4}}-\d{{2}}-\d{{2}})/_manifest\.json$")
 _RUN_FOLDER_RE = re.compile(
-    r"^(?P<prefix>(?:extract|transform|recommend|load)/snapshot_date=\d{4}-\d{2}-\d{2}/)"
+    rf"^(?P<prefix>(?:{_STAGE_NAME})/snapshot_date=\d{{4}}-\d{{2}}-\d{{2}}/)"
     r"run=(?P<run_id>[A-Za-z0-9_-]{1,64})\.(?P<base>\d{1,20})\.(?P<nonce>[0-9a-f]{8})/"
 )
 

@@ -32,9 +32,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from msgspec import UNSET
+
 from spotify_pipeline import layout
 from spotify_pipeline.errors import DataError
-from spotify_pipeline.manifest import Manifest, ManifestError, UpstreamRef
+from spotify_pipeline.manifest import LoadSummary, Manifest, ManifestError, RecommendSummary, UpstreamRef
 from spotify_pipeline.schema import TableSpec, table, table_names
 from spotify_pipeline.store import BucketStore, StaleObject
 
@@ -244,7 +246,7 @@ def run_load(
     receipt_name = layout.manifest_name("load", model.snapshot_date)
     try:
         before, _, _ = store.read_manifest(receipt_name)
-        loaded_before = set(before.summary.get("runs") or {})
+        loaded_before = set(LoadSummary.of(before).runs or {})
     except (StaleObject, ManifestError):
         loaded_before = set()
     counts = _load_snapshot(model, store, client, dataset, now)
@@ -258,6 +260,8 @@ def run_load(
         model, generation, sha = store.read_manifest(upstream.name)
         upstream = UpstreamRef(upstream.name, generation, sha)
         counts = _load_snapshot(model, store, client, dataset, now)
+    modelled = RecommendSummary.of(model)
+    runs = modelled.runs or {model.run_id: []}
     receipt = Manifest(
         stage="load",
         snapshot_date=model.snapshot_date,
@@ -267,15 +271,15 @@ def run_load(
         files=(),
         upstream=upstream,
         sources=dict(model.sources),
-        summary={
-            "row_counts": counts,
-            "dataset": dataset,
-            "entries_per_market": model.summary.get("entries_per_market") or {},
-            "runs": model.summary.get("runs") or {model.run_id: []},
+        summary=LoadSummary(
+            row_counts=counts,
+            dataset=dataset,
+            entries_per_market=modelled.entries_per_market or {},
+            runs=runs,
             # Runs whose markets this load brought into the tables for the first time (merged weeks).
-            "runs_loaded": sorted(set(model.summary.get("runs") or {model.run_id: []}) - loaded_before),
-            **({"model_skipped": model.summary["model_skipped"]} if model.summary.get("model_skipped") else {}),
-        },
+            runs_loaded=sorted(set(runs) - loaded_before),
+            model_skipped=modelled.model_skipped or UNSET,
+        ).as_dict(),
     )
     store.write_manifest(receipt, receipt_name)
     return receipt, counts

@@ -8,14 +8,39 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Any
+from typing import Annotated, Any, Self
 
-from spotify_pipeline.layout import STAGES, Stage
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from spotify_pipeline import layout
+from spotify_pipeline.layout import Stage
+from spotify_pipeline.validation import field_error
 
 FORMAT_VERSION = 1
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+# What a missing or mistyped field should have been, by path (list indices as []): the wording of
+# every manifest error the pipeline has reported (pipeline_runs, docs/reliability.md).
+_EXPECTED = {
+    **dict.fromkeys(("run_id", "started_at", "finished_at", "upstream.name", "upstream.sha256"), "expected a string"),
+    **dict.fromkeys(("files[].name", "parts[].run_id"), "expected a string"),
+    **dict.fromkeys(("upstream.generation", "files[].bytes", "files[].rows"), "expected a non-negative integer"),
+    **dict.fromkeys(("parts[].markets", "parts[].files"), "expected a list of strings"),
+    **dict.fromkeys(("sources", "parts[].sources"), "expected an object of strings"),
+    "stage": f"expected one of {', '.join(layout.STAGES)}",
+    "snapshot_date": "expected an ISO date YYYY-MM-DD",
+    "files": "expected a list of file entries",
+    "files[]": "expected a file entry object",
+    "files[].sha256": "expected 64 lower-case hex digits",
+    "files[].table": "expected a string or null",
+    "upstream": "expected an object or null",
+    "request": "expected an object or null",
+    "summary": "expected an object",
+    "parts": "expected a list of parts",
+    "parts[]": "expected a part object",
+}
 
 
 class ManifestError(ValueError):
@@ -26,24 +51,21 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@dataclass(frozen=True)
-class FileEntry:
+class FileEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str  # full object name in the bucket
-    sha256: str
-    bytes: int
-    rows: int | None = None
+    sha256: Sha256
+    bytes: NonNegative
+    rows: NonNegative | None = None
     table: str | None = None  # the BigQuery table the file feeds, for tabular outputs
 
 
-@dataclass(frozen=True)
-class UpstreamRef:
+class UpstreamRef(msgspec.Struct, frozen=True):
     name: str
-    generation: int
+    generation: NonNegative
     sha256: str
 
 
-@dataclass(frozen=True)
-class Part:
+class Part(msgspec.Struct, frozen=True):
     """One extract run's share of a week (extract manifests only).
 
     A week is the union of its markets: each run replaces the markets it names and keeps the
@@ -55,11 +77,10 @@ class Part:
     run_id: str
     markets: tuple[str, ...]
     files: tuple[str, ...]
-    sources: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = {}
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(msgspec.Struct, frozen=True):
     stage: Stage
     snapshot_date: date
     run_id: str
@@ -67,8 +88,8 @@ class Manifest:
     finished_at: str
     files: tuple[FileEntry, ...]
     upstream: UpstreamRef | None = None
-    sources: dict[str, str] = field(default_factory=dict)
-    summary: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = {}
+    summary: dict[str, Any] = {}
     request: dict[str, Any] | None = None
     parts: tuple[Part, ...] = ()
 
@@ -76,7 +97,7 @@ class Manifest:
         """The parts of an extract manifest; a manifest written before parts existed is one part."""
         if self.parts:
             return self.parts
-        markets = tuple(sorted(self.summary.get("entries_per_market") or {}))
+        markets = tuple(sorted(ExtractSummary.of(self).entries_per_market))
         return (Part(self.run_id, markets, tuple(f.name for f in self.files), dict(self.sources)),)
 
     def file(self, table: str) -> FileEntry:
@@ -90,11 +111,10 @@ class Manifest:
         return {f.table: f.rows for f in self.files if f.table is not None and f.rows is not None}
 
     def to_bytes(self) -> bytes:
-        body = asdict(self)
+        body = msgspec.to_builtins(self)  # the date as YYYY-MM-DD, tuples as lists
         if not self.parts:
             del body["parts"]  # only extract manifests have parts
         body["format"] = FORMAT_VERSION
-        body["snapshot_date"] = self.snapshot_date.isoformat()
         return (json.dumps(body, indent=1, sort_keys=True) + "\n").encode("utf-8")
 
     @classmethod
@@ -109,119 +129,102 @@ class Manifest:
             raise ManifestError(f"{where}: expected a JSON object, got {type(body).__name__}")
         if body.get("format") != FORMAT_VERSION:
             raise ManifestError(f"{where}: field 'format' = {body.get('format')!r}: expected {FORMAT_VERSION}")
-        field_ = _Fields(where)
-        stage = field_.text(body, "stage")
-        if stage not in STAGES:
-            raise field_.bad("stage", stage, f"expected one of {', '.join(STAGES)}")
-        raw_date = field_.text(body, "snapshot_date")
         try:
-            snapshot = date.fromisoformat(raw_date)
-        except ValueError:
-            raise field_.bad("snapshot_date", raw_date, "expected an ISO date YYYY-MM-DD") from None
-        files = body.get("files")
-        if not isinstance(files, list):
-            raise field_.bad("files", files, "expected a list of file entries")
-        upstream = body.get("upstream")
-        if upstream is not None and not isinstance(upstream, dict):
-            raise field_.bad("upstream", upstream, "expected an object or null")
-        for name in ("sources", "summary"):
-            if body.get(name) is not None and not isinstance(body[name], dict):
-                raise field_.bad(name, body[name], "expected an object")
-        sources = body.get("sources") or {}
-        if not all(isinstance(v, str) for v in sources.values()):
-            raise field_.bad("sources", sources, "expected an object of strings")
-        request = body.get("request")
-        if request is not None and not isinstance(request, dict):
-            raise field_.bad("request", request, "expected an object or null")
-        raw_parts = body.get("parts") or []
-        if not isinstance(raw_parts, list):
-            raise field_.bad("parts", raw_parts, "expected a list of parts")
-        parsed_files = tuple(field_.file(f, f"files[{i}]") for i, f in enumerate(files))
-        listed = {f.name for f in parsed_files}
-        parts = tuple(field_.part(p, f"parts[{i}]", listed) for i, p in enumerate(raw_parts))
-        return cls(
-            stage=stage,  # checked against STAGES above
-            snapshot_date=snapshot,
-            run_id=field_.text(body, "run_id"),
-            started_at=field_.text(body, "started_at"),
-            finished_at=field_.text(body, "finished_at"),
-            files=parsed_files,
-            upstream=(
-                UpstreamRef(
-                    field_.text(upstream, "name", "upstream."),
-                    field_.integer(upstream, "generation", "upstream."),
-                    field_.text(upstream, "sha256", "upstream."),
+            manifest = msgspec.convert(body, cls)
+        except msgspec.ValidationError as exc:
+            name, value, reason = field_error(exc, body)
+            key = re.sub(r"\[\d+\]", "[]", name)  # parts[0].markets[1] -> parts[].markets[], then parts[].markets
+            if "unknown field" in reason:
+                reason = "unknown field of a file entry"  # the only object that refuses unknown fields
+            else:
+                reason = _EXPECTED.get(key, _EXPECTED.get(key.removesuffix("[]"), reason))
+            raise ManifestError(f"{where}: field {name!r} = {repr(value)[:200]}: {reason}") from None
+        SUMMARIES[manifest.stage].read(manifest.summary, where)  # raises naming the summary's field
+        listed = {f.name for f in manifest.files}
+        for i, part in enumerate(manifest.parts):
+            missing = [name for name in part.files if name not in listed]
+            if missing:
+                raise ManifestError(
+                    f"{where}: field 'parts[{i}].files' = {missing[0]!r}: not listed in the manifest's files"
                 )
-                if upstream
-                else None
-            ),
-            sources=dict(sources),
-            summary=dict(body.get("summary") or {}),
-            request=request,
-            parts=parts,
-        )
+        return manifest
 
 
-class _Fields:
-    """Typed field access for :meth:`Manifest.from_bytes`, with errors naming object, field and value."""
+# -- summaries: what each stage's manifest says about its run, under ``summary`` -------------------
+# Fields a stage always writes have a default only so that manifests written before the field
+# existed still read; fields a stage writes only sometimes are UNSET when absent and stay absent.
 
-    def __init__(self, where: str) -> None:
-        self.where = where
 
-    def bad(self, name: str, value: object, reason: str) -> ManifestError:
-        shown = repr(value)
-        return ManifestError(f"{self.where}: field {name!r} = {shown[:200]}: {reason}")
+class _Summary(msgspec.Struct, kw_only=True):
+    @classmethod
+    def of(cls, manifest: Manifest) -> Self:
+        """The manifest's summary read as this kind (checked by :meth:`Manifest.from_bytes`)."""
+        return cls.read(manifest.summary, layout.manifest_name(manifest.stage, manifest.snapshot_date))
 
-    def text(self, body: dict[str, Any], name: str, path: str = "") -> str:
-        value = body.get(name)
-        if not isinstance(value, str):
-            raise self.bad(path + name, value, "expected a string")
-        return value
+    @classmethod
+    def read(cls, summary: dict[str, Any], where: str) -> Self:
+        try:
+            return msgspec.convert(summary, cls)
+        except msgspec.ValidationError as exc:
+            name, value, reason = field_error(exc, summary)
+            raise ManifestError(f"{where}: field 'summary.{name}' = {repr(value)[:200]}: {reason}") from None
 
-    def integer(self, body: dict[str, Any], name: str, path: str = "") -> int:
-        value = body.get(name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise self.bad(path + name, value, "expected a non-negative integer")
-        return value
+    def as_dict(self) -> dict[str, Any]:
+        """What :attr:`Manifest.summary` holds: the fields, UNSET ones left out."""
+        body: dict[str, Any] = msgspec.to_builtins(self)
+        return body
 
-    def optional_integer(self, body: dict[str, Any], name: str, path: str = "") -> int | None:
-        return None if body.get(name) is None else self.integer(body, name, path)
 
-    def strings(self, body: dict[str, Any], name: str, path: str) -> tuple[str, ...]:
-        value = body.get(name)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.bad(path + name, value, "expected a list of strings")
-        return tuple(value)
+class ExtractSummary(_Summary):
+    run_entries_per_market: dict[str, int] = {}  # this run's chart entries per market
+    entries_per_market: dict[str, int] = {}  # the week's, every part's markets
+    removed_markets: list[str] = []
+    superseded_runs: list[str] = []  # runs of the week whose every market this run replaced or removed
+    distinct_tracks: int = 0
+    distinct_artists: int = 0
+    tracks_without_features: int = 0
+    features_by_provider: dict[str, int] = {}
+    metadata: str = ""  # where track metadata came from
+    requests: dict[str, int] = {}  # per API
+    spotify_requests: int = 0
+    cache_hits: dict[str, int] = {}
+    unavailable: dict[str, str] = {}  # source -> why it could not be used
+    snapshots_in_run: list[str] = []
+    chart_file: dict[str, Any] | UnsetType = UNSET  # runs from a chart file
+    gates_forced: str | UnsetType = UNSET  # the chart gates that failed when a run forced past them
 
-    def part(self, entry: object, path: str, listed: set[str]) -> Part:
-        if not isinstance(entry, dict):
-            raise self.bad(path, entry, "expected a part object")
-        files = self.strings(entry, "files", path + ".")
-        missing = [name for name in files if name not in listed]
-        if missing:
-            raise self.bad(f"{path}.files", missing[0], "not listed in the manifest's files")
-        sources = entry.get("sources") or {}
-        if not isinstance(sources, dict) or not all(isinstance(v, str) for v in sources.values()):
-            raise self.bad(f"{path}.sources", sources, "expected an object of strings")
-        return Part(self.text(entry, "run_id", path + "."), self.strings(entry, "markets", path + "."), files, sources)
 
-    def file(self, entry: object, path: str) -> FileEntry:
-        if not isinstance(entry, dict):
-            raise self.bad(path, entry, "expected a file entry object")
-        unknown = sorted(set(entry) - {"name", "sha256", "bytes", "rows", "table"})
-        if unknown:
-            raise self.bad(f"{path}.{unknown[0]}", entry[unknown[0]], "unknown field of a file entry")
-        sha = self.text(entry, "sha256", path + ".")
-        if not _SHA256.fullmatch(sha):
-            raise self.bad(f"{path}.sha256", sha, "expected 64 lower-case hex digits")
-        table = entry.get("table")
-        if table is not None and not isinstance(table, str):
-            raise self.bad(f"{path}.table", table, "expected a string or null")
-        rows = self.optional_integer(entry, "rows", path + ".")
-        return FileEntry(
-            name=self.text(entry, "name", path + "."),
-            sha256=sha,
-            bytes=self.integer(entry, "bytes", path + "."),
-            rows=rows,
-            table=table,
-        )
+class WeekSummary(_Summary):
+    """What transform, recommend and load manifests all say: the week's markets and the runs that supplied them."""
+
+    entries_per_market: dict[str, int] | UnsetType = UNSET
+    runs: dict[str, list[str]] | UnsetType = UNSET  # run id -> its markets
+
+
+class TransformSummary(WeekSummary):
+    tracks_without_features: int = 0
+    features_by_provider: dict[str, int] = {}
+    markets: list[str] = []
+
+
+class RecommendSummary(WeekSummary):
+    modelled_tracks: int = 0
+    n_clusters: int | UnsetType = UNSET  # the model's parameters, when it ran
+    neighbours_per_track: int | UnsetType = UNSET
+    random_state: int | UnsetType = UNSET
+    model_skipped: str | UnsetType | None = UNSET  # why the model did not run
+
+
+class LoadSummary(WeekSummary):
+    row_counts: dict[str, int] = {}
+    dataset: str = ""
+    runs_loaded: list[str] = []  # runs whose markets this load brought in for the first time
+    model_skipped: str | UnsetType = UNSET
+
+
+SUMMARIES: dict[Stage, type[_Summary]] = {
+    "extract": ExtractSummary,
+    "transform": TransformSummary,
+    "recommend": RecommendSummary,
+    "load": LoadSummary,
+}

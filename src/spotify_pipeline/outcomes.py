@@ -32,10 +32,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from spotify_pipeline.manifest import Manifest, WeekSummary
+
 if TYPE_CHECKING:
     import google.cloud.storage as gcs
-
-    from spotify_pipeline.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,7 @@ def manifest_runs(manifest: Manifest) -> dict[str, list[str]]:
     """The runs whose markets a manifest's week holds, with their markets (the newest run last)."""
     if manifest.stage == "extract":
         return {p.run_id: list(p.markets) for p in manifest.week_parts()}
-    runs: dict[str, list[str]] = manifest.summary.get("runs") or {manifest.run_id: []}
-    return runs
+    return WeekSummary.of(manifest).runs or {manifest.run_id: []}
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from spotify_pipeline import layout, logs
 from spotify_pipeline.config import Settings, process_environment
 from spotify_pipeline.errors import DataError
-from spotify_pipeline.manifest import Manifest, ManifestError, UpstreamRef
+from spotify_pipeline.manifest import LoadSummary, Manifest, ManifestError, RecommendSummary, UpstreamRef
 from spotify_pipeline.outcomes import Outbox, OutcomeBook
 from spotify_pipeline.runlog import RunLog, StageRun
 from spotify_pipeline.store import BucketStore, ConcurrentPublish, ObjectMismatch, RunScopedStore, StaleObject
@@ -269,7 +269,7 @@ def _recommend(
         skip = None if report.passed or report.forced else report.message()
         params = ModelParams(s.n_clusters, s.random_state, s.top_k, s.all_pairs_max_tracks)
         out, _ = run_recommend(manifest, upstream, scoped, params, rt.now, skip_reason=skip)
-        run.note = out.summary.get("model_skipped") or (report.message() if report.forced else None)
+        run.note = RecommendSummary.of(out).model_skipped or (report.message() if report.forced else None)
         return out.row_counts
 
 
@@ -279,7 +279,7 @@ def _load(
     from spotify_pipeline.load import run_load
 
     receipt, counts = run_load(manifest, upstream, rt.store, rt.bigquery, rt.settings.dataset, rt.now)
-    run.note = receipt.summary.get("model_skipped")
+    run.note = LoadSummary.of(receipt).model_skipped or None
     _settle_loaded(rt, run, receipt)
     rt.runlog.outbox_flush()  # the warehouse is up: rows that waited for it go in now
     rt.outcomes.sweep(rt.settings.max_event_age_seconds)
@@ -298,8 +298,9 @@ def _settle_loaded(rt: Runtime, run: StageRun, receipt: Manifest) -> None:
     succeeded. The execution's own run is credited with it; the others (a run whose own chain was
     superseded by a later run of the week, or a newer manifest this load caught up with) say which
     run's load brought their markets in. Stage rows stay one per execution: their outcome says it."""
-    runs: dict[str, list[str]] = receipt.summary.get("runs") or {}
-    markets = ", ".join(sorted(receipt.summary.get("entries_per_market") or {}))
+    summary = LoadSummary.of(receipt)
+    runs = summary.runs or {}
+    markets = ", ".join(sorted(summary.entries_per_market or {}))
     for run_id in dict.fromkeys([run.run_id, *runs]):
         note = None if run_id == run.run_id else f"loaded by the load of run {run.run_id} (week now {markets})"
         rt.outcomes.settle(

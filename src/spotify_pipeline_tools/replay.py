@@ -32,7 +32,6 @@ each week compare it with the week before, already loaded.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import time
 from collections.abc import Callable, Iterable
@@ -40,12 +39,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from spotify_pipeline import layout
 from spotify_pipeline.errors import PermanentError
 from spotify_pipeline.events import InvalidEvent
 from spotify_pipeline.gates import stored_snapshots
 from spotify_pipeline.manifest import ManifestError, UpstreamRef
 from spotify_pipeline.runlog import StageRun
+from spotify_pipeline.sources import ChartSource
 from spotify_pipeline.store import StaleObject
 
 if TYPE_CHECKING:
@@ -113,7 +115,7 @@ def replay_snapshot(
     trigger = f"{REPLAY_TRIGGER} (gs://{rt.settings.bucket}/{source}#{generation})"
     # The stored manifest, re-labelled in memory only: the stages copy run id and sources forward,
     # so every manifest this replay writes names it, and the functions leave those alone.
-    manifest = dataclasses.replace(manifest, run_id=run_id, sources={**manifest.sources, REPLAY_SOURCE: run_id})
+    manifest = msgspec.structs.replace(manifest, run_id=run_id, sources={**manifest.sources, REPLAY_SOURCE: run_id})
     upstream = UpstreamRef(source, generation, sha)
     for stage in layout.STAGES[layout.STAGES.index(start) :]:
         run = StageRun(run_id, stage, rt.now(), snapshot, trigger=trigger, sources=dict(manifest.sources))
@@ -265,7 +267,7 @@ def backfill_request(week: BackfillWeek, object_ref: str, run_id: str, *, force:
     """The run request for one week: the sliced chart file, its date, the expected markets."""
     message: dict[str, Any] = {
         "run_id": run_id,
-        "chart_source": "charts-csv",
+        "chart_source": ChartSource.CHARTS_CSV,
         "charts_csv": object_ref,
         "snapshot_date": week.pick.snapshot_date.isoformat(),
         "markets": list(week.markets),

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import replace
 from datetime import date
 from typing import Any
 
 import pytest
 from helpers import bucket_objects, ensure_loaded, gcs, ops, query, runs, snapshot_tables, wait_until
+from msgspec.structs import replace
 
 from spotify_pipeline import layout
 from spotify_pipeline.manifest import FileEntry

@@ -9,9 +9,10 @@ from typing import Any
 import click
 import pytest
 
-from spotify_pipeline.config import CHART_SOURCES, Settings
+from spotify_pipeline.config import Settings
 from spotify_pipeline.events import RUN_REQUEST_FIELDS, InvalidEvent, parse_run_request
 from spotify_pipeline.outcomes import REQUEST, RunOutcome
+from spotify_pipeline.sources import CHART_SOURCES
 from spotify_pipeline_tools.cli.follow import Verdict, run_verdict
 from spotify_pipeline_tools.cli.main import GROUP
 from spotify_pipeline_tools.cli.request import REQUEST_FLAGS, request_payload

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import date
 
 import pytest
+from msgspec.structs import replace
 
 from spotify_pipeline import layout
 from spotify_pipeline.layout import STAGES, UPSTREAM, ManifestRef, manifest_name, parse_manifest_name, prefix

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+from msgspec import UNSET
+
 from spotify_pipeline import layout
 from spotify_pipeline.gates.checks import (
     GateFailed,
@@ -21,7 +23,8 @@ from spotify_pipeline.gates.checks import (
     measure,
 )
 from spotify_pipeline.gates.thresholds import CHART_GATES, FEATURE_GATES, GateThresholds
-from spotify_pipeline.manifest import FileEntry, Manifest, ManifestError
+from spotify_pipeline.manifest import FileEntry, LoadSummary, Manifest, ManifestError
+from spotify_pipeline.sources import ChartSource
 from spotify_pipeline.store import StaleObject
 
 if TYPE_CHECKING:
@@ -60,15 +63,13 @@ def previous_snapshot(store: BucketStore, snapshot: date, chart_source: str, max
             receipt, _, _ = store.read_manifest(layout.manifest_name("load", day))
         except (StaleObject, ManifestError):
             continue
-        if day != snapshot and receipt.sources.get("chart_source", "spotify-playlist") != chart_source:
+        if day != snapshot and receipt.sources.get("chart_source", ChartSource.SPOTIFY_PLAYLIST) != chart_source:
             continue
-        counts = receipt.summary.get("row_counts") or {}
-        per_market = receipt.summary.get("entries_per_market")
+        loaded = LoadSummary.of(receipt)
+        counts = loaded.row_counts
         return Previous(
             snapshot_date=day,
-            entries_per_market={str(k): int(v) for k, v in per_market.items()}
-            if isinstance(per_market, dict)
-            else None,
+            entries_per_market=None if loaded.entries_per_market is UNSET else dict(loaded.entries_per_market),
             tracks=counts.get("tracks"),
             model_features=counts.get("model_features"),
         )
@@ -128,7 +129,7 @@ def check_features(
             request = raw.request or {}
         except StaleObject:
             request = {}  # extract has moved on (a newer run of the week): its request is not this one's
-    chart_source = clean.sources.get("chart_source", "spotify-playlist")
+    chart_source = clean.sources.get("chart_source", ChartSource.SPOTIFY_PLAYLIST)
     m = measure(
         _read(store, clean.file("chart_entries"), ("snapshot_date", "market", "rank")),
         _read(store, clean.file("tracks"), ("track_id", "has_features", *thresholds.feature_ranges)),

@@ -8,13 +8,13 @@ import io
 from collections.abc import Callable
 from datetime import date, datetime
 from functools import partial
-from typing import Any
 
+import msgspec
 import pyarrow.parquet as pq
 
 from spotify_pipeline import layout
 from spotify_pipeline.features import MODEL_FEATURES, Z_COLUMNS
-from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
+from spotify_pipeline.manifest import FileEntry, Manifest, RecommendSummary, TransformSummary, UpstreamRef
 from spotify_pipeline.recommend.catalogue import Catalogue, catalogue
 from spotify_pipeline.recommend.model import ModelParams, ModelResult, run_model, wire_schema
 from spotify_pipeline.recommend.writers import (
@@ -78,11 +78,13 @@ def run_recommend(
         for name in table_names("recommend"):
             empty = table(name).arrow_schema().empty_table()
             files.append(store.write(f"{prefix}{name}.parquet", parquet_bytes(empty), PARQUET_TYPE, rows=0, table=name))
-        summary: dict[str, Any] = {"modelled_tracks": 0, "model_skipped": skip_reason}
+        summary = RecommendSummary(modelled_tracks=0, model_skipped=skip_reason)
     else:
         summary = _model(cat, clean.snapshot_date, store, params, prefix, files)
-    summary["runs"] = clean.summary.get("runs", {clean.run_id: clean.summary.get("markets", [])})
-    summary["entries_per_market"] = clean.summary.get("entries_per_market", {})
+    week = TransformSummary.of(clean)
+    summary = msgspec.structs.replace(
+        summary, runs=week.runs or {clean.run_id: week.markets}, entries_per_market=week.entries_per_market or {}
+    )
     manifest = Manifest(
         stage="recommend",
         snapshot_date=clean.snapshot_date,
@@ -92,7 +94,7 @@ def run_recommend(
         files=tuple(files),
         upstream=upstream,
         sources=dict(clean.sources),
-        summary=summary,
+        summary=summary.as_dict(),
     )
     return manifest, store.publish(manifest)
 
@@ -108,16 +110,16 @@ def _catalogue(clean: Manifest, store: StageStore) -> Catalogue:
 
 def _model(
     cat: Catalogue, snapshot: date, store: StreamingStore, params: ModelParams, prefix: str, files: list[FileEntry]
-) -> dict[str, Any]:
+) -> RecommendSummary:
     rec_entry, result = _stream_recommendations(store, f"{prefix}recommendations.parquet", cat, snapshot, params)
     files.append(rec_entry)
     for name, tbl in (("track_clusters", result.track_clusters), ("clusters", result.clusters)):
         files.append(
             store.write(f"{prefix}{name}.parquet", parquet_bytes(tbl), PARQUET_TYPE, rows=tbl.num_rows, table=name)
         )
-    return {
-        "modelled_tracks": result.tracks,
-        "n_clusters": result.clusters.num_rows,
-        "neighbours_per_track": result.neighbours_per_track,
-        "random_state": params.random_state,
-    }
+    return RecommendSummary(
+        modelled_tracks=result.tracks,
+        n_clusters=result.clusters.num_rows,
+        neighbours_per_track=result.neighbours_per_track,
+        random_state=params.random_state,
+    )

@@ -26,6 +26,7 @@ from typing import Any
 import click
 
 from spotify_pipeline.safe_text import write_csv
+from spotify_pipeline.sources import ChartSource
 from spotify_pipeline_tools.bq_query import QUERY_TIMEOUT_SECONDS
 from spotify_pipeline_tools.cli import dashboard, ops, recommend, request
 from spotify_pipeline_tools.cli.app import Command, make_group
@@ -97,7 +98,7 @@ def run_pipeline(where: TargetChoice, request_flags: Mapping[str, Any], timeout:
     client = target.connect(min(timeout, CONNECT_SECONDS))  # before publishing: an unusable warehouse fails now
     _use_env(target.env)
     settings, payload, run_request, expected_loads, message_id = publish_request(target, request_flags, "run", client)
-    if run_request.chart_source == "charts-csv":
+    if run_request.chart_source == ChartSource.CHARTS_CSV:
         markets = ", ".join(run_request.markets) or "all"
         what = f"chart file {payload['charts_csv']}: {expected_loads} snapshot(s), markets {markets}"
     else:

@@ -22,8 +22,9 @@ from typing import Any, Literal
 import click
 
 from spotify_pipeline import layout
-from spotify_pipeline.config import CHART_SOURCES, FEATURE_PROVIDERS, Settings, parse_playlists
+from spotify_pipeline.config import Settings, parse_playlists
 from spotify_pipeline.events import RunRequest, check_run_request_size, parse_run_request
+from spotify_pipeline.sources import CHART_SOURCES, FEATURE_PROVIDERS
 from spotify_pipeline_tools.cli.app import Command
 from spotify_pipeline_tools.cli.errors import BAD_INPUT, CliError
 from spotify_pipeline_tools.cli.target import TargetChoice, target_options
