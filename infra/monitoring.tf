@@ -1,6 +1,6 @@
 # Alerts, from the functions' own JSON log lines (spotify_pipeline.logs): Cloud Logging parses each
 # line into jsonPayload, so `severity`, `stage` (extract, transform, recommend, load) and `status`
-# (succeeded, failed, retrying; spotify_pipeline.entrypoints) are fields a filter can use.
+# (succeeded, failed, retrying; spotify_pipeline.policy) are fields a filter can use.
 #
 #   <prefix>_stage_failures   log-based counter: ERROR lines of a stage that are not a transient
 #                             retry (permanent failures, a failed data-quality gate, a rejected run
