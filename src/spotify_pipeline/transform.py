@@ -18,9 +18,10 @@ from spotify_pipeline import layout
 from spotify_pipeline.errors import DataError
 from spotify_pipeline.extract import CHART_RE, PAGE_RE, track_of
 from spotify_pipeline.features import INPUT_RANGES, INT_FEATURES, MODEL_FEATURES, OTHER_FEATURES, zscore
-from spotify_pipeline.manifest import FileEntry, Manifest, UpstreamRef
+from spotify_pipeline.manifest import FileEntry, Manifest, TransformSummary, UpstreamRef
 from spotify_pipeline.safe_text import strip_bidi
 from spotify_pipeline.schema import table, table_names
+from spotify_pipeline.sources import ChartSource, FeatureProvider
 from spotify_pipeline.sources.charts_csv import INT64_MAX, MAX_RANK
 from spotify_pipeline.sources.reccobeats import match_by_href
 from spotify_pipeline.store import StageStore
@@ -64,7 +65,7 @@ def _features_of(
 ) -> tuple[dict[str, Any], str | None, datetime | None]:
     """The first provider in ``chain`` with features for ``tid``: (features, provider, fetched_at)."""
     for provider in chain:
-        if provider == "dataset" and dataset.get(tid):
+        if provider == FeatureProvider.DATASET and dataset.get(tid):
             return dataset[tid], provider, chart_time
         if provider in provided and provided[provider].get(tid):
             return provided[provider][tid], provider, fetched_at
@@ -282,7 +283,9 @@ class _Parsed:
     chart_rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # track id -> first chart-file row
     chart_time: datetime | None = None  # when the chart file was last written (dataset features' time)
     artist_objs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    provided: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: {"spotify": {}, "reccobeats": {}})
+    provided: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=lambda: {FeatureProvider.SPOTIFY: {}, FeatureProvider.RECCOBEATS: {}}
+    )
     cached: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     dataset: dict[str, dict[str, Any]] = field(default_factory=dict)
     chain: tuple[str, ...] = ()
@@ -375,11 +378,11 @@ def _parse_part(part: PartInput, snapshot: date) -> _Parsed:
                 if feat is not None:
                     feat = chk.obj(feat, f"audio_features[{i}]")
                     tid = chk.text(feat.get("id"), f"audio_features[{i}].id", optional=False)
-                    provided["spotify"][tid] = chk.features(feat, f"audio_features[{i}]")
+                    provided[FeatureProvider.SPOTIFY][tid] = chk.features(feat, f"audio_features[{i}]")
         elif "/reccobeats/" in name:
             chk.items(body.get("content"), "content")
             for tid, feat in match_by_href(body).items():
-                provided["reccobeats"][tid] = chk.features(feat, f"content[href={tid}]")
+                provided[FeatureProvider.RECCOBEATS][tid] = chk.features(feat, f"content[href={tid}]")
         elif cached_name := _CACHED_RE.search(name):
             kind = chk.text(body.get("kind"), "kind") or cached_name["kind"]
             entries_by_id = chk.obj(body.get("entries"), "entries", optional=True) or {}
@@ -560,8 +563,8 @@ def run_transform(
         inputs.append(
             PartInput(
                 raw=[(n, _load_json(n, store.read_verified(entries[n]))) for n in part.files],
-                chart_source=src.get("chart_source", "spotify-playlist"),
-                feature_source=src.get("feature_source", "spotify"),
+                chart_source=src.get("chart_source", ChartSource.SPOTIFY_PLAYLIST),
+                feature_source=src.get("feature_source", FeatureProvider.SPOTIFY),
                 fetched_at=_timestamp(src.get("fetched_at") or raw_manifest.started_at),
             )
         )
@@ -583,17 +586,17 @@ def run_transform(
         files=tuple(files),
         upstream=upstream,
         sources=dict(raw_manifest.sources),
-        summary={
-            "tracks_without_features": int((~tracks["has_features"]).sum()),
-            "features_by_provider": {
+        summary=TransformSummary(
+            tracks_without_features=int((~tracks["has_features"]).sum()),
+            features_by_provider={
                 str(k): int(v) for k, v in tracks["feature_source"].dropna().value_counts().sort_index().items()
             },
-            "markets": sorted(frames["chart_entries"]["market"].unique().tolist()),
-            "entries_per_market": {
+            markets=sorted(frames["chart_entries"]["market"].unique().tolist()),
+            entries_per_market={
                 str(m): int(n) for m, n in frames["chart_entries"].groupby("market").size().sort_index().items()
             },
             # The runs whose markets this week holds, so each run can be told its own outcome.
-            "runs": {p.run_id: list(p.markets) for p in parts},
-        },
+            runs={p.run_id: list(p.markets) for p in parts},
+        ).as_dict(),
     )
     return manifest, store.publish(manifest)
