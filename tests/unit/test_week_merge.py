@@ -1,11 +1,11 @@
-"""extract.merge_week: how one run's markets enter a stored week (pure, no bucket)."""
+"""week.merge_week: how one run's markets enter a stored week (pure, no bucket)."""
 
 from __future__ import annotations
 
 from datetime import date
 
-from spotify_pipeline.extract import merge_week
 from spotify_pipeline.manifest import FileEntry, Manifest, Part
+from spotify_pipeline.week import merge_week
 
 DAY = date(2026, 11, 23)
 ROOT = "extract/snapshot_date=2026-11-23/"
