@@ -49,7 +49,7 @@ from spotify_pipeline.sources.cache import Cache
 from spotify_pipeline.sources.charts_csv import ChartEntry, ChartFile, parse_chart_csv
 from spotify_pipeline.sources.reccobeats import match_by_href
 from spotify_pipeline.store import MergingStore
-from spotify_pipeline.week import Batch, _Fetched, _json_bytes, _publish_week, _Snapshot, _snapshot_objects, track_of
+from spotify_pipeline.week import Batch, ChartSnapshot, Fetched, json_bytes, publish_week, snapshot_objects, track_of
 
 if TYPE_CHECKING:  # the clients are built on first use: importing extract needs no spotipy
     from spotify_pipeline.gates import GateReport
@@ -122,15 +122,15 @@ class Sources:
 # -- chart sources ----------------------------------------------------------------------------------
 
 
-def _playlist_snapshot(request: RunRequest, api: SpotifyApi, fetched: _Fetched) -> _Snapshot:
-    snap = _Snapshot(request.snapshot_date)
+def _playlist_snapshot(request: RunRequest, api: SpotifyApi, fetched: Fetched) -> ChartSnapshot:
+    snap = ChartSnapshot(request.snapshot_date)
     for market in request.markets:
         playlist_id = request.playlists[market]
         count = 0
         for page_no, page in enumerate(api.playlist_pages(playlist_id, market)):
             rows = page.get("items") or []
             snap.chart_objects.append(
-                (f"playlists/{market}/{playlist_id}/page-{page_no:03d}.json", _json_bytes(page), len(rows))
+                (f"playlists/{market}/{playlist_id}/page-{page_no:03d}.json", json_bytes(page), len(rows))
             )
             raw_offset = page.get("offset")
             offset = raw_offset if isinstance(raw_offset, int) else 0
@@ -163,7 +163,7 @@ def select_entries(chart: ChartFile, request: RunRequest) -> list[ChartEntry]:
 
 def _chart_file_snapshots(
     request: RunRequest, sources: Sources, bucket: str
-) -> tuple[list[_Snapshot], ChartFile, dict[str, Any]]:
+) -> tuple[list[ChartSnapshot], ChartFile, dict[str, Any]]:
     ref = request.charts_csv
     assert ref is not None  # parse_run_request guarantees it for charts-csv
     obj = sources.read_chart(ref)
@@ -185,9 +185,9 @@ def _chart_file_snapshots(
     by_key: dict[tuple[date, str], list[ChartEntry]] = {}
     for entry in select_entries(chart, request):
         by_key.setdefault((entry.snapshot_date, entry.market), []).append(entry)
-    snaps: dict[date, _Snapshot] = {}
+    snaps: dict[date, ChartSnapshot] = {}
     for (day, market), entries in sorted(by_key.items()):
-        snap = snaps.setdefault(day, _Snapshot(day))
+        snap = snaps.setdefault(day, ChartSnapshot(day))
         entries.sort(key=lambda e: e.rank)
         body = {
             "format": chart.format,
@@ -196,7 +196,7 @@ def _chart_file_snapshots(
             "market": market,
             "entries": [e.to_json() for e in entries],
         }
-        snap.chart_objects.append((f"charts/{market}.json", _json_bytes(body), len(entries)))
+        snap.chart_objects.append((f"charts/{market}.json", json_bytes(body), len(entries)))
         snap.entries_per_market[market] = len(entries)
         snap.ranks[market] = [e.rank for e in entries]
         for e in entries:
@@ -217,7 +217,7 @@ def _from_cache_then_api(
     cache: Cache,
     fetch: Callable[[list[str]], Iterator[Batch]],
     fetched_at: str,
-    fetched: _Fetched,
+    fetched: Fetched,
 ) -> tuple[dict[str, dict[str, Any] | None], list[Batch]]:
     """Objects of ``ids`` (None where the API has none): cached ones, then one pass of ``fetch``."""
     out: dict[str, dict[str, Any] | None] = {}
@@ -237,7 +237,7 @@ def _from_cache_then_api(
     return out, batches
 
 
-def _metadata(snapshots: list[_Snapshot], sources: Sources, fetched: _Fetched, fetched_at: str) -> None:
+def _metadata(snapshots: list[ChartSnapshot], sources: Sources, fetched: Fetched, fetched_at: str) -> None:
     all_tracks = _ordered_unique(t for s in snapshots for t in s.track_ids)
     need_tracks = [t for t in all_tracks if t not in fetched.tracks]
     try:
@@ -271,10 +271,10 @@ def _metadata(snapshots: list[_Snapshot], sources: Sources, fetched: _Fetched, f
 
 def _features(
     request: RunRequest,
-    snapshots: list[_Snapshot],
+    snapshots: list[ChartSnapshot],
     chart: ChartFile | None,
     sources: Sources,
-    fetched: _Fetched,
+    fetched: Fetched,
     fetched_at: str,
 ) -> tuple[FeatureProvider, ...]:
     chain = request.provider_chain(chart is not None and chart.has_features)
@@ -312,7 +312,7 @@ def _features(
 
 
 def _fetch_features(
-    provider: FeatureProvider, ids: list[str], sources: Sources, fetched: _Fetched, fetched_at: str
+    provider: FeatureProvider, ids: list[str], sources: Sources, fetched: Fetched, fetched_at: str
 ) -> list[str]:
     kind = f"features-{provider}"
     batches = fetched.feature_batches.setdefault(provider, [])
@@ -353,7 +353,7 @@ def run_extract(
     """
     started = now()
     fetched_at = started.isoformat()
-    fetched = _Fetched()
+    fetched = Fetched()
     chart: ChartFile | None = None
     chart_file: dict[str, Any] | None = None
     if request.chart_source == ChartSource.CHARTS_CSV:
@@ -361,7 +361,7 @@ def run_extract(
     elif request.markets:
         snapshots = [_playlist_snapshot(request, sources.spotify_api(), fetched)]
     else:
-        snapshots = [_Snapshot(request.snapshot_date)]  # only removing markets: nothing to fetch
+        snapshots = [ChartSnapshot(request.snapshot_date)]  # only removing markets: nothing to fetch
     for snap in snapshots:
         if (snap.snapshot_date - started.date()).days > FUTURE_SLACK_DAYS:  # as a request's snapshot_date
             where = request.charts_csv or "the run request"
@@ -385,7 +385,7 @@ def run_extract(
         sources_row["chart_file"] = chart_file["uri"]
     results: list[tuple[Manifest, int]] = []
     for snap in snapshots:
-        objects, artists = _snapshot_objects(snap, fetched)
+        objects, artists = snapshot_objects(snap, fetched)
         by_provider: dict[str, int] = {}
         for tid in snap.track_ids:
             if tid in fetched.provider_of:
@@ -406,6 +406,6 @@ def run_extract(
             chart_file=UNSET if chart_file is None else chart_file,
             gates_forced=forced.get(snap.snapshot_date, UNSET),
         )
-        results.append(_publish_week(request, store, snap, objects, summary, sources_row, now))
+        results.append(publish_week(request, store, snap, objects, summary, sources_row, now))
     sources.cache.flush()
     return results

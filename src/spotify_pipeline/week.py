@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 Batch = tuple[list[str], dict[str, Any]]
 
 
-def _json_bytes(obj: Any) -> bytes:
+def json_bytes(obj: Any) -> bytes:
     # Key order as received; no re-sorting, so the object reads like the API's answer.
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -43,7 +43,7 @@ def track_of(row: dict[str, Any]) -> dict[str, Any] | None:
 
 
 @dataclass
-class _Snapshot:
+class ChartSnapshot:
     snapshot_date: date
     chart_objects: list[tuple[str, bytes, int]] = field(default_factory=list)  # (name below prefix, data, rows)
     track_ids: list[str] = field(default_factory=list)
@@ -66,7 +66,7 @@ class _Snapshot:
 
 
 @dataclass
-class _Fetched:
+class Fetched:
     """Everything the run fetched or found in the cache, before anything is written."""
 
     tracks: dict[str, dict[str, Any]] = field(default_factory=dict)  # embedded, fetched or cached objects
@@ -85,13 +85,13 @@ class _Fetched:
 def _batches_for(batches: list[Batch], ids: set[str], folder: str, key: str) -> list[tuple[str, bytes, int]]:
     """The batches (as received) that answer any of ``ids``, numbered as fetched."""
     return [
-        (f"{folder}/batch-{n:03d}.json", _json_bytes(body), len(body.get(key) or []))
+        (f"{folder}/batch-{n:03d}.json", json_bytes(body), len(body.get(key) or []))
         for n, (asked, body) in enumerate(batches)
         if ids.intersection(asked)
     ]
 
 
-def _snapshot_objects(snap: _Snapshot, fetched: _Fetched) -> tuple[list[tuple[str, bytes, int]], set[str]]:
+def snapshot_objects(snap: ChartSnapshot, fetched: Fetched) -> tuple[list[tuple[str, bytes, int]], set[str]]:
     tids = set(snap.track_ids)
     artists = {
         a["id"]
@@ -110,7 +110,7 @@ def _snapshot_objects(snap: _Snapshot, fetched: _Fetched) -> tuple[list[tuple[st
         wanted = artists if kind == "artists" else tids
         used = {oid: entry for oid, entry in sorted(entries.items()) if oid in wanted}
         if used:
-            objects.append((f"cached/{kind}.json", _json_bytes({"kind": kind, "entries": used}), len(used)))
+            objects.append((f"cached/{kind}.json", json_bytes({"kind": kind, "entries": used}), len(used)))
     return objects, artists
 
 
@@ -156,10 +156,10 @@ def _week_entries(parts: tuple[Part, ...], previous: Manifest | None, own: dict[
     return {m: own[m] if m in own else int(known.get(m, 0)) for p in parts for m in p.markets}
 
 
-def _publish_week(
+def publish_week(
     request: RunRequest,
     store: MergingStore,
-    snap: _Snapshot,
+    snap: ChartSnapshot,
     objects: list[tuple[str, bytes, int]],
     summary: ExtractSummary,
     sources_row: dict[str, str],
