@@ -166,3 +166,69 @@ def test_inbox_put_refuses_a_name_ingest_would_refuse_before_uploading(tmp_path:
     with pytest.raises(InvalidEvent) as refused:
         put_in_inbox(str(chart), Settings(), {}, name)
     assert refused.value.field == "--name" and str(refused.value).startswith("inbox put: field '--name' = ")
+
+
+def _cli(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = Path(sys.executable).parent / "spotify-pipeline"
+    full_env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", **(env or {})}
+    out = subprocess.run([str(cli), *argv], capture_output=True, text=True, env=full_env, timeout=60)
+    return out.returncode, out.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("query", "SELECT 1", "--timeout", "0"),
+        ("run", "--timeout", "-1"),
+        ("status", "--limit", "-3"),
+        ("status", "--stage", "nosuch"),
+        ("dashboard", "--out", "d", "--weeks", "0"),
+    ],
+)
+def test_out_of_range_numbers_and_unknown_stages_are_usage_errors(argv: tuple[str, ...], tmp_path: Any) -> None:
+    """Refused by the parser (exit 2, the option named) before any target is resolved, instead of a
+    traceback from urllib3 (`--timeout 0`) or a silent 'last -3 run(s)'."""
+    code, err = _cli(*argv, env={"SPOTIFY_PIPELINE_STACK_DIR": str(tmp_path / "none")})
+    assert code == 2, err
+    assert f"Invalid value for '{argv[-2]}'" in err and "Traceback" not in err
+
+
+def test_an_empty_project_flag_keeps_the_project_of_the_environment(tmp_path: Any) -> None:
+    """`--project "$P"` with P unset must not switch a script to the local stack."""
+    code, err = _cli(
+        "query", "SELECT 1", "--project", "", "--timeout", "2",
+        env={"SPOTIFY_PIPELINE_PROJECT": "envproj", "SPOTIFY_PIPELINE_STACK_DIR": str(tmp_path / "none")},
+    )  # fmt: skip
+    assert err.splitlines()[0].startswith("target: project envproj"), err
+    assert code != 0  # no credentials here: what matters is that the local stack was not queried
+
+
+def test_an_empty_run_id_is_refused_before_anything_is_published(tmp_path: Any) -> None:
+    """It used to be published with an empty id that extract replaced, so `run` followed an id no
+    stage used and waited out its whole timeout."""
+    from spotify_pipeline_tools.cli.errors import BAD_INPUT, CliError
+    from spotify_pipeline_tools.cli.publish import publish_request
+
+    with pytest.raises(CliError) as refused:
+        publish_request(None, parsed("--run-id", " "), "run")  # type: ignore[arg-type]  # no target is touched
+    assert refused.value.code == BAD_INPUT and "--run-id is empty" in str(refused.value)
+
+
+def test_recommend_refuses_to_write_over_its_own_features_file(tmp_path: Any) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    features = tmp_path / "g.parquet"
+    columns = {"track_id": [f"t{i}" for i in range(20)]}
+    columns |= {f: [i / 20 for i in range(20)] for f in ("danceability", "energy", "valence")}
+    pq.write_table(pa.table({**columns, "loudness": [-5.0 - i for i in range(20)]}), features)
+    before = features.read_bytes()
+    for flag in ("--out", "--clusters-out"):
+        extra = () if flag == "--out" else ("--out", str(tmp_path / "rec.parquet"))
+        code, err = _cli("recommend", "--features", str(features), flag, str(features), *extra)
+        assert code == 2 and f"{flag} {features} is the features file itself" in err, err
+    assert features.read_bytes() == before

@@ -57,7 +57,7 @@ def output_page(out: str) -> tuple[Path, str | None]:
 @target_options()
 @click.option(
     "--weeks",
-    type=int,
+    type=click.IntRange(min=1),
     default=DEFAULT_WEEKS,
     help=f"stored weeks on the page, up to --snapshot-date (default {DEFAULT_WEEKS})",
 )

@@ -111,7 +111,12 @@ def run_pipeline(where: TargetChoice, request_flags: Mapping[str, Any], timeout:
 
 @click.command("run", cls=Command, help="publish a run request and follow it to the load")
 @request_options
-@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for load (default 300)")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TIMEOUT,
+    help="seconds to wait for load (default 300)",
+)
 @target_options()
 def run_command(where: TargetChoice, request_flags: dict[str, Any], timeout: float) -> int:
     return run_pipeline(where, request_flags, timeout)
@@ -126,7 +131,10 @@ def run_command(where: TargetChoice, request_flags: dict[str, Any], timeout: flo
 @request_options
 @click.option("--wait", is_flag=True, help="follow the run to its load, as `run` does")
 @click.option(
-    "--timeout", type=float, default=DEFAULT_TIMEOUT, help="with --wait: seconds to wait for load (default 300)"
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TIMEOUT,
+    help="with --wait: seconds to wait for load (default 300)",
 )
 def trigger_command(where: TargetChoice, request_flags: dict[str, Any], wait: bool, timeout: float) -> int:
     """Publish one run request to the deployed topic (or the local stack's); with --wait, follow it."""
@@ -159,7 +167,10 @@ def trigger_command(where: TargetChoice, request_flags: dict[str, Any], wait: bo
     help="output format (default table)",
 )
 @click.option(
-    "--timeout", type=float, default=QUERY_TIMEOUT_SECONDS, help="seconds before the query is cancelled (120)"
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=QUERY_TIMEOUT_SECONDS,
+    help="seconds before the query is cancelled (120)",
 )
 @target_options()
 def query_command(where: TargetChoice, sql: str, output_format: str, timeout: float) -> int:
@@ -199,7 +210,12 @@ def _fmt(value: Any) -> str:
 
 @click.command("demo", cls=Command, help="stack up, one run on the demo catalogue, summary, stack down")
 @click.option("--snapshot-date", help="YYYY-MM-DD (default: today, UTC)")
-@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for load (default 300)")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TIMEOUT,
+    help="seconds to wait for load (default 300)",
+)
 def demo_command(snapshot_date: str | None, timeout: float) -> int:
     """Stack up, one weekly run on the synthetic catalogue, where to look, stack down."""
     from spotify_pipeline_tools.stack import local

@@ -138,7 +138,12 @@ def _read_chart(path: str, settings: Settings, env: Mapping[str, str]) -> tuple[
 @click.option("--markets", help="comma separated, e.g. GLOBAL,BR (default: every market of the file)")
 @click.option("--force", is_flag=True, help="load weeks even if a data-quality gate fails (recorded)")
 @click.option("--dry-run", is_flag=True, help="print the weeks and dates the rule picks, run nothing")
-@click.option("--timeout", type=float, default=300.0, help="seconds to wait for each week's load (default 300)")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    help="seconds to wait for each week's load (default 300)",
+)
 @target_options(bucket=True, topic=True)
 def backfill_command(
     where: TargetChoice,
@@ -340,9 +345,9 @@ def render_staging(leftovers: Sequence[StagingTable], *, now: datetime) -> list[
 @click.command(
     "status", cls=Command, help="last runs per stage from pipeline_runs: durations, row counts, sources, errors"
 )
-@click.option("--limit", type=int, default=5, help="runs shown per stage (default 5)")
-@click.option("--days", type=int, default=60, help="look this many days back (default 60)")
-@click.option("--stage", help="only this stage")
+@click.option("--limit", type=click.IntRange(min=1), default=5, help="runs shown per stage (default 5)")
+@click.option("--days", type=click.IntRange(min=1), default=60, help="look this many days back (default 60)")
+@click.option("--stage", type=click.Choice(layout.STAGES), help="only this stage")
 @click.option("--wide", is_flag=True, help="do not shorten errors")
 @target_options()
 def status_command(where: TargetChoice, limit: int, days: int, stage: str | None, wide: bool) -> int:

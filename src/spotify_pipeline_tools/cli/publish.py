@@ -106,9 +106,11 @@ def publish_request(target: Target, request_flags: Mapping[str, Any], kind: str,
     from spotify_pipeline.runlog import new_run_id
     from spotify_pipeline_tools.cli.request import prepare_request
 
+    given_run_id: str | None = request_flags.get("run_id")
+    if given_run_id is not None and not given_run_id.strip():
+        raise CliError("--run-id is empty", "give a run id, or leave --run-id out for a fresh one", BAD_INPUT)
     env, state = target.env, target.state
     settings = _function_settings(env, state, target.environ or {})
-    given_run_id: str | None = request_flags.get("run_id")
     if given_run_id and client is not None:
         _refuse_used_run_id(client, settings, given_run_id)
     run_id = given_run_id or new_run_id(kind, datetime.now(UTC))

@@ -270,6 +270,15 @@ def cmd_recommend(options: RecommendOptions) -> int:
     ):
         if path:
             check_output(path, flag, table=flag != "--stats")
+    features_file = Path(options.features).resolve()
+    for path, flag in (
+        (options.out, "--out"),
+        (options.track_clusters_out, "--track-clusters-out"),
+        (options.clusters_out, "--clusters-out"),
+        (options.stats, "--stats"),
+    ):
+        if path and Path(path).resolve() == features_file:
+            raise CliError(f"{flag} {path} is the features file itself", "write the output elsewhere", BAD_INPUT)
     out = Path(options.out)
     params = ModelParams(
         n_clusters=options.clusters,

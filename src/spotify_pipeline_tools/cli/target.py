@@ -65,6 +65,17 @@ def stack_choice(*, stack_only: bool = False) -> TargetChoice:
     )
 
 
+PROJECT_VARIABLE = "SPOTIFY_PIPELINE_PROJECT"
+
+
+def _empty_project_is_unset(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # `--project "$P"` with P unset must not quietly switch a script to the local stack: an empty
+    # flag counts as not given, so the variable (if set) still names the project.
+    if value is not None and not value.strip():
+        return process_environment().get(PROJECT_VARIABLE, "").strip() or None
+    return value
+
+
 def target_options(*, bucket: bool = False, topic: bool = False) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """``--project`` (and ``--bucket``, ``--topic``) of a command that can act on Google Cloud; the
     command receives them, with the group's ``--stack-dir``, as one ``where: TargetChoice``."""
@@ -94,7 +105,8 @@ def target_options(*, bucket: bool = False, topic: bool = False) -> Callable[[Ca
             )(decorated)
         return click.option(
             "--project",
-            envvar="SPOTIFY_PIPELINE_PROJECT",
+            envvar=PROJECT_VARIABLE,
+            callback=_empty_project_is_unset,
             help="act on this Google Cloud project instead of the local stack (or SPOTIFY_PIPELINE_PROJECT)",
         )(decorated)
 
