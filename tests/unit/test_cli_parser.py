@@ -16,6 +16,7 @@ from spotify_pipeline.sources import CHART_SOURCES
 from spotify_pipeline_tools.cli.follow import Verdict, run_verdict
 from spotify_pipeline_tools.cli.main import GROUP
 from spotify_pipeline_tools.cli.request import REQUEST_FLAGS, request_payload
+from spotify_pipeline_tools.packaging import FUNCTIONS
 
 
 def commands(group: click.Group = GROUP, path: str = "spotify-pipeline") -> list[tuple[str, click.Command]]:
@@ -168,14 +169,14 @@ def test_inbox_put_refuses_a_name_ingest_would_refuse_before_uploading(tmp_path:
     assert refused.value.field == "--name" and str(refused.value).startswith("inbox put: field '--name' = ")
 
 
-def _cli(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+def _cli(*argv: str, env: dict[str, str] | None = None, cwd: str | None = None) -> tuple[int, str]:
     import subprocess
     import sys
     from pathlib import Path
 
     cli = Path(sys.executable).parent / "spotify-pipeline"
     full_env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", **(env or {})}
-    out = subprocess.run([str(cli), *argv], capture_output=True, text=True, env=full_env, timeout=60)
+    out = subprocess.run([str(cli), *argv], capture_output=True, text=True, env=full_env, timeout=60, cwd=cwd)
     return out.returncode, out.stderr
 
 
@@ -232,3 +233,26 @@ def test_recommend_refuses_to_write_over_its_own_features_file(tmp_path: Any) ->
         code, err = _cli("recommend", "--features", str(features), flag, str(features), *extra)
         assert code == 2 and f"{flag} {features} is the features file itself" in err, err
     assert features.read_bytes() == before
+
+
+def test_recommend_refuses_outputs_it_cannot_write_before_any_work(tmp_path: Any) -> None:
+    """A folder as --out, or a file as the folder of a side output: exit 2 with a hint, and the
+    main output is not written (it used to be replaced before the side output failed)."""
+    (tmp_path / "d.csv").mkdir()
+    (tmp_path / "f.parquet").write_bytes(b"x")
+    out = tmp_path / "rec.parquet"
+    cases = [
+        (("--out", str(tmp_path / "d.csv")), "is a folder"),
+        (("--out", str(out), "--track-clusters-out", str(tmp_path / "d.csv")), "is a folder"),
+        (("--out", str(tmp_path / "f.parquet" / "x.parquet")), "is a file, not a folder"),
+    ]
+    for argv, expected in cases:
+        code, err = _cli("recommend", "--features", str(tmp_path / "missing.parquet"), *argv)
+        assert code == 2 and expected in err, err
+    assert not out.exists()
+
+
+def test_package_finds_the_functions_from_any_folder(tmp_path: Any) -> None:
+    code, err = _cli("package", "--out", str(tmp_path / "zips"), cwd=str(tmp_path))
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "zips").iterdir()) == [f"{f}.zip" for f in sorted(FUNCTIONS)]

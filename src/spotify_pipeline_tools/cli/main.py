@@ -262,12 +262,16 @@ Where to look:
 
 
 @click.command("package", cls=Command, help="build one deployable zip per function")
-@click.option("--functions", default="functions", help="folder of the functions' sources (default functions)")
-@click.option("--out", default="build/functions", help="folder for the zips (default build/functions)")
-def package_command(functions: str, out: str) -> int:
+@click.option("--functions", help="folder of the functions' sources (default: the checkout's functions/)")
+@click.option("--out", help="folder for the zips (default: the checkout's build/functions/, where infra/ reads them)")
+def package_command(functions: str | None, out: str | None) -> int:
     from spotify_pipeline_tools.packaging import build
+    from spotify_pipeline_tools.stack.state import checkout
 
-    for fn, (path, sha) in build(Path(functions), Path(out)).items():
+    # From the checkout, wherever the command runs (as every other command's defaults).
+    sources = Path(functions) if functions else checkout() / "functions"
+    target = Path(out) if out else checkout() / "build" / "functions"
+    for fn, (path, sha) in build(sources, target).items():
         print(f"{fn:<10} {path}  sha256 {sha[:16]}  {path.stat().st_size // 1024} KiB")
     return 0
 

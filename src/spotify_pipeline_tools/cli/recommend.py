@@ -102,6 +102,11 @@ def check_output(path: str, flag: str, *, table: bool = True) -> None:
     """Refuse, before any work, an output the command cannot write: no such folder, or (``table``)
     an extension the writers cannot produce."""
     folder = Path(path).parent
+    if Path(path).is_dir():
+        example = Path(path) / ("recommendations.parquet" if table else "stats.json")
+        raise CliError(f"{flag} {path} is a folder", f"name a file, e.g. {example}", BAD_INPUT)
+    if folder.exists() and not folder.is_dir():
+        raise CliError(f"{flag} {path}: {folder} is a file, not a folder", "name a file in a folder", BAD_INPUT)
     if not folder.is_dir():
         raise CliError(f"{flag} {path}: no folder {folder}", f"create it first (mkdir -p {folder})", BAD_INPUT)
     if table and not path.lower().endswith(TABLE_FILES):
