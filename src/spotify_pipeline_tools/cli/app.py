@@ -9,7 +9,7 @@ is declared. Precedence is written in :mod:`spotify_pipeline_tools.cli.main`.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,13 @@ from click.core import ParameterSource
 from spotify_pipeline_tools.cli.errors import run_command
 
 PROG = "spotify-pipeline"
+RUN_TIMEOUT_SECONDS = 300.0  # how long a command waits for a run's load, by default
+
+
+def timeout_option(default: float, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Every command's ``--timeout``: seconds, refused by the parser unless above 0 (0 or less would
+    reach the HTTP clients and end in their traceback)."""
+    return click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=default, help=help)
 
 
 @dataclass

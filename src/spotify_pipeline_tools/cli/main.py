@@ -29,7 +29,7 @@ from spotify_pipeline.safe_text import write_csv
 from spotify_pipeline.sources import ChartSource
 from spotify_pipeline_tools.bq_query import QUERY_TIMEOUT_SECONDS
 from spotify_pipeline_tools.cli import dashboard, ops, recommend, request
-from spotify_pipeline_tools.cli.app import Command, make_group
+from spotify_pipeline_tools.cli.app import RUN_TIMEOUT_SECONDS, Command, make_group, timeout_option
 from spotify_pipeline_tools.cli.app import run as run_group
 from spotify_pipeline_tools.cli.errors import BAD_INPUT, CliError
 from spotify_pipeline_tools.cli.follow import wait_for_run
@@ -45,8 +45,6 @@ from spotify_pipeline_tools.cli.target import (
     stack_root,
     target_options,
 )
-
-DEFAULT_TIMEOUT = 300.0  # seconds a command waits for a run's load
 
 
 @click.command("stack", cls=Command, help="bring the local stack up or down")
@@ -111,12 +109,7 @@ def run_pipeline(where: TargetChoice, request_flags: Mapping[str, Any], timeout:
 
 @click.command("run", cls=Command, help="publish a run request and follow it to the load")
 @request_options
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_TIMEOUT,
-    help="seconds to wait for load (default 300)",
-)
+@timeout_option(RUN_TIMEOUT_SECONDS, "seconds to wait for load (default 300)")
 @target_options()
 def run_command(where: TargetChoice, request_flags: dict[str, Any], timeout: float) -> int:
     return run_pipeline(where, request_flags, timeout)
@@ -130,12 +123,7 @@ def run_command(where: TargetChoice, request_flags: dict[str, Any], timeout: flo
 @target_options(topic=True)
 @request_options
 @click.option("--wait", is_flag=True, help="follow the run to its load, as `run` does")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_TIMEOUT,
-    help="with --wait: seconds to wait for load (default 300)",
-)
+@timeout_option(RUN_TIMEOUT_SECONDS, "with --wait: seconds to wait for load (default 300)")
 def trigger_command(where: TargetChoice, request_flags: dict[str, Any], wait: bool, timeout: float) -> int:
     """Publish one run request to the deployed topic (or the local stack's); with --wait, follow it."""
     target = resolve(where, running=True)
@@ -166,12 +154,7 @@ def trigger_command(where: TargetChoice, request_flags: dict[str, Any], wait: bo
     default="table",
     help="output format (default table)",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=QUERY_TIMEOUT_SECONDS,
-    help="seconds before the query is cancelled (120)",
-)
+@timeout_option(QUERY_TIMEOUT_SECONDS, "seconds before the query is cancelled (120)")
 @target_options()
 def query_command(where: TargetChoice, sql: str, output_format: str, timeout: float) -> int:
     from spotify_pipeline_tools.bq_query import run_query
@@ -210,12 +193,7 @@ def _fmt(value: Any) -> str:
 
 @click.command("demo", cls=Command, help="stack up, one run on the demo catalogue, summary, stack down")
 @click.option("--snapshot-date", help="YYYY-MM-DD (default: today, UTC)")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_TIMEOUT,
-    help="seconds to wait for load (default 300)",
-)
+@timeout_option(RUN_TIMEOUT_SECONDS, "seconds to wait for load (default 300)")
 def demo_command(snapshot_date: str | None, timeout: float) -> int:
     """Stack up, one weekly run on the synthetic catalogue, where to look, stack down."""
     from spotify_pipeline_tools.stack import local

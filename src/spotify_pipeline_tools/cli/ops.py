@@ -28,7 +28,7 @@ import click
 from spotify_pipeline import layout
 from spotify_pipeline.config import Settings
 from spotify_pipeline.load import STAGING_EXPIRES, STAGING_SWEEP_AGE, StagingTable
-from spotify_pipeline_tools.cli.app import Command
+from spotify_pipeline_tools.cli.app import RUN_TIMEOUT_SECONDS, Command, timeout_option
 from spotify_pipeline_tools.cli.errors import BAD_INPUT, CliError
 from spotify_pipeline_tools.cli.target import TargetChoice, open_warehouse, resolve, target_options
 
@@ -138,12 +138,7 @@ def _read_chart(path: str, settings: Settings, env: Mapping[str, str]) -> tuple[
 @click.option("--markets", help="comma separated, e.g. GLOBAL,BR (default: every market of the file)")
 @click.option("--force", is_flag=True, help="load weeks even if a data-quality gate fails (recorded)")
 @click.option("--dry-run", is_flag=True, help="print the weeks and dates the rule picks, run nothing")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=300.0,
-    help="seconds to wait for each week's load (default 300)",
-)
+@timeout_option(RUN_TIMEOUT_SECONDS, "seconds to wait for each week's load (default 300)")
 @target_options(bucket=True, topic=True)
 def backfill_command(
     where: TargetChoice,

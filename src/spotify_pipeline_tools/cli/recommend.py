@@ -98,9 +98,9 @@ class InputError(DataError):
     """The features file cannot be used as model input."""
 
 
-def check_output(path: str, flag: str, *, table: bool = True) -> None:
-    """Refuse, before any work, an output the command cannot write: no such folder, or (``table``)
-    an extension the writers cannot produce."""
+def check_output(path: str, flag: str, features: Path, *, table: bool = True) -> None:
+    """Refuse, before any work, an output the command cannot write: a folder, no such folder, the
+    features file itself, or (``table``) an extension the writers cannot produce."""
     folder = Path(path).parent
     if Path(path).is_dir():
         example = Path(path) / ("recommendations.parquet" if table else "stats.json")
@@ -116,6 +116,8 @@ def check_output(path: str, flag: str, *, table: bool = True) -> None:
             f"name the file with one of those extensions, e.g. {Path(path).with_suffix('.parquet').name}",
             BAD_INPUT,
         )
+    if Path(path).resolve() == features.resolve():
+        raise CliError(f"{flag} {path} is the features file itself", "write the output elsewhere", BAD_INPUT)
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -274,16 +276,7 @@ def cmd_recommend(options: RecommendOptions) -> int:
         (options.stats, "--stats"),
     ):
         if path:
-            check_output(path, flag, table=flag != "--stats")
-    features_file = Path(options.features).resolve()
-    for path, flag in (
-        (options.out, "--out"),
-        (options.track_clusters_out, "--track-clusters-out"),
-        (options.clusters_out, "--clusters-out"),
-        (options.stats, "--stats"),
-    ):
-        if path and Path(path).resolve() == features_file:
-            raise CliError(f"{flag} {path} is the features file itself", "write the output elsewhere", BAD_INPUT)
+            check_output(path, flag, Path(options.features), table=flag != "--stats")
     out = Path(options.out)
     params = ModelParams(
         n_clusters=options.clusters,

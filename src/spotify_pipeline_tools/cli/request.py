@@ -25,7 +25,7 @@ from spotify_pipeline import layout
 from spotify_pipeline.config import Settings, parse_playlists
 from spotify_pipeline.events import RunRequest, check_run_request_size, parse_run_request
 from spotify_pipeline.sources import CHART_SOURCES, FEATURE_PROVIDERS
-from spotify_pipeline_tools.cli.app import Command
+from spotify_pipeline_tools.cli.app import RUN_TIMEOUT_SECONDS, Command, timeout_option
 from spotify_pipeline_tools.cli.errors import BAD_INPUT, CliError
 from spotify_pipeline_tools.cli.target import TargetChoice, target_options
 
@@ -214,12 +214,7 @@ def put_in_inbox(path: str, settings: Settings, env: Mapping[str, str], name: st
 @click.argument("file", metavar="FILE", help="local chart file (charts.spotify.com or Kaggle CSV)")
 @click.option("--name", help="object name under inbox/ (default: the file's name; must end in .csv)")
 @click.option("--wait", is_flag=True, help="follow the run it starts to its load")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=300.0,
-    help="with --wait: seconds to wait for load (default 300)",
-)
+@timeout_option(RUN_TIMEOUT_SECONDS, "with --wait: seconds to wait for load (default 300)")
 @target_options(bucket=True)
 def inbox_command(where: TargetChoice, action: str, file: str, name: str | None, wait: bool, timeout: float) -> int:
     """Put a chart file into the data bucket's inbox/, where ingest starts a run for it."""
